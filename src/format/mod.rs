@@ -1,0 +1,408 @@
+//! The model file: a safetensors container whose metadata holds the config (see `docs/format.md`).
+//!
+//! Reading validates everything before any arithmetic: header size, container
+//! layout, config, every tensor's presence, dtype, shape and values, CSR
+//! invariants, and finally the model's shapes as a whole.
+
+mod config;
+
+use std::collections::{HashMap, HashSet};
+
+pub use config::{names, Config, LayerSpec, TokenizerSpec, WeightSpec, FORMAT_NAME, FORMAT_VERSION};
+use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
+
+use crate::error::{config_err, Error, Result};
+use crate::lstm::{Gates, LstmLayer};
+use crate::matrix::{Csr, Dense, Doped, Kron, LowRank, MatVec, Matrix};
+use crate::model::{Embedding, Model, ValueType, Weight, MAX_DIM};
+use crate::tokenizer::Tokenizer;
+
+/// Largest safetensors header accepted (the vocabulary lives there).
+pub const MAX_HEADER_BYTES: u64 = 64 << 20;
+/// Largest number of elements in one (materialised or virtual) weight matrix.
+pub const MAX_ELEMENTS: u64 = 1 << 32;
+
+impl Model {
+    /// Reads and validates a model file.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
+        let (st, meta) = open(bytes)?;
+        let config = read_config(meta)?;
+        let mut reader = Reader { st: &st, used: HashSet::new() };
+        let model = reader.model(config)?;
+        if let Some(name) = st.names().into_iter().find(|n| !reader.used.contains(*n)) {
+            return Err(Error::UnexpectedTensor { name: name.to_string() });
+        }
+        Ok(model)
+    }
+
+    /// The config that describes this model in a file.
+    pub fn config(&self) -> Config {
+        let tok = self.tokenizer();
+        Config {
+            architecture: "lstm-lm".into(),
+            tokenizer: TokenizerSpec {
+                kind: tok.kind(),
+                unk: tok.token(tok.unk()).unwrap_or_default().to_string(),
+                eos: tok.eos().and_then(|e| tok.token(e)).map(str::to_string),
+                tokens: tok.tokens().to_vec(),
+            },
+            embedding: match self.embedding() {
+                Embedding::Tied => WeightSpec::tied(),
+                Embedding::Own(w) => spec_of(w),
+            },
+            layers: self
+                .layers()
+                .iter()
+                .map(|l| {
+                    let (w, w_ih, w_hh) = match &l.gates {
+                        Gates::Fused(w) => (Some(spec_of(w)), None, None),
+                        Gates::Split { ih, hh } => (None, Some(spec_of(ih)), Some(spec_of(hh))),
+                    };
+                    LayerSpec { input: l.input, hidden: l.hidden, w, w_ih, w_hh }
+                })
+                .collect(),
+            output: spec_of(self.output()),
+            provenance: self.provenance().clone(),
+        }
+    }
+
+    /// Writes the model file.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = vec![];
+        for (prefix, w) in self.weights() {
+            push_matrix(&mut tensors, &prefix, w);
+        }
+        for (i, l) in self.layers().iter().enumerate() {
+            tensors.push(values_tensor(names::layer_bias(i), &l.bias, vec![l.bias.len()], ValueType::F32));
+        }
+        let ob = self.output_bias();
+        tensors.push(values_tensor(names::OUTPUT_BIAS.into(), ob, vec![ob.len()], ValueType::F32));
+        let config = serde_json::to_string(&self.config()).expect("configs serialize");
+        let meta = HashMap::from([
+            ("format".to_string(), FORMAT_NAME.to_string()),
+            ("format_version".to_string(), FORMAT_VERSION.to_string()),
+            ("config".to_string(), config),
+        ]);
+        let views: Vec<(String, TensorView)> = tensors
+            .iter()
+            .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).expect("sizes match by construction")))
+            .collect();
+        safetensors::serialize(views, Some(meta)).map_err(|e| Error::NotSafetensors { reason: e.to_string() })
+    }
+
+    /// Bytes of the tensors this model writes (file size minus header).
+    pub fn tensor_bytes(&self) -> usize {
+        let weights: usize = self.weights().iter().map(|(_, w)| weight_bytes(w)).sum();
+        let biases: usize = self.layers().iter().map(|l| l.bias.len()).sum::<usize>() + self.output_bias().len();
+        weights + 4 * biases
+    }
+}
+
+/// Bytes a weight occupies in a file.
+pub fn weight_bytes(w: &Weight) -> usize {
+    let s = w.matrix.storage();
+    s.values * w.dtype.size() + s.indices * 4
+}
+
+impl WeightSpec {
+    /// The spec of a tied embedding.
+    pub fn tied() -> WeightSpec {
+        WeightSpec { kind: "tied".into(), rows: 0, cols: 0, dtype: ValueType::F32, a: None, b: None, rank: None, nnz: None }
+    }
+}
+
+impl From<&Weight> for WeightSpec {
+    fn from(w: &Weight) -> WeightSpec {
+        spec_of(w)
+    }
+}
+
+fn spec_of(w: &Weight) -> WeightSpec {
+    let m = &w.matrix;
+    let mut spec = WeightSpec { kind: m.kind().into(), rows: m.rows(), cols: m.cols(), dtype: w.dtype, ..WeightSpec::tied() };
+    let (base, s) = match m {
+        Matrix::Doped(d) => (d.base(), Some(d.s())),
+        Matrix::Sparse(s) => (m, Some(s)),
+        _ => (m, None),
+    };
+    match base {
+        Matrix::Kron(k) => {
+            spec.a = Some([k.a().rows(), k.a().cols()]);
+            spec.b = Some([k.b().rows(), k.b().cols()]);
+        }
+        Matrix::LowRank(l) => spec.rank = Some(l.rank()),
+        _ => {}
+    }
+    spec.nnz = s.map(|s| s.nnz());
+    spec
+}
+
+fn push_matrix(out: &mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>, prefix: &str, w: &Weight) {
+    let name = |s: &str| names::join(prefix, s);
+    let dense = |out: &mut Vec<_>, suffix: &str, d: &Dense| {
+        out.push(values_tensor(name(suffix), d.data(), vec![d.rows(), d.cols()], w.dtype));
+    };
+    let sparse = |out: &mut Vec<_>, s: &Csr| {
+        out.push(values_tensor(name(names::SPARSE_VALUES), s.values(), vec![s.nnz()], w.dtype));
+        out.push(index_tensor(name(names::SPARSE_COL_IDX), s.col_idx()));
+        out.push(index_tensor(name(names::SPARSE_ROW_PTR), s.row_ptr()));
+    };
+    let structured = |out: &mut Vec<_>, m: &Matrix| match m {
+        Matrix::Dense(d) => dense(out, names::DENSE, d),
+        Matrix::Kron(k) => {
+            dense(out, names::KRON_A, k.a());
+            dense(out, names::KRON_B, k.b());
+        }
+        Matrix::LowRank(l) => {
+            dense(out, names::LOW_RANK_U, l.u());
+            dense(out, names::LOW_RANK_V, l.v());
+        }
+        Matrix::Sparse(s) => sparse(out, s),
+        Matrix::Doped(_) => unreachable!("doping does not nest"),
+    };
+    match &w.matrix {
+        Matrix::Doped(d) => {
+            structured(out, d.base());
+            sparse(out, d.s());
+        }
+        m => structured(out, m),
+    }
+}
+
+fn values_tensor(name: String, v: &[f32], shape: Vec<usize>, dtype: ValueType) -> (String, Dtype, Vec<usize>, Vec<u8>) {
+    match dtype {
+        ValueType::F32 => (name, Dtype::F32, shape, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        ValueType::F16 => {
+            (name, Dtype::F16, shape, v.iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect())
+        }
+    }
+}
+
+fn index_tensor(name: String, v: &[u32]) -> (String, Dtype, Vec<usize>, Vec<u8>) {
+    let shape = vec![v.len()];
+    (name, Dtype::I32, shape, v.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect())
+}
+
+/// Checks the container before handing it to safetensors, so that size problems
+/// get precise errors and nothing large is parsed.
+fn open(bytes: &[u8]) -> Result<(SafeTensors<'_>, Option<HashMap<String, String>>)> {
+    let found = bytes.len() as u64;
+    let Some(prefix) = bytes.get(..8) else {
+        return Err(Error::Truncated { needed: 8, found });
+    };
+    let n = u64::from_le_bytes(prefix.try_into().expect("8 bytes"));
+    if n > MAX_HEADER_BYTES {
+        return Err(Error::HeaderTooLarge { len: n, max: MAX_HEADER_BYTES });
+    }
+    if 8 + n > found {
+        return Err(Error::Truncated { needed: 8 + n, found });
+    }
+    let container = |e| match e {
+        SafeTensorError::MetadataIncompleteBuffer => match data_end(&bytes[8..8 + n as usize]) {
+            Some(end) if 8 + n + end > found => Error::Truncated { needed: 8 + n + end, found },
+            _ => Error::NotSafetensors { reason: "bytes follow the last tensor, or offsets leave gaps".into() },
+        },
+        e => Error::NotSafetensors { reason: e.to_string() },
+    };
+    // `SafeTensors` keeps its metadata private, so the (small) header is parsed twice.
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(container)?;
+    let st = SafeTensors::deserialize(bytes).map_err(container)?;
+    Ok((st, meta.metadata().clone()))
+}
+
+/// The end of the data section that a header claims, if it can be read.
+fn data_end(header: &[u8]) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_slice(header).ok()?;
+    v.as_object()?
+        .values()
+        .filter_map(|t| t.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+}
+
+fn read_config(meta: Option<HashMap<String, String>>) -> Result<Config> {
+    let bad = |reason: &str| Error::BadMetadata { reason: reason.into() };
+    let meta = meta.ok_or_else(|| bad("the file has no `__metadata__`; it is not a dkp-lstm model"))?;
+    match meta.get("format") {
+        Some(f) if f == FORMAT_NAME => {}
+        Some(f) => return Err(bad(&format!("`format` is `{f}`, expected `{FORMAT_NAME}`"))),
+        None => return Err(bad("no `format` key; this safetensors file is not a dkp-lstm model")),
+    }
+    let version = meta.get("format_version").ok_or_else(|| bad("no `format_version` key"))?;
+    if version.trim() != FORMAT_VERSION.to_string() {
+        return Err(Error::UnsupportedVersion { found: version.clone(), supported: FORMAT_VERSION });
+    }
+    let json = meta.get("config").ok_or_else(|| bad("no `config` key"))?;
+    let config: Config = serde_json::from_str(json).map_err(|e| bad(&format!("config JSON: {e}")))?;
+    if config.architecture != "lstm-lm" {
+        return Err(config_err("architecture", format!("`{}` is not supported (expected `lstm-lm`)", config.architecture)));
+    }
+    Ok(config)
+}
+
+struct Reader<'a, 'd> {
+    st: &'a SafeTensors<'d>,
+    used: HashSet<String>,
+}
+
+impl Reader<'_, '_> {
+    fn model(&mut self, c: Config) -> Result<Model> {
+        let t = &c.tokenizer;
+        let tokenizer = Tokenizer::new(t.kind, t.tokens.clone(), &t.unk, t.eos.as_deref())?;
+        let embedding = match c.embedding.kind.as_str() {
+            "tied" => Embedding::Tied,
+            _ => Embedding::Own(self.weight(names::EMBEDDING, &c.embedding)?),
+        };
+        let mut layers = Vec::with_capacity(c.layers.len());
+        for (i, l) in c.layers.iter().enumerate() {
+            if l.hidden == 0 || l.hidden > MAX_DIM || l.input > MAX_DIM {
+                return Err(config_err(format!("layers[{i}]"), format!("sizes must lie in 1..={MAX_DIM}")));
+            }
+            let gates = match (&l.w, &l.w_ih, &l.w_hh) {
+                (Some(w), None, None) => Gates::Fused(self.weight(&names::layer_weight(i, "w"), w)?),
+                (None, Some(ih), Some(hh)) => Gates::Split {
+                    ih: self.weight(&names::layer_weight(i, "w_ih"), ih)?,
+                    hh: self.weight(&names::layer_weight(i, "w_hh"), hh)?,
+                },
+                _ => return Err(config_err(format!("layers[{i}]"), "give either `w` or both `w_ih` and `w_hh`")),
+            };
+            let bias = self.values(&names::layer_bias(i), &[4 * l.hidden])?;
+            layers.push(LstmLayer { input: l.input, hidden: l.hidden, gates, bias });
+        }
+        let output = self.weight(names::OUTPUT, &c.output)?;
+        let output_bias = self.values(names::OUTPUT_BIAS, &[tokenizer.len()])?;
+        Model::new(tokenizer, embedding, layers, output, output_bias, c.provenance)
+    }
+
+    fn weight(&mut self, prefix: &str, spec: &WeightSpec) -> Result<Weight> {
+        let field = |f: &str| format!("{prefix}.{f}");
+        let (rows, cols) = (spec.rows, spec.cols);
+        for (what, v) in [("rows", rows), ("cols", cols)] {
+            if v == 0 || v > MAX_DIM {
+                return Err(config_err(field(what), format!("{v} is outside 1..={MAX_DIM}")));
+            }
+        }
+        fn need<T>(prefix: &str, kind: &str, name: &str, v: Option<T>) -> Result<T> {
+            v.ok_or_else(|| config_err(format!("{prefix}.{name}"), format!("required for kind `{kind}`")))
+        }
+        let need_shape = |name: &str, v| need(prefix, &spec.kind, name, v);
+        let need_count = |name: &str, v| need(prefix, &spec.kind, name, v);
+        let kron = |this: &mut Self| -> Result<Matrix> {
+            let (a, b) = (need_shape("a", spec.a)?, need_shape("b", spec.b)?);
+            if a[0].checked_mul(b[0]) != Some(rows) || a[1].checked_mul(b[1]) != Some(cols) {
+                return Err(config_err(field("a"), format!("factors {a:?} and {b:?} do not make a {rows}x{cols} matrix")));
+            }
+            let a = this.dense(&names::join(prefix, names::KRON_A), a[0], a[1], spec.dtype)?;
+            let b = this.dense(&names::join(prefix, names::KRON_B), b[0], b[1], spec.dtype)?;
+            Ok(Matrix::Kron(Kron::new(a, b).map_err(|r| config_err(prefix, r))?))
+        };
+        let low_rank = |this: &mut Self| -> Result<Matrix> {
+            let r = need_count("rank", spec.rank)?;
+            if r == 0 || r > rows.min(cols) {
+                return Err(config_err(field("rank"), format!("{r} is outside 1..={}", rows.min(cols))));
+            }
+            let u = this.dense(&names::join(prefix, names::LOW_RANK_U), rows, r, spec.dtype)?;
+            let v = this.dense(&names::join(prefix, names::LOW_RANK_V), r, cols, spec.dtype)?;
+            Ok(Matrix::LowRank(LowRank::new(u, v).map_err(|r| config_err(prefix, r))?))
+        };
+        let sparse = |this: &mut Self| -> Result<Csr> {
+            let nnz = need_count("nnz", spec.nnz)?;
+            if nnz as u64 > rows as u64 * cols as u64 {
+                return Err(config_err(field("nnz"), format!("{nnz} exceeds {rows}x{cols}")));
+            }
+            let values = this.values(&names::join(prefix, names::SPARSE_VALUES), &[nnz])?;
+            let col_idx = this.indices(&names::join(prefix, names::SPARSE_COL_IDX), nnz)?;
+            let row_ptr = this.indices(&names::join(prefix, names::SPARSE_ROW_PTR), rows + 1)?;
+            Csr::new(rows, cols, row_ptr, col_idx, values).map_err(|reason| Error::InvalidSparse { name: prefix.into(), reason })
+        };
+        if rows as u64 * cols as u64 > MAX_ELEMENTS {
+            return Err(Error::TooLarge { what: format!("matrix `{prefix}`"), value: rows as u64 * cols as u64, max: MAX_ELEMENTS });
+        }
+        let dope = |base: Matrix, s: Csr| Doped::new(base, s).map(Matrix::Doped).map_err(|r| config_err(prefix, r));
+        let matrix = match spec.kind.as_str() {
+            "dense" => Matrix::Dense(self.dense(&names::join(prefix, names::DENSE), rows, cols, spec.dtype)?),
+            "kp" => kron(self)?,
+            "lowrank" => low_rank(self)?,
+            "sparse" => Matrix::Sparse(sparse(self)?),
+            "dkp" => {
+                let base = kron(self)?;
+                dope(base, sparse(self)?)?
+            }
+            "dlowrank" => {
+                let base = low_rank(self)?;
+                dope(base, sparse(self)?)?
+            }
+            other => {
+                return Err(config_err(
+                    field("kind"),
+                    format!("unknown kind `{other}` (expected dense, kp, dkp, lowrank, dlowrank or sparse)"),
+                ))
+            }
+        };
+        Ok(Weight { matrix, dtype: spec.dtype })
+    }
+
+    fn dense(&mut self, name: &str, rows: usize, cols: usize, dtype: ValueType) -> Result<Dense> {
+        let data = self.typed_values(name, &[rows, cols], Some(dtype))?;
+        Ok(Dense::new(rows, cols, data).expect("shape checked"))
+    }
+
+    fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        self.typed_values(name, shape, None)
+    }
+
+    /// Reads an f32 or f16 tensor (the dtype the config declares, when it declares one).
+    fn typed_values(&mut self, name: &str, shape: &[usize], dtype: Option<ValueType>) -> Result<Vec<f32>> {
+        let t = self.tensor(name, shape)?;
+        let wrong = || Error::WrongDtype {
+            name: name.into(),
+            found: format!("{:?}", t.dtype()),
+            expected: match dtype {
+                Some(ValueType::F16) => "F16",
+                Some(ValueType::F32) => "F32",
+                None => "F32 or F16",
+            },
+        };
+        let v: Vec<f32> = match (t.dtype(), dtype) {
+            (Dtype::F32, None | Some(ValueType::F32)) => {
+                t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect()
+            }
+            (Dtype::F16, None | Some(ValueType::F16)) => t
+                .data()
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes(b.try_into().expect("2 bytes")).to_f32())
+                .collect(),
+            _ => return Err(wrong()),
+        };
+        if let Some(index) = v.iter().position(|x| !x.is_finite()) {
+            return Err(Error::NonFinite { name: name.into(), index });
+        }
+        Ok(v)
+    }
+
+    fn indices(&mut self, name: &str, len: usize) -> Result<Vec<u32>> {
+        let t = self.tensor(name, &[len])?;
+        let v: Vec<i64> = match t.dtype() {
+            Dtype::I32 => t.data().chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().expect("4")) as i64).collect(),
+            Dtype::I64 => t.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8"))).collect(),
+            d => return Err(Error::WrongDtype { name: name.into(), found: format!("{d:?}"), expected: "I32 or I64" }),
+        };
+        v.into_iter()
+            .enumerate()
+            .map(|(i, x)| {
+                u32::try_from(x).map_err(|_| Error::InvalidSparse {
+                    name: name.into(),
+                    reason: format!("index {x} at position {i} is negative or too large"),
+                })
+            })
+            .collect()
+    }
+
+    fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<TensorView<'_>> {
+        let t = self.st.tensor(name).map_err(|_| Error::MissingTensor { name: name.into() })?;
+        if t.shape() != shape {
+            return Err(Error::ShapeMismatch { name: name.into(), expected: shape.to_vec(), found: t.shape().to_vec() });
+        }
+        self.used.insert(name.to_string());
+        Ok(t)
+    }
+}

@@ -1,0 +1,192 @@
+//! Size and compression accounting of a model: per weight, per part and in total.
+//!
+//! A compression factor (CF) compares a matrix with the dense matrix of the same
+//! shape: `rows·cols / stored`, where `stored` counts either values only (`cf`) or
+//! values plus CSR indices, each index costing one value (`cf_with_indices`). The
+//! LSTM figures cover the gate weights (biases excluded); the whole-model figures
+//! cover every tensor, biases included, against the same architecture with every
+//! matrix dense (a tied embedding stays tied).
+
+use serde::Serialize;
+
+use crate::format::weight_bytes;
+use crate::matrix::MatVec;
+use crate::model::{Embedding, Model, Weight};
+
+/// One weight matrix.
+#[derive(Debug, Clone, Serialize)]
+pub struct WeightInfo {
+    /// Tensor prefix in the file, e.g. `layers.0.w`.
+    pub name: String,
+    /// `dense`, `kp`, `dkp`, `lowrank`, `dlowrank` or `sparse`.
+    pub kind: &'static str,
+    /// Full shape `[rows, cols]`.
+    pub shape: [usize; 2],
+    /// Kronecker factor shapes, rank and non-zeros, where they apply.
+    pub detail: String,
+    /// Stored values.
+    pub values: usize,
+    /// Stored indices.
+    pub indices: usize,
+    /// Bytes in the file.
+    pub bytes: usize,
+    /// Multiply-adds per token.
+    pub macs: usize,
+    /// CF, values only.
+    pub cf: f64,
+    /// CF, values and indices.
+    pub cf_with_indices: f64,
+}
+
+/// Totals of a group of tensors.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct PartInfo {
+    /// Stored values.
+    pub params: usize,
+    /// Stored indices.
+    pub indices: usize,
+    /// Bytes in the file.
+    pub bytes: usize,
+    /// Values the same tensors would hold dense.
+    pub dense_params: usize,
+    /// Multiply-adds per token.
+    pub macs: usize,
+    /// CF, values only.
+    pub cf: f64,
+    /// CF, values and indices.
+    pub cf_with_indices: f64,
+}
+
+/// Everything `dkp info` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    /// `word` or `char`.
+    pub tokenizer: crate::tokenizer::TokenizerKind,
+    /// Vocabulary size.
+    pub vocab: usize,
+    /// Embedding size.
+    pub embedding_dim: usize,
+    /// Hidden size of each layer.
+    pub hidden: Vec<usize>,
+    /// Whether the embedding is tied to the output projection.
+    pub tied: bool,
+    /// Kernel set in use.
+    pub kernels: &'static str,
+    /// Stored values in the whole model, biases included.
+    pub params: usize,
+    /// Bytes of all tensors.
+    pub bytes: usize,
+    /// LSTM gate-weight CF, values only.
+    pub lstm_cf: f64,
+    /// LSTM gate-weight CF, values and indices.
+    pub lstm_cf_with_indices: f64,
+    /// Whole-model CF, values only.
+    pub total_cf: f64,
+    /// Whole-model CF, values and indices.
+    pub total_cf_with_indices: f64,
+    /// LSTM gate weights.
+    pub lstm: PartInfo,
+    /// Embedding (zero when tied).
+    pub embedding: PartInfo,
+    /// Output projection.
+    pub output: PartInfo,
+    /// Biases.
+    pub biases: PartInfo,
+    /// Every weight.
+    pub weights: Vec<WeightInfo>,
+    /// The model's provenance metadata.
+    pub provenance: serde_json::Map<String, serde_json::Value>,
+}
+
+fn ratio(dense: usize, stored: usize) -> f64 {
+    if stored == 0 {
+        1.0
+    } else {
+        dense as f64 / stored as f64
+    }
+}
+
+fn weight_info(name: String, w: &Weight) -> WeightInfo {
+    let m = &w.matrix;
+    let s = m.storage();
+    let dense = m.rows() * m.cols();
+    let spec = crate::format::WeightSpec::from(w);
+    let mut detail = vec![];
+    if let (Some(a), Some(b)) = (spec.a, spec.b) {
+        detail.push(format!("A {}x{} ⊗ B {}x{}", a[0], a[1], b[0], b[1]));
+    }
+    if let Some(r) = spec.rank {
+        detail.push(format!("rank {r}"));
+    }
+    if let Some(nnz) = spec.nnz {
+        detail.push(format!("S {nnz} nnz ({:.2}%)", 100.0 * nnz as f64 / dense as f64));
+    }
+    WeightInfo {
+        name,
+        kind: m.kind(),
+        shape: [m.rows(), m.cols()],
+        detail: detail.join(", "),
+        values: s.values,
+        indices: s.indices,
+        bytes: weight_bytes(w),
+        macs: m.macs(),
+        cf: ratio(dense, s.values),
+        cf_with_indices: ratio(dense, s.values + s.indices),
+    }
+}
+
+fn part<'a>(ws: impl Iterator<Item = &'a WeightInfo>) -> PartInfo {
+    let mut p = PartInfo::default();
+    for w in ws {
+        p.params += w.values;
+        p.indices += w.indices;
+        p.bytes += w.bytes;
+        p.dense_params += w.shape[0] * w.shape[1];
+        p.macs += w.macs;
+    }
+    p.cf = ratio(p.dense_params, p.params);
+    p.cf_with_indices = ratio(p.dense_params, p.params + p.indices);
+    p
+}
+
+impl Model {
+    /// Size and compression figures.
+    pub fn info(&self) -> ModelInfo {
+        let weights: Vec<WeightInfo> = self.weights().into_iter().map(|(n, w)| weight_info(n, w)).collect();
+        let lstm = part(weights.iter().filter(|w| w.name.starts_with("layers.")));
+        let embedding = part(weights.iter().filter(|w| w.name == "embedding"));
+        let output = part(weights.iter().filter(|w| w.name == "output"));
+        let n_bias = self.layers().iter().map(|l| l.bias.len()).sum::<usize>() + self.output_bias().len();
+        let biases = PartInfo {
+            params: n_bias,
+            bytes: 4 * n_bias,
+            dense_params: n_bias,
+            cf: 1.0,
+            cf_with_indices: 1.0,
+            ..PartInfo::default()
+        };
+        let all = [lstm, embedding, output, biases];
+        let sum = |f: fn(&PartInfo) -> usize| all.iter().map(f).sum::<usize>();
+        let (params, indices, dense) = (sum(|p| p.params), sum(|p| p.indices), sum(|p| p.dense_params));
+        ModelInfo {
+            tokenizer: self.tokenizer().kind(),
+            vocab: self.vocab_size(),
+            embedding_dim: self.embedding_dim(),
+            hidden: self.layers().iter().map(|l| l.hidden).collect(),
+            tied: matches!(self.embedding(), Embedding::Tied),
+            kernels: self.kernels().name,
+            params,
+            bytes: sum(|p| p.bytes),
+            lstm_cf: lstm.cf,
+            lstm_cf_with_indices: lstm.cf_with_indices,
+            total_cf: ratio(dense, params),
+            total_cf_with_indices: ratio(dense, params + indices),
+            lstm,
+            embedding,
+            output,
+            biases,
+            weights,
+            provenance: self.provenance().clone(),
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Hot loops behind one table of function pointers, one module per instruction set.
+//!
+//! The instruction set is picked once, when a model is loaded (`Kernels::best`), and
+//! the table travels with the model. Every set implements the same contract as
+//! [`scalar`], which is the specification and the test oracle. Kernels only run
+//! loops over slices whose lengths the caller has already checked; matrix
+//! structure (Kronecker reshapes, CSR validation, tails of odd shapes) lives in
+//! `crate::matrix`.
+
+pub mod scalar;
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub mod simd128;
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+
+/// A set of kernels for one instruction set.
+///
+/// Contracts (lengths are checked by callers in debug builds only):
+/// - `gemv(w, x, y)`: `y[r] += Σ_c w[r·n + c]·x[c]` with `n = x.len()`, `w.len() = y.len()·n`;
+/// - `axpy(a, x, y)`: `y[i] += a·x[i]`;
+/// - `csr(row_ptr, col_idx, values, x, y)`: `y[r] += Σ_{k in row_ptr[r]..row_ptr[r+1]} values[k]·x[col_idx[k]]`,
+///   with indices already validated;
+/// - `sigmoid(v)`, `tanh(v)`: in place;
+/// - `log_softmax(v)`: in place, `v[i] - ln Σ exp v[j]`.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    /// The instruction set's name: `scalar`, `simd128` or `avx2`.
+    pub name: &'static str,
+    /// Dense matrix × vector, accumulating.
+    pub gemv: fn(w: &[f32], x: &[f32], y: &mut [f32]),
+    /// `y += a·x`.
+    pub axpy: fn(a: f32, x: &[f32], y: &mut [f32]),
+    /// Sparse CSR matrix × vector, accumulating.
+    pub csr: fn(row_ptr: &[u32], col_idx: &[u32], values: &[f32], x: &[f32], y: &mut [f32]),
+    /// Logistic sigmoid in place.
+    pub sigmoid: fn(v: &mut [f32]),
+    /// Hyperbolic tangent in place.
+    pub tanh: fn(v: &mut [f32]),
+    /// Log-softmax in place.
+    pub log_softmax: fn(v: &mut [f32]),
+}
+
+impl std::fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernels").field("name", &self.name).finish()
+    }
+}
+
+impl Kernels {
+    /// The portable reference kernels.
+    pub fn scalar() -> Kernels {
+        scalar::KERNELS
+    }
+
+    /// The fastest set this build and this CPU support.
+    pub fn best() -> Kernels {
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        return simd128::KERNELS;
+        #[cfg(target_arch = "x86_64")]
+        if let Some(k) = avx2::detect() {
+            return k;
+        }
+        #[allow(unreachable_code)]
+        scalar::KERNELS
+    }
+
+    /// Every set this build and this CPU can run, best last; used by tests and benches.
+    pub fn available() -> Vec<Kernels> {
+        #[allow(unused_mut)]
+        let mut sets = vec![scalar::KERNELS];
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        sets.push(simd128::KERNELS);
+        #[cfg(target_arch = "x86_64")]
+        sets.extend(avx2::detect());
+        sets
+    }
+
+    /// The set called `name`, if this build and CPU can run it.
+    pub fn by_name(name: &str) -> Option<Kernels> {
+        Kernels::available().into_iter().find(|k| k.name == name)
+    }
+
+    /// `best()`, unless the environment variable `DKP_KERNELS` names another set
+    /// (native builds only). An unknown or unavailable name is an error, so that a
+    /// test run that asked for a set cannot silently run another.
+    pub fn from_env() -> crate::Result<Kernels> {
+        match std::env::var("DKP_KERNELS") {
+            Ok(name) if !name.is_empty() => Kernels::by_name(&name).ok_or_else(|| {
+                crate::Error::InvalidArgument {
+                    name: "DKP_KERNELS",
+                    reason: format!(
+                        "kernel set `{name}` is not available here (available: {})",
+                        Kernels::available().iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+                    ),
+                }
+            }),
+            _ => Ok(Kernels::best()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

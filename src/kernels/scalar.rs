@@ -1,0 +1,89 @@
+//! Portable scalar kernels: the specification every other instruction set must match.
+
+use super::Kernels;
+
+/// The scalar kernel table.
+pub const KERNELS: Kernels = Kernels {
+    name: "scalar",
+    gemv,
+    axpy,
+    csr,
+    sigmoid,
+    tanh,
+    log_softmax,
+};
+
+/// Dense matrix × vector, accumulating into `y`.
+pub fn gemv(w: &[f32], x: &[f32], y: &mut [f32]) {
+    let n = x.len();
+    debug_assert_eq!(w.len(), y.len() * n);
+    if n == 0 {
+        return;
+    }
+    for (yr, row) in y.iter_mut().zip(w.chunks_exact(n)) {
+        *yr += dot(row, x);
+    }
+}
+
+/// Dot product with four independent accumulators, so the result does not depend on
+/// a single long dependency chain (and matches the SIMD sets' summation order closely).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 4];
+    let mut ca = a.chunks_exact(4);
+    let mut cb = b.chunks_exact(4);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for l in 0..4 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut tail = 0.0;
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        tail += x * y;
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+/// `y += a·x`.
+pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    debug_assert_eq!(x.len(), y.len());
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
+/// CSR matrix × vector, accumulating into `y`.
+pub fn csr(row_ptr: &[u32], col_idx: &[u32], values: &[f32], x: &[f32], y: &mut [f32]) {
+    debug_assert_eq!(row_ptr.len(), y.len() + 1);
+    for (r, yr) in y.iter_mut().enumerate() {
+        let (s, e) = (row_ptr[r] as usize, row_ptr[r + 1] as usize);
+        let mut acc = 0.0;
+        for (&c, &v) in col_idx[s..e].iter().zip(&values[s..e]) {
+            acc += v * x[c as usize];
+        }
+        *yr += acc;
+    }
+}
+
+/// Logistic sigmoid in place.
+pub fn sigmoid(v: &mut [f32]) {
+    for x in v {
+        *x = 1.0 / (1.0 + (-*x).exp());
+    }
+}
+
+/// Hyperbolic tangent in place.
+pub fn tanh(v: &mut [f32]) {
+    for x in v {
+        *x = x.tanh();
+    }
+}
+
+/// Log-softmax in place, shifted by the maximum for stability.
+pub fn log_softmax(v: &mut [f32]) {
+    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = v.iter().map(|&x| (x - max).exp()).sum();
+    let shift = max + sum.ln();
+    for x in v {
+        *x -= shift;
+    }
+}

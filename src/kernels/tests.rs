@@ -1,0 +1,1 @@
+//! Conformance of every kernel set against the scalar specification.

@@ -1,0 +1,125 @@
+//! Compressed sparse row matrices: the pruning baseline and the doping co-matrix.
+
+use super::{Dense, MatVec, Storage};
+use crate::kernels::Kernels;
+
+/// A `rows × cols` CSR matrix. Invariants (checked by [`Csr::new`]): `row_ptr` has
+/// `rows + 1` non-decreasing entries from 0 to `nnz`; column indices are `< cols` and
+/// strictly increasing within each row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Csr {
+    rows: usize,
+    cols: usize,
+    row_ptr: Vec<u32>,
+    col_idx: Vec<u32>,
+    values: Vec<f32>,
+}
+
+impl Csr {
+    /// Validates and wraps the three CSR arrays.
+    pub fn new(
+        rows: usize,
+        cols: usize,
+        row_ptr: Vec<u32>,
+        col_idx: Vec<u32>,
+        values: Vec<f32>,
+    ) -> Result<Csr, String> {
+        if row_ptr.len() != rows + 1 {
+            return Err(format!("row_ptr has {} entries, expected {}", row_ptr.len(), rows + 1));
+        }
+        if col_idx.len() != values.len() {
+            return Err(format!(
+                "{} column indices but {} values",
+                col_idx.len(),
+                values.len()
+            ));
+        }
+        if row_ptr[0] != 0 {
+            return Err(format!("row_ptr[0] is {}, expected 0", row_ptr[0]));
+        }
+        if row_ptr[rows] as usize != values.len() {
+            return Err(format!(
+                "row_ptr[{rows}] is {} but there are {} values",
+                row_ptr[rows],
+                values.len()
+            ));
+        }
+        for r in 0..rows {
+            let (s, e) = (row_ptr[r], row_ptr[r + 1]);
+            if e < s {
+                return Err(format!("row_ptr is not monotone at row {r} ({s} > {e})"));
+            }
+            let row = &col_idx[s as usize..e as usize];
+            for (i, &c) in row.iter().enumerate() {
+                if c as usize >= cols {
+                    return Err(format!("column index {c} at row {r} is out of range (cols = {cols})"));
+                }
+                if i > 0 && row[i - 1] >= c {
+                    return Err(format!("column indices of row {r} are not strictly increasing"));
+                }
+            }
+        }
+        Ok(Csr { rows, cols, row_ptr, col_idx, values })
+    }
+
+    /// Keeps the entries of a dense matrix for which `keep(r, c, v)` holds.
+    pub fn from_dense_where(m: &Dense, mut keep: impl FnMut(usize, usize, f32) -> bool) -> Csr {
+        let (mut row_ptr, mut col_idx, mut values) = (vec![0u32], vec![], vec![]);
+        for r in 0..m.rows() {
+            for (c, &v) in m.row_slice(r).iter().enumerate() {
+                if keep(r, c, v) {
+                    col_idx.push(c as u32);
+                    values.push(v);
+                }
+            }
+            row_ptr.push(values.len() as u32);
+        }
+        Csr { rows: m.rows(), cols: m.cols(), row_ptr, col_idx, values }
+    }
+
+    /// Stored non-zeros.
+    pub fn nnz(&self) -> usize {
+        self.values.len()
+    }
+    /// Row pointers (`rows + 1`).
+    pub fn row_ptr(&self) -> &[u32] {
+        &self.row_ptr
+    }
+    /// Column index of each stored value.
+    pub fn col_idx(&self) -> &[u32] {
+        &self.col_idx
+    }
+    /// Stored values.
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+    /// `out += row r`.
+    pub fn add_row(&self, r: usize, out: &mut [f32]) {
+        let (s, e) = (self.row_ptr[r] as usize, self.row_ptr[r + 1] as usize);
+        for (&c, &v) in self.col_idx[s..e].iter().zip(&self.values[s..e]) {
+            out[c as usize] += v;
+        }
+    }
+}
+
+impl MatVec for Csr {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn cols(&self) -> usize {
+        self.cols
+    }
+    fn matvec(&self, k: &Kernels, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+        (k.csr)(&self.row_ptr, &self.col_idx, &self.values, x, y);
+    }
+    fn row(&self, r: usize, out: &mut [f32]) {
+        out.fill(0.0);
+        self.add_row(r, out);
+    }
+    fn storage(&self) -> Storage {
+        Storage { values: self.nnz(), indices: self.nnz() + self.rows + 1 }
+    }
+    fn macs(&self) -> usize {
+        self.nnz()
+    }
+}

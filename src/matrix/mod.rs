@@ -1,0 +1,188 @@
+//! Weight kinds behind one matrix–vector trait: dense, Kronecker, low-rank, sparse, doped.
+
+mod csr;
+mod dense;
+mod kron;
+mod low_rank;
+
+pub use csr::Csr;
+pub use dense::Dense;
+pub use kron::Kron;
+pub use low_rank::LowRank;
+
+use crate::kernels::Kernels;
+
+/// What every weight kind can do.
+pub trait MatVec {
+    /// Output length.
+    fn rows(&self) -> usize;
+    /// Input length.
+    fn cols(&self) -> usize;
+    /// Length of the scratch buffer [`MatVec::matvec`] needs.
+    fn scratch_len(&self) -> usize {
+        0
+    }
+    /// `y += W·x`. `x.len() == cols`, `y.len() == rows`, `scratch.len() >= scratch_len()`.
+    fn matvec(&self, k: &Kernels, x: &[f32], y: &mut [f32], scratch: &mut [f32]);
+    /// Writes row `r` of W into `out` (length `cols`) without materialising W.
+    fn row(&self, r: usize, out: &mut [f32]);
+    /// Stored numbers: values and integer indices.
+    fn storage(&self) -> Storage;
+    /// Multiply-adds per matrix–vector product.
+    fn macs(&self) -> usize;
+}
+
+/// How many numbers a matrix stores, for compression accounting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Storage {
+    /// Stored weight values.
+    pub values: usize,
+    /// Stored integer indices (CSR column indices and row pointers).
+    pub indices: usize,
+}
+
+impl std::ops::Add for Storage {
+    type Output = Storage;
+    fn add(self, o: Storage) -> Storage {
+        Storage { values: self.values + o.values, indices: self.indices + o.indices }
+    }
+}
+
+/// A weight matrix of any supported kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Matrix {
+    /// Plain row-major dense matrix.
+    Dense(Dense),
+    /// Kronecker product A⊗B.
+    Kron(Kron),
+    /// Low-rank product U·V.
+    LowRank(LowRank),
+    /// Sparse CSR matrix (the magnitude-pruning baseline).
+    Sparse(Csr),
+    /// A structured matrix plus a sparse "doping" co-matrix S of the same shape.
+    Doped(Doped),
+}
+
+/// `base + S`: a Kronecker or low-rank matrix doped with a sparse co-matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Doped {
+    base: Box<Matrix>,
+    s: Csr,
+}
+
+impl Doped {
+    /// Dopes `base` (Kronecker or low-rank) with `s`, which must have its shape.
+    pub fn new(base: Matrix, s: Csr) -> Result<Doped, String> {
+        if !matches!(base, Matrix::Kron(_) | Matrix::LowRank(_)) {
+            return Err(format!("only kp and lowrank matrices can be doped, not {}", base.kind()));
+        }
+        if (base.rows(), base.cols()) != (s.rows(), s.cols()) {
+            return Err(format!(
+                "co-matrix is {}x{} but the matrix it dopes is {}x{}",
+                s.rows(),
+                s.cols(),
+                base.rows(),
+                base.cols()
+            ));
+        }
+        Ok(Doped { base: Box::new(base), s })
+    }
+    /// The structured part.
+    pub fn base(&self) -> &Matrix {
+        &self.base
+    }
+    /// The sparse co-matrix.
+    pub fn s(&self) -> &Csr {
+        &self.s
+    }
+}
+
+impl Matrix {
+    /// The kind's name as written in model files: `dense`, `kp`, `dkp`, `lowrank`, `dlowrank`, `sparse`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Matrix::Dense(_) => "dense",
+            Matrix::Kron(_) => "kp",
+            Matrix::LowRank(_) => "lowrank",
+            Matrix::Sparse(_) => "sparse",
+            Matrix::Doped(d) => match *d.base {
+                Matrix::LowRank(_) => "dlowrank",
+                _ => "dkp",
+            },
+        }
+    }
+
+    /// Materialises W row by row; for tests, decomposition and small matrices only.
+    pub fn to_dense(&self) -> Dense {
+        let (rows, cols) = (self.rows(), self.cols());
+        let mut data = vec![0.0; rows * cols];
+        for (r, out) in data.chunks_exact_mut(cols.max(1)).enumerate().take(rows) {
+            self.row(r, out);
+        }
+        Dense::new(rows, cols, data).expect("row() fills a rows x cols buffer")
+    }
+
+    fn inner(&self) -> &dyn MatVec {
+        match self {
+            Matrix::Dense(m) => m,
+            Matrix::Kron(m) => m,
+            Matrix::LowRank(m) => m,
+            Matrix::Sparse(m) => m,
+            Matrix::Doped(m) => m,
+        }
+    }
+}
+
+impl MatVec for Matrix {
+    fn rows(&self) -> usize {
+        self.inner().rows()
+    }
+    fn cols(&self) -> usize {
+        self.inner().cols()
+    }
+    fn scratch_len(&self) -> usize {
+        self.inner().scratch_len()
+    }
+    #[inline]
+    fn matvec(&self, k: &Kernels, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        self.inner().matvec(k, x, y, scratch)
+    }
+    fn row(&self, r: usize, out: &mut [f32]) {
+        self.inner().row(r, out)
+    }
+    fn storage(&self) -> Storage {
+        self.inner().storage()
+    }
+    fn macs(&self) -> usize {
+        self.inner().macs()
+    }
+}
+
+impl MatVec for Doped {
+    fn rows(&self) -> usize {
+        self.s.rows()
+    }
+    fn cols(&self) -> usize {
+        self.s.cols()
+    }
+    fn scratch_len(&self) -> usize {
+        self.base.scratch_len()
+    }
+    fn matvec(&self, k: &Kernels, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        self.base.matvec(k, x, y, scratch);
+        self.s.matvec(k, x, y, scratch);
+    }
+    fn row(&self, r: usize, out: &mut [f32]) {
+        self.base.row(r, out);
+        self.s.add_row(r, out);
+    }
+    fn storage(&self) -> Storage {
+        self.base.storage() + self.s.storage()
+    }
+    fn macs(&self) -> usize {
+        self.base.macs() + self.s.macs()
+    }
+}
+
+#[cfg(test)]
+mod tests;

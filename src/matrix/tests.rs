@@ -1,0 +1,1 @@
+//! Every weight kind against a naive dense reference.

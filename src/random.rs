@@ -1,0 +1,184 @@
+//! Random-weight models of any kind and shape, for tests, benchmarks and the demo's
+//! "untrained" models. They are marked `"trained": false` in their provenance.
+
+use crate::error::Result;
+use crate::lstm::{Gates, LstmLayer};
+use crate::matrix::{Csr, Dense, Doped, Kron, LowRank, Matrix};
+use crate::model::{Embedding, Model, ValueType, Weight};
+use crate::plan::{plan, Accounting, Plan};
+use crate::sample::Rng;
+use crate::tokenizer::{Tokenizer, TokenizerKind};
+
+/// What random model to make.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RandomSpec {
+    /// LSTM layers.
+    pub layers: usize,
+    /// Hidden size of every layer.
+    pub hidden: usize,
+    /// Vocabulary size (including `<unk>` and, for word models, `<eos>`).
+    pub vocab: usize,
+    /// Embedding size; `None` means the hidden size.
+    pub embedding_dim: Option<usize>,
+    /// Kind of the LSTM gate weights.
+    pub kind: String,
+    /// Compression factor of the LSTM gate weights.
+    pub cf: f64,
+    /// Kind of the output projection.
+    pub output_kind: String,
+    /// Compression factor of the output projection.
+    pub output_cf: f64,
+    /// Embedding kind, or `tied` to share the output projection.
+    pub embedding_kind: String,
+    /// Gate weights as one `[W_ih | W_hh]` matrix (true) or two.
+    pub fused: bool,
+    /// Word or char vocabulary.
+    pub tokenizer: TokenizerKind,
+    /// Storage precision.
+    pub dtype: ValueType,
+    /// How compression budgets count stored numbers.
+    pub accounting: Accounting,
+    /// Seed of every random choice.
+    pub seed: u64,
+}
+
+impl Default for RandomSpec {
+    fn default() -> Self {
+        RandomSpec {
+            layers: 2,
+            hidden: 32,
+            vocab: 100,
+            embedding_dim: None,
+            kind: "dense".into(),
+            cf: 1.0,
+            output_kind: "dense".into(),
+            output_cf: 1.0,
+            embedding_kind: "dense".into(),
+            fused: true,
+            tokenizer: TokenizerKind::Word,
+            dtype: ValueType::F32,
+            accounting: Accounting::Values,
+            seed: 0,
+        }
+    }
+}
+
+/// A vocabulary of `n` tokens: `<unk>`, `<eos>`, then `the`, `of`, … and `w7`, `w8`, …
+/// for word models; `<unk>`, newline, space and printable ASCII for char models.
+pub fn synthetic_vocab(kind: TokenizerKind, n: usize) -> Vec<String> {
+    const WORDS: [&str; 16] =
+        ["the", "of", "and", "to", "a", "in", "N", "is", "that", "for", "it", "was", "on", "with", "as", "cat"];
+    match kind {
+        TokenizerKind::Word => ["<unk>", "<eos>"]
+            .into_iter()
+            .chain(WORDS)
+            .map(str::to_string)
+            .chain((0..).map(|i| format!("w{i}")))
+            .take(n)
+            .collect(),
+        TokenizerKind::Char => ["<unk>".to_string(), "\n".to_string()]
+            .into_iter()
+            .chain((b' '..=b'~').map(|c| (c as char).to_string()))
+            .chain((0x00C0u32..).filter_map(char::from_u32).map(|c| c.to_string()))
+            .take(n)
+            .collect(),
+    }
+}
+
+/// Builds a random model.
+pub fn random_model(spec: &RandomSpec) -> Result<Model> {
+    let mut rng = Rng::new(spec.seed);
+    let tokens = synthetic_vocab(spec.tokenizer, spec.vocab.max(3));
+    let eos = (spec.tokenizer == TokenizerKind::Word).then_some("<eos>");
+    let tokenizer = Tokenizer::new(spec.tokenizer, tokens, "<unk>", eos)?;
+    let vocab = tokenizer.len();
+    let h = spec.hidden;
+    let tied = spec.embedding_kind == "tied";
+    let e = if tied { h } else { spec.embedding_dim.unwrap_or(h) };
+    let weight = |kind: &str, rows: usize, cols: usize, cf: f64, rng: &mut Rng| -> Result<Weight> {
+        let p = plan(kind, rows, cols, cf, spec.accounting)?;
+        Ok(Weight { matrix: random_matrix(p, rows, cols, rng), dtype: spec.dtype })
+    };
+    let embedding =
+        if tied { Embedding::Tied } else { Embedding::Own(weight(&spec.embedding_kind, vocab, e, 1.0, &mut rng)?) };
+    let mut layers = vec![];
+    for i in 0..spec.layers {
+        let input = if i == 0 { e } else { h };
+        let gates = if spec.fused {
+            Gates::Fused(weight(&spec.kind, 4 * h, input + h, spec.cf, &mut rng)?)
+        } else {
+            Gates::Split {
+                ih: weight(&spec.kind, 4 * h, input, spec.cf, &mut rng)?,
+                hh: weight(&spec.kind, 4 * h, h, spec.cf, &mut rng)?,
+            }
+        };
+        let bias = (0..4 * h).map(|_| rng.symmetric(0.1)).collect();
+        layers.push(LstmLayer { input, hidden: h, gates, bias });
+    }
+    let output = weight(&spec.output_kind, vocab, h, spec.output_cf, &mut rng)?;
+    let output_bias = (0..vocab).map(|_| rng.symmetric(0.1)).collect();
+    let provenance = serde_json::json!({
+        "trained": false,
+        "method": spec.kind,
+        "note": "random weights for tests and benchmarks",
+        "seed": spec.seed,
+    });
+    let serde_json::Value::Object(provenance) = provenance else { unreachable!() };
+    Model::new(tokenizer, embedding, layers, output, output_bias, provenance)
+}
+
+/// A random matrix of the planned shape, scaled so that `W·x` keeps the scale of `x`.
+pub fn random_matrix(p: Plan, rows: usize, cols: usize, rng: &mut Rng) -> Matrix {
+    let scale = 1.0 / (cols as f32).sqrt();
+    let mut dense = |r: usize, c: usize, a: f32| {
+        Dense::new(r, c, (0..r * c).map(|_| rng.symmetric(a)).collect()).expect("sized")
+    };
+    let kron = |dense: &mut dyn FnMut(usize, usize, f32) -> Dense, a: [usize; 2], b: [usize; 2]| {
+        let s = scale.sqrt();
+        Matrix::Kron(Kron::new(dense(a[0], a[1], s), dense(b[0], b[1], s)).expect("planned"))
+    };
+    let low_rank = |dense: &mut dyn FnMut(usize, usize, f32) -> Dense, rank: usize| {
+        let s = (scale / (rank as f32).sqrt()).sqrt();
+        Matrix::LowRank(LowRank::new(dense(rows, rank, s), dense(rank, cols, s)).expect("planned"))
+    };
+    match p {
+        Plan::Dense => Matrix::Dense(dense(rows, cols, scale)),
+        Plan::Kp { a, b } => kron(&mut dense, a, b),
+        Plan::LowRank { rank } => low_rank(&mut dense, rank),
+        Plan::Dkp { a, b, nnz } => {
+            let base = kron(&mut dense, a, b);
+            Matrix::Doped(Doped::new(base, random_csr(rows, cols, nnz, scale, rng)).expect("same shape"))
+        }
+        Plan::DLowRank { rank, nnz } => {
+            let base = low_rank(&mut dense, rank);
+            Matrix::Doped(Doped::new(base, random_csr(rows, cols, nnz, scale, rng)).expect("same shape"))
+        }
+        Plan::Sparse { nnz } => Matrix::Sparse(random_csr(rows, cols, nnz, scale, rng)),
+    }
+}
+
+/// A CSR matrix with `nnz` non-zeros spread evenly over the rows at random columns.
+pub fn random_csr(rows: usize, cols: usize, nnz: usize, scale: f32, rng: &mut Rng) -> Csr {
+    let nnz = nnz.min(rows * cols);
+    let (mut row_ptr, mut col_idx, mut values) = (vec![0u32], Vec::with_capacity(nnz), Vec::with_capacity(nnz));
+    let mut picked = vec![false; cols];
+    for r in 0..rows {
+        let k = nnz / rows + usize::from(r < nnz % rows);
+        // Floyd's algorithm: k distinct columns without shuffling all of them.
+        let mut chosen = Vec::with_capacity(k);
+        for j in cols - k..cols {
+            let t = rng.below(j + 1);
+            let c = if picked[t] { j } else { t };
+            picked[c] = true;
+            chosen.push(c as u32);
+        }
+        chosen.sort_unstable();
+        for &c in &chosen {
+            picked[c as usize] = false;
+            col_idx.push(c);
+            values.push(rng.symmetric(scale * 2.0));
+        }
+        row_ptr.push(col_idx.len() as u32);
+    }
+    Csr::new(rows, cols, row_ptr, col_idx, values).expect("built sorted and in range")
+}

@@ -1,0 +1,48 @@
+//! Files written by the runtime read back to the same model, for every weight kind.
+
+use dkp_lstm::random::{random_model, RandomSpec};
+use dkp_lstm::{Model, Session, TokenizerKind, ValueType};
+
+fn spec(kind: &str, cf: f64) -> RandomSpec {
+    RandomSpec { kind: kind.into(), cf, hidden: 16, vocab: 40, seed: 3, ..RandomSpec::default() }
+}
+
+#[test]
+fn every_kind_round_trips() {
+    for (kind, cf) in [("dense", 1.0), ("kp", 4.0), ("dkp", 4.0), ("lowrank", 4.0), ("dlowrank", 3.0), ("sparse", 5.0)] {
+        for fused in [true, false] {
+            let m = random_model(&RandomSpec { fused, output_kind: kind.into(), output_cf: cf, ..spec(kind, cf) }).unwrap();
+            let bytes = m.to_bytes().unwrap();
+            let back = Model::from_bytes(&bytes).unwrap();
+            assert_eq!(back.config(), m.config(), "{kind}");
+            assert_eq!(back.layers(), m.layers(), "{kind}");
+            assert_eq!(back.output(), m.output(), "{kind}");
+            let (mut a, mut b) = (Session::new(m), Session::new(back));
+            a.feed_text("the cat of w3 w4");
+            b.feed_text("the cat of w3 w4");
+            assert_eq!(a.log_probs(), b.log_probs(), "{kind}");
+        }
+    }
+}
+
+#[test]
+fn tied_char_and_f16_models_round_trip() {
+    let s = RandomSpec { embedding_kind: "tied".into(), tokenizer: TokenizerKind::Char, dtype: ValueType::F16, ..spec("dkp", 4.0) };
+    let m = random_model(&s).unwrap();
+    let bytes = m.to_bytes().unwrap();
+    let back = Model::from_bytes(&bytes).unwrap();
+    assert_eq!(back.to_bytes().unwrap(), bytes, "f16 values survive a second round trip exactly");
+    assert!(back.info().tied);
+    let dense = random_model(&RandomSpec { dtype: ValueType::F32, ..s.clone() }).unwrap();
+    assert!(bytes.len() < dense.to_bytes().unwrap().len());
+}
+
+#[test]
+fn info_reports_compression() {
+    let m = random_model(&RandomSpec { hidden: 50, ..spec("dkp", 10.0) }).unwrap();
+    let info = m.info();
+    assert!((info.lstm_cf - 10.0).abs() < 0.1, "{}", info.lstm_cf);
+    assert!(info.lstm_cf_with_indices < info.lstm_cf);
+    assert_eq!(info.bytes, m.tensor_bytes());
+    assert!(info.total_cf > 1.0 && info.total_cf < info.lstm_cf);
+}
