@@ -1,0 +1,606 @@
+// The demo page: two model panels (A and B), each backed by its own Web Worker,
+// compared on predictions, perplexity, size and per-token latency.
+
+import { lineChart } from './chart.js';
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const SIDES = ['a', 'b'];
+const TYPING_DEBOUNCE_MS = 150;
+const CHART_SAMPLES = 120;
+
+// ---------------------------------------------------------------- formatting
+
+const fmt = {
+  us: (us) => (us < 1000 ? `${us.toFixed(us < 10 ? 1 : 0)} µs` : `${(us / 1000).toFixed(2)} ms`),
+  bytes: (n) => (n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 ** 2).toFixed(2)} MiB`),
+  count: (n) => n.toLocaleString('en-US'),
+  cf: (x) => `${x >= 10 ? x.toFixed(1) : x.toFixed(2)}×`,
+  pct: (p) => `${(100 * p).toFixed(p >= 0.1 ? 1 : 2)}%`,
+};
+
+function quantile(values, q) {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((x, y) => x - y);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+const median = (values) => quantile(values, 0.5);
+
+/** The text a predicted or sampled token adds after `text`. */
+function tokenText(token, tokenizer, text) {
+  if (tokenizer === 'char') return token;
+  if (token === '<eos>') return '\n';
+  return (text === '' || /\s$/.test(text) ? '' : ' ') + token;
+}
+
+// ---------------------------------------------------------------- worker client
+
+/** Promise-based calls into one `worker.js`. */
+class ModelWorker {
+  constructor() {
+    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    this.nextId = 1;
+    this.pending = new Map();
+    this.broken = null;
+    this.worker.onmessage = ({ data }) => {
+      const call = this.pending.get(data.id);
+      if (!call) return;
+      if ('progress' in data) return call.onProgress?.(data.progress);
+      this.pending.delete(data.id);
+      if (data.ok) call.resolve(data.result);
+      else call.reject(new Error(data.error));
+    };
+    this.worker.onerror = (event) => {
+      // Shown in the panel instead of the console; the usual cause is a missing build.
+      event.preventDefault();
+      this.fail(new Error(`the model worker failed to start: ${event.message || 'is www/pkg/ built? (scripts/run.sh)'}`));
+    };
+  }
+
+  call(op, args = {}, onProgress) {
+    if (this.broken) return Promise.reject(this.broken);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onProgress });
+      this.worker.postMessage({ id, op, ...args });
+    });
+  }
+
+  fail(err) {
+    this.broken = err;
+    for (const call of this.pending.values()) call.reject(err);
+    this.pending.clear();
+  }
+
+  terminate() {
+    this.worker.terminate();
+    this.fail(new Error('the worker was replaced'));
+  }
+}
+
+// ---------------------------------------------------------------- one panel
+
+class Panel {
+  constructor(side, app) {
+    this.side = side;
+    this.app = app;
+    this.worker = null;
+    this.build = null;
+    this.source = null; // {name, message} where message is what worker.load takes
+    this.info = null;
+    this.samples = []; // per-token latencies (µs) this session
+    this.busy = false;
+    this.queued = null;
+
+    const root = $('#panel-template').content.firstElementChild.cloneNode(true);
+    root.dataset.side = side;
+    root.setAttribute('aria-labelledby', `panel-${side}-title`);
+    $('h2', root).id = `panel-${side}-title`;
+    $('.side-badge', root).textContent = side.toUpperCase();
+    this.el = root;
+    this.select = $('.model-select', root);
+    this.fileInput = $('.file-input', root);
+    this.select.id = `model-select-${side}`;
+    this.fileInput.id = `model-file-${side}`;
+    this.select.setAttribute('aria-label', `Model of panel ${side.toUpperCase()}`);
+    this.fileInput.setAttribute('aria-label', `Open a model file in panel ${side.toUpperCase()}`);
+    $('#panels').append(root);
+
+    this.select.addEventListener('change', () => {
+      const entry = app.manifest.models.find((m) => m.id === this.select.value);
+      if (entry) this.loadEntry(entry);
+    });
+    this.fileInput.addEventListener('change', () => {
+      if (this.fileInput.files[0]) this.loadFile(this.fileInput.files[0]);
+      this.fileInput.value = '';
+    });
+    root.addEventListener('dragover', (e) => {
+      e.preventDefault();
+      root.classList.add('dragging');
+    });
+    root.addEventListener('dragleave', (e) => {
+      if (!root.contains(e.relatedTarget)) root.classList.remove('dragging');
+    });
+    root.addEventListener('drop', (e) => {
+      e.preventDefault();
+      root.classList.remove('dragging');
+      if (e.dataTransfer.files[0]) this.loadFile(e.dataTransfer.files[0]);
+    });
+  }
+
+  get label() {
+    return `${this.side.toUpperCase()}: ${this.source?.name ?? '—'}`;
+  }
+
+  fillSelect(models, fileName) {
+    const options = models.map((m) => new Option(m.name, m.id));
+    if (fileName) options.push(new Option(`File: ${fileName}`, ''));
+    this.select.replaceChildren(...options);
+  }
+
+  /** (Re)starts the worker with the given wasm build choice. */
+  async start(simd) {
+    this.worker?.terminate();
+    this.worker = new ModelWorker();
+    this.busy = false;
+    this.build = null;
+    const { build, variant } = await this.worker.call('init', { simd });
+    this.build = { ...build, variant };
+    return this.build;
+  }
+
+  loadEntry(entry) {
+    this.fillSelect(this.app.manifest.models);
+    this.select.value = entry.id;
+    const message = entry.file
+      ? { url: new URL(entry.file, this.app.manifestUrl).href }
+      : { random: entry.random };
+    return this.load({ name: entry.name, message });
+  }
+
+  async loadFile(file) {
+    this.fillSelect(this.app.manifest.models, file.name);
+    this.select.value = '';
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    return this.load({ name: file.name, message: { bytes } });
+  }
+
+  /** Loads a model into this panel's worker; a failure shows in this panel only. */
+  async load(source) {
+    this.source = source;
+    this.info = null;
+    this.samples = [];
+    this.setModelName(source.name);
+    this.showError(null);
+    this.setStatus(`Loading ${source.name}…`);
+    this.el.classList.add('loading');
+    const worker = this.worker;
+    try {
+      const { info, fileBytes } = await worker.call('load', { source: source.message });
+      if (worker !== this.worker || source !== this.source) return;
+      this.info = { ...info, file_bytes: info.file_bytes ?? fileBytes };
+      this.setStatus('');
+      this.renderSize();
+      this.el.classList.remove('loading', 'failed');
+      this.app.modelChanged(this);
+    } catch (err) {
+      if (worker !== this.worker || source !== this.source) return;
+      this.setStatus('');
+      this.showError(`Could not load ${source.name}: ${err.message}`);
+      this.el.classList.remove('loading');
+      this.el.classList.add('failed');
+      this.app.modelChanged(this);
+    }
+  }
+
+  reload() {
+    return this.source ? this.load(this.source) : Promise.resolve();
+  }
+
+  setModelName(name) {
+    $('.model-name', this.el).textContent = name;
+  }
+
+  setStatus(text) {
+    $('.status', this.el).textContent = text;
+  }
+
+  showError(text) {
+    const box = $('.error', this.el);
+    box.hidden = !text;
+    box.textContent = text ?? '';
+  }
+
+  /** Predicts after `text`; calls made while one runs collapse into the latest. */
+  async predict(text, k) {
+    if (!this.info) return;
+    if (this.busy) {
+      this.queued = { text, k };
+      return;
+    }
+    this.busy = true;
+    const worker = this.worker;
+    try {
+      const r = await worker.call('predict', { text, k });
+      if (worker !== this.worker) return;
+      this.renderPredictions(r.predictions);
+      const ppl = $('.ppl-value', this.el);
+      if (r.perplexity) {
+        const p = r.perplexity;
+        ppl.textContent = `${p.perplexity.toFixed(1)} over ${p.tokens} token${p.tokens === 1 ? '' : 's'}` +
+          (p.unknown ? `, ${p.unknown} unknown` : '');
+        ppl.dataset.value = p.perplexity;
+        if (p.tokens > 0) this.addSample((1000 * p.ms) / p.tokens);
+      } else {
+        ppl.textContent = `– (${r.perplexityError})`;
+        delete ppl.dataset.value;
+      }
+    } catch (err) {
+      if (worker === this.worker) this.showError(err.message);
+    } finally {
+      if (worker === this.worker) this.busy = false;
+    }
+    if (this.queued && worker === this.worker) {
+      const next = this.queued;
+      this.queued = null;
+      this.predict(next.text, next.k);
+    }
+  }
+
+  addSample(us) {
+    this.samples.push(us);
+    const stats = {
+      last: us,
+      median: median(this.samples),
+      p95: quantile(this.samples, 0.95),
+    };
+    for (const [name, value] of Object.entries(stats)) {
+      const dd = $(`[data-stat=${name}]`, this.el);
+      dd.textContent = fmt.us(value);
+      dd.dataset.us = value;
+    }
+    $('[data-stat=count]', this.el).textContent = this.samples.length;
+    this.app.latencyChanged();
+  }
+
+  clearStats() {
+    for (const dd of this.el.querySelectorAll('[data-stat]')) {
+      dd.textContent = dd.dataset.stat === 'count' ? '0' : '–';
+      delete dd.dataset.us;
+    }
+  }
+
+  renderPredictions(predictions) {
+    const list = $('.predictions', this.el);
+    list.replaceChildren(...predictions.map((p) => {
+      const li = document.createElement('li');
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'prediction';
+      button.dataset.prob = p.prob;
+      button.dataset.token = p.token;
+      button.setAttribute('aria-label', `Append “${p.token}”, probability ${fmt.pct(p.prob)}`);
+      const word = document.createElement('span');
+      word.className = 'word';
+      word.textContent = p.token === '\n' ? '⏎' : p.token === ' ' ? '␣' : p.token;
+      const bar = document.createElement('span');
+      bar.className = 'bar';
+      bar.style.setProperty('--w', `${100 * p.prob}%`);
+      const pct = document.createElement('span');
+      pct.className = 'pct';
+      pct.textContent = fmt.pct(p.prob);
+      button.append(word, bar, pct);
+      button.addEventListener('click', () => this.app.append(p.token, this.info.tokenizer));
+      li.append(button);
+      return li;
+    }));
+  }
+
+  renderSize() {
+    const i = this.info;
+    const prov = i.provenance ?? {};
+    const trained = prov.trained === false ? 'no (random weights)' : prov.trained === true ? 'yes' : '–';
+    const both = (values, withIndices) => `${fmt.cf(values)} values · ${fmt.cf(withIndices)} with indices`;
+    const rows = [
+      ['File', fmt.bytes(i.file_bytes)],
+      ['Parameters', fmt.count(i.params)],
+      ['LSTM layers', `${fmt.bytes(i.lstm.bytes)} (${fmt.count(i.lstm.params)} values)`],
+      ['Embedding', i.tied ? 'tied to the output layer' : fmt.bytes(i.embedding.bytes)],
+      ['Output layer', fmt.bytes(i.output.bytes)],
+      ['CF, LSTM layers', both(i.lstm_cf, i.lstm_cf_with_indices)],
+      ['CF, whole model', both(i.total_cf, i.total_cf_with_indices)],
+      ['Method', prov.method ?? '–'],
+      ['Trained', trained],
+      ['Dataset', prov.dataset ?? '–'],
+      ['Test perplexity', typeof prov.test_ppl === 'number' ? prov.test_ppl.toFixed(2) : prov.test_ppl ?? '–'],
+      ['Architecture', `${i.hidden.length}×${i.hidden.join('/')} LSTM, ${fmt.count(i.vocab)} ${i.tokenizer ?? ''} vocabulary`],
+      ['Kernels', i.kernels],
+    ];
+    $('table.size tbody', this.el).replaceChildren(...rows.map(([k, v]) => {
+      const tr = document.createElement('tr');
+      const th = document.createElement('th');
+      th.scope = 'row';
+      th.textContent = k;
+      const td = document.createElement('td');
+      td.textContent = v;
+      tr.dataset.key = k;
+      tr.append(th, td);
+      return tr;
+    }));
+    $('.weights tbody', this.el).replaceChildren(...i.weights.map((w) => {
+      const tr = document.createElement('tr');
+      for (const v of [w.name, w.kind, w.shape.join('×'), fmt.bytes(w.bytes), fmt.cf(w.cf), w.detail || '–']) {
+        const td = document.createElement('td');
+        td.textContent = v;
+        tr.append(td);
+      }
+      return tr;
+    }));
+    const untrained = prov.trained === false && !/untrained/i.test(this.source.name);
+    this.setModelName(this.source.name + (untrained ? ' (untrained)' : ''));
+  }
+
+  /** Samples a continuation of `text`, streaming tokens into `figure`. */
+  async generate(text, settings, figure) {
+    const out = $('.out', figure);
+    const meta = $('.meta', figure);
+    $('figcaption', figure).textContent = this.label;
+    if (!this.info) {
+      meta.textContent = 'No model is loaded in this panel.';
+      return;
+    }
+    const prompt = document.createElement('span');
+    prompt.className = 'prompt';
+    prompt.textContent = text;
+    const continuation = document.createElement('span');
+    continuation.className = 'continuation';
+    out.replaceChildren(prompt, continuation);
+    meta.textContent = 'Generating…';
+    let sofar = text;
+    const ms = [];
+    const onToken = (step) => {
+      const piece = tokenText(step.token, this.info.tokenizer, sofar);
+      sofar += piece;
+      continuation.textContent += piece;
+      ms.push(step.ms);
+      meta.textContent = `${ms.length} token${ms.length === 1 ? '' : 's'} · last ${fmt.us(1000 * step.ms)}`;
+    };
+    try {
+      await this.worker.call('generate', { text, ...settings }, onToken);
+      const us = ms.map((x) => 1000 * x);
+      meta.textContent = `${ms.length} tokens · median ${fmt.us(median(us))}/token · p95 ${fmt.us(quantile(us, 0.95))}`;
+      meta.dataset.medianUs = median(us);
+      us.forEach((x) => this.addSample(x));
+    } catch (err) {
+      meta.textContent = `Generation failed: ${err.message}`;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- the page
+
+class App {
+  constructor() {
+    this.text = $('#text');
+    this.topK = $('#top-k');
+    this.forceScalar = $('#force-scalar');
+    this.manifestUrl = new URL('models/manifest.json', location.href).href;
+    this.manifest = null;
+    this.panels = SIDES.map((side) => new Panel(side, this));
+    this.timer = null;
+
+    this.text.addEventListener('input', () => this.updateSoon());
+    this.topK.addEventListener('input', () => this.updateSoon());
+    this.forceScalar.addEventListener('change', () => this.restart());
+    $('#generate-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.generate(e.submitter?.value ?? 'a');
+    });
+    $('#bench-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.bench();
+    });
+    // A file dropped beside a panel must not replace the page.
+    for (const type of ['dragover', 'drop']) addEventListener(type, (e) => e.preventDefault());
+  }
+
+  get simd() {
+    return this.forceScalar.checked ? false : 'auto';
+  }
+
+  async start() {
+    this.forceScalar.checked = new URLSearchParams(location.search).get('simd') === 'false';
+    const response = await fetch(this.manifestUrl);
+    if (!response.ok) throw new Error(`cannot fetch models/manifest.json: HTTP ${response.status}`);
+    this.manifest = await response.json();
+    const defaults = this.manifest.defaults ?? {};
+    await Promise.all(this.panels.map(async (panel, i) => {
+      const id = defaults[panel.side] ?? this.manifest.models[i]?.id;
+      const entry = this.manifest.models.find((m) => m.id === id) ?? this.manifest.models[0];
+      panel.fillSelect(this.manifest.models);
+      try {
+        await panel.start(this.simd);
+        this.showBuild();
+        await panel.loadEntry(entry);
+      } catch (err) {
+        panel.showError(err.message);
+      }
+    }));
+  }
+
+  /** Restarts both workers on the chosen build and reloads their models. */
+  async restart() {
+    const build = $('#build');
+    build.textContent = 'switching…';
+    build.dataset.simd = '';
+    this.forceScalar.disabled = true;
+    await Promise.all(this.panels.map(async (panel) => {
+      panel.info = null;
+      panel.samples = [];
+      panel.clearStats();
+      try {
+        await panel.start(this.simd);
+        await panel.reload();
+      } catch (err) {
+        panel.showError(err.message);
+      }
+    }));
+    this.forceScalar.disabled = false;
+    this.showBuild();
+    this.latencyChanged();
+  }
+
+  showBuild() {
+    const build = this.panels.find((p) => p.build)?.build;
+    if (!build) return;
+    const el = $('#build');
+    el.textContent = `${build.simd ? 'SIMD128' : 'scalar'} wasm · kernels ${build.kernels} · v${build.version}`;
+    el.dataset.simd = String(Boolean(build.simd));
+  }
+
+  modelChanged(panel) {
+    panel.clearStats();
+    $('.predictions', panel.el).replaceChildren();
+    $('.ppl-value', panel.el).textContent = '…';
+    this.latencyChanged();
+    if (panel.info) panel.predict(this.text.value, this.k);
+  }
+
+  get k() {
+    const k = Math.round(Number(this.topK.value));
+    return Number.isFinite(k) ? Math.min(20, Math.max(1, k)) : 8;
+  }
+
+  updateSoon() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.update(), TYPING_DEBOUNCE_MS);
+  }
+
+  update() {
+    clearTimeout(this.timer);
+    for (const panel of this.panels) panel.predict(this.text.value, this.k);
+  }
+
+  append(token, tokenizer) {
+    const piece = tokenText(token, tokenizer, this.text.value);
+    this.text.value += piece + (tokenizer === 'word' && piece !== '\n' ? ' ' : '');
+    this.text.focus();
+    this.update();
+  }
+
+  latencyChanged() {
+    const [a, b] = this.panels;
+    lineChart($('#latency-chart'), this.panels.map((p) => ({
+      label: p.side.toUpperCase(),
+      className: `side-${p.side}`,
+      points: p.samples.slice(-CHART_SAMPLES).map((us, i, all) => [p.samples.length - all.length + i + 1, us]),
+    })), { xLabel: 'sample', yLabel: 'µs per token', formatX: (v) => v.toFixed(0), formatY: (v) => v.toFixed(0) });
+    const speedup = $('#speedup');
+    if (!a.samples.length || !b.samples.length) {
+      speedup.textContent = 'Waiting for both models…';
+      delete speedup.dataset.ratio;
+      return;
+    }
+    const [ma, mb] = [median(a.samples), median(b.samples)];
+    const [fast, slow, mf, ms] = ma <= mb ? [a, b, ma, mb] : [b, a, mb, ma];
+    speedup.dataset.ratio = ma / mb;
+    speedup.textContent = `${fast.label} runs a token ${(ms / mf).toFixed(2)}× faster than ${slow.label} ` +
+      `(median ${fmt.us(mf)} vs ${fmt.us(ms)}).`;
+  }
+
+  async generate(side) {
+    const form = $('#generate-form');
+    const settings = {
+      n: Math.min(500, Math.max(1, Math.round(Number(form.n.value)) || 30)),
+      temperature: Math.max(0, Number(form.temperature.value) || 0),
+      topK: Math.max(0, Math.round(Number(form.topK.value)) || 0),
+      seed: Math.max(0, Math.round(Number(form.seed.value)) || 0),
+    };
+    const button = $(`#generate-${side}`);
+    button.disabled = true;
+    const panel = this.panels.find((p) => p.side === side);
+    await panel.generate(this.text.value, settings, $(`.generated[data-side=${side}]`));
+    button.disabled = false;
+    // Generation moved the model's state past the text; predictions start over.
+    panel.predict(this.text.value, this.k);
+  }
+
+  async bench() {
+    const form = $('#bench-form');
+    const n = Math.min(20000, Math.max(10, Math.round(Number(form.n.value)) || 500));
+    const status = $('#bench-status');
+    const button = $('#bench-run');
+    button.disabled = true;
+    const results = [];
+    // One model at a time, so the two runs do not compete for cores.
+    for (const panel of this.panels) {
+      if (!panel.info) continue;
+      status.textContent = `Running ${n} tokens through ${panel.label}…`;
+      try {
+        const r = await panel.worker.call('bench', { n });
+        const samples = Array.from(r.samples_us);
+        results.push({ panel, r, samples, median: median(samples), p95: quantile(samples, 0.95) });
+      } catch (err) {
+        results.push({ panel, error: err.message });
+      }
+    }
+    status.textContent = results.length ? `Done: ${n} tokens per model.` : 'No model is loaded.';
+    button.disabled = false;
+    this.renderBench(results);
+    this.update();
+  }
+
+  renderBench(results) {
+    const base = results.find((x) => !x.error);
+    $('#bench-table tbody').replaceChildren(...results.map((x) => {
+      const tr = document.createElement('tr');
+      tr.dataset.side = x.panel.side;
+      const cells = x.error
+        ? [x.panel.label, `failed: ${x.error}`]
+        : [
+            x.panel.label,
+            fmt.us(x.median),
+            fmt.us(x.p95),
+            fmt.us(x.r.us_per_token),
+            fmt.us(x.r.lstm_us_per_token),
+            fmt.us(x.r.output_us_per_token),
+            fmt.count(Math.round(1e6 / x.r.us_per_token)),
+            `${(base.median / x.median).toFixed(2)}×`,
+          ];
+      cells.forEach((v, i) => {
+        const td = document.createElement(i ? 'td' : 'th');
+        if (!i) td.scope = 'row';
+        td.textContent = v;
+        if (x.error && i) td.colSpan = 7;
+        tr.append(td);
+      });
+      return tr;
+    }));
+    const ok = results.filter((x) => !x.error);
+    const summary = $('#bench-summary');
+    if (ok.length === 2) {
+      const [a, b] = ok;
+      const ratio = (key) => `${(a.r[key] / b.r[key]).toFixed(2)}×`;
+      summary.textContent = `${b.panel.side.toUpperCase()} against ${a.panel.side.toUpperCase()}: ` +
+        `${ratio('us_per_token')} per token, ${ratio('lstm_us_per_token')} in the LSTM layers, ` +
+        `${ratio('output_us_per_token')} in the output layer (medians; above 1× is faster).`;
+    } else {
+      summary.textContent = '';
+    }
+    const chart = $('#bench-chart');
+    chart.removeAttribute('hidden'); // an SVG element has no `hidden` property
+    // The latency distribution as a CDF: the share of tokens done within x µs.
+    lineChart(chart, ok.map((x) => {
+      const sorted = [...x.samples].sort((p, q) => p - q);
+      return {
+        label: x.panel.side.toUpperCase(),
+        className: `side-${x.panel.side}`,
+        points: sorted.map((us, i) => [us, (100 * (i + 1)) / sorted.length]),
+      };
+    }), { xLabel: 'µs per token', yLabel: '% of tokens within', formatX: (v) => v.toFixed(0), formatY: (v) => v.toFixed(0) });
+  }
+}
+
+const app = new App();
+app.start().catch((err) => {
+  for (const panel of app.panels) panel.showError(err.message);
+});
