@@ -165,12 +165,23 @@ impl Session {
     /// Perplexity of `text` read from the start of a fresh state. The state is left
     /// after the text, so predictions continue it.
     pub fn perplexity(&mut self, text: &str) -> Result<Perplexity> {
+        self.perplexity_with_progress(text, |_, _| {})
+    }
+
+    /// [`Session::perplexity`], calling `progress(scored, total)` after every token so
+    /// that long texts can show progress while being scored as one stream.
+    pub fn perplexity_with_progress(
+        &mut self,
+        text: &str,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Perplexity> {
         let enc = self.model.tokenizer().encode_scored(text)?;
         self.reset();
         let mut nll = 0.0f64;
-        for &id in &enc.ids {
+        for (i, &id) in enc.ids.iter().enumerate() {
             nll -= self.log_probs()[id as usize] as f64;
             self.step(id);
+            progress(i + 1, enc.ids.len());
         }
         let tokens = enc.ids.len();
         Ok(Perplexity { perplexity: (nll / tokens as f64).exp(), nll, tokens, unknown: enc.unknown })

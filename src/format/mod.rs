@@ -191,6 +191,12 @@ fn open(bytes: &[u8]) -> Result<(SafeTensors<'_>, Option<HashMap<String, String>
         return Err(Error::Truncated { needed: 8, found });
     };
     let n = u64::from_le_bytes(prefix.try_into().expect("8 bytes"));
+    // The safetensors spec requires the header to start with `{`; checking it first
+    // tells a text or JSON file (whose first 8 bytes read as a huge length) from a
+    // real container with an oversized header.
+    if bytes.get(8).is_some_and(|&b| b != b'{') {
+        return Err(Error::NotSafetensors { reason: "no JSON header follows the 8-byte length prefix".into() });
+    }
     if n > MAX_HEADER_BYTES {
         return Err(Error::HeaderTooLarge { len: n, max: MAX_HEADER_BYTES });
     }
@@ -248,6 +254,15 @@ impl Reader<'_, '_> {
     fn model(&mut self, c: Config) -> Result<Model> {
         let t = &c.tokenizer;
         let tokenizer = Tokenizer::new(t.kind, t.tokens.clone(), &t.unk, t.eos.as_deref())?;
+        // Checked against the config before any tensor is read, so that a vocabulary
+        // edit is reported as such rather than as a bias of the wrong shape.
+        let vocab = tokenizer.len();
+        if c.embedding.kind != "tied" && c.embedding.rows != vocab {
+            return Err(Error::VocabMismatch { vocab, rows: c.embedding.rows, matrix: "embedding" });
+        }
+        if c.output.rows != vocab {
+            return Err(Error::VocabMismatch { vocab, rows: c.output.rows, matrix: "output" });
+        }
         let embedding = match c.embedding.kind.as_str() {
             "tied" => Embedding::Tied,
             _ => Embedding::Own(self.weight(names::EMBEDDING, &c.embedding)?),
