@@ -170,6 +170,7 @@ class Panel {
     this.info = null;
     this.samples = [];
     this.setModelName(source.name);
+    this.clearResults();
     this.showError(null);
     this.setStatus(`Loading ${source.name}…`);
     this.el.classList.add('loading');
@@ -262,6 +263,15 @@ class Panel {
     this.app.latencyChanged();
   }
 
+  /** Empties everything that described the previous model. */
+  clearResults() {
+    this.clearStats();
+    $('.predictions', this.el).replaceChildren();
+    $('.ppl-value', this.el).textContent = '…';
+    $('table.size tbody', this.el).replaceChildren();
+    $('.weights tbody', this.el).replaceChildren();
+  }
+
   clearStats() {
     for (const dd of this.el.querySelectorAll('[data-stat]')) {
       dd.textContent = dd.dataset.stat === 'count' ? '0' : '–';
@@ -299,6 +309,7 @@ class Panel {
     const i = this.info;
     const prov = i.provenance ?? {};
     const trained = prov.trained === false ? 'no (random weights)' : prov.trained === true ? 'yes' : '–';
+    const layers = i.hidden.every((h) => h === i.hidden[0]) ? `${i.hidden.length}×${i.hidden[0]}` : i.hidden.join('/');
     const both = (values, withIndices) => `${fmt.cf(values)} values · ${fmt.cf(withIndices)} with indices`;
     const rows = [
       ['File', fmt.bytes(i.file_bytes)],
@@ -312,7 +323,7 @@ class Panel {
       ['Trained', trained],
       ['Dataset', prov.dataset ?? '–'],
       ['Test perplexity', typeof prov.test_ppl === 'number' ? prov.test_ppl.toFixed(2) : prov.test_ppl ?? '–'],
-      ['Architecture', `${i.hidden.length}×${i.hidden.join('/')} LSTM, ${fmt.count(i.vocab)} ${i.tokenizer ?? ''} vocabulary`],
+      ['Architecture', `${layers} LSTM, ${fmt.count(i.vocab)}-token ${i.tokenizer ?? ''} vocabulary`],
       ['Kernels', i.kernels],
     ];
     $('table.size tbody', this.el).replaceChildren(...rows.map(([k, v]) => {
@@ -458,9 +469,6 @@ class App {
   }
 
   modelChanged(panel) {
-    panel.clearStats();
-    $('.predictions', panel.el).replaceChildren();
-    $('.ppl-value', panel.el).textContent = '…';
     this.latencyChanged();
     if (panel.info) panel.predict(this.text.value, this.k);
   }
