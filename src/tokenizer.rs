@@ -154,6 +154,10 @@ impl Tokenizer {
     /// The id of one whitespace-separated word; `None` for bare punctuation that the
     /// vocabulary does not hold (PTB has none, so dropping it loses nothing).
     fn word_id(&self, word: &str) -> Option<u32> {
+        // Exact match first: PTB's own `N` (and cased vocabularies) must map to themselves.
+        if let Some(id) = self.id(word) {
+            return Some(id);
+        }
         let lower = word.to_lowercase();
         if let Some(id) = self.id(&lower) {
             return Some(id);
@@ -236,6 +240,9 @@ mod tests {
         let words: Vec<_> = e.ids.iter().map(|&i| t.token(i).unwrap()).collect();
         assert_eq!(words, ["the", "cat", "sat", "N", "mr.", "<unk>", "<eos>", "the", "cat", "<eos>"]);
         assert_eq!((e.words, e.unknown), (8, 1));
+        // PTB text writes numbers as a literal `N`, which must not be lowercased away.
+        assert_eq!(t.encode("N <unk>").ids, vec![4, 0]);
+        assert_eq!(t.encode("N <unk>").unknown, 0);
     }
 
     #[test]
