@@ -1,8 +1,280 @@
 //! x86-64 AVX2 + FMA kernels, selected at run time.
+//!
+//! Every `#[target_feature]` function here is private and reached only through the
+//! table [`detect`] returns after checking the CPU, which is what makes the safe
+//! wrappers sound. `csr` stays scalar: the AVX2 gather is no faster than scalar loads
+//! for the short rows of a doping matrix and would need every index re-validated.
 
-use super::Kernels;
+use super::cephes::{EXP_MIN, EXP_P, LN2_HI, LN2_LO, LOG2E, TANH_P, TANH_SMALL};
+use super::{scalar, Kernels};
+use std::arch::x86_64::*;
 
 /// The AVX2 kernel table if this CPU supports AVX2 and FMA.
 pub fn detect() -> Option<Kernels> {
-    None
+    (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")).then_some(KERNELS)
+}
+
+/// Private so that it cannot be used without [`detect`]'s check.
+const KERNELS: Kernels = Kernels { name: "avx2", gemv, axpy, csr: scalar::csr, sigmoid, tanh, log_softmax };
+
+fn gemv(w: &[f32], x: &[f32], y: &mut [f32]) {
+    assert_eq!(w.len(), y.len() * x.len(), "gemv: w must hold y.len() rows of x.len() values");
+    // SAFETY: only reachable through `detect`, which checked AVX2 and FMA; lengths checked above.
+    unsafe { gemv_avx2(w, x, y) }
+}
+
+fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len(), "axpy: x and y differ in length");
+    // SAFETY: only reachable through `detect`, which checked AVX2 and FMA; lengths checked above.
+    unsafe { axpy_avx2(a, x, y) }
+}
+
+fn sigmoid(v: &mut [f32]) {
+    // SAFETY: only reachable through `detect`, which checked AVX2 and FMA.
+    unsafe { sigmoid_avx2(v) }
+}
+
+fn tanh(v: &mut [f32]) {
+    // SAFETY: only reachable through `detect`, which checked AVX2 and FMA.
+    unsafe { tanh_avx2(v) }
+}
+
+fn log_softmax(v: &mut [f32]) {
+    // SAFETY: only reachable through `detect`, which checked AVX2 and FMA.
+    unsafe { log_softmax_avx2(v) }
+}
+
+/// Four rows at a time so that each load of `x` feeds four FMAs; two column blocks of
+/// eight per step give eight independent accumulators, enough to hide FMA latency.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA, and `w.len() == y.len() * x.len()`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemv_avx2(w: &[f32], x: &[f32], y: &mut [f32]) {
+    let n = x.len();
+    if n == 0 {
+        return;
+    }
+    let (n16, n8) = (n / 16 * 16, n / 8 * 8);
+    let xp = x.as_ptr();
+    let mut rows = y.chunks_exact_mut(4);
+    let mut r = 0;
+    for y4 in &mut rows {
+        let wp = w[r * n..(r + 4) * n].as_ptr();
+        let mut acc = [_mm256_setzero_ps(); 8];
+        let mut c = 0;
+        // SAFETY: c + 16 ≤ n16 ≤ n, so every load stays inside x and inside the four rows
+        // of w starting at wp (the slice above holds 4·n values).
+        unsafe {
+            while c < n16 {
+                let (xa, xb) = (_mm256_loadu_ps(xp.add(c)), _mm256_loadu_ps(xp.add(c + 8)));
+                for (k, pair) in acc.chunks_exact_mut(2).enumerate() {
+                    let row = wp.add(k * n + c);
+                    pair[0] = _mm256_fmadd_ps(_mm256_loadu_ps(row), xa, pair[0]);
+                    pair[1] = _mm256_fmadd_ps(_mm256_loadu_ps(row.add(8)), xb, pair[1]);
+                }
+                c += 16;
+            }
+            while c < n8 {
+                let xa = _mm256_loadu_ps(xp.add(c));
+                for (k, pair) in acc.chunks_exact_mut(2).enumerate() {
+                    pair[0] = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(k * n + c)), xa, pair[0]);
+                }
+                c += 8;
+            }
+        }
+        let s = [
+            _mm256_add_ps(acc[0], acc[1]),
+            _mm256_add_ps(acc[2], acc[3]),
+            _mm256_add_ps(acc[4], acc[5]),
+            _mm256_add_ps(acc[6], acc[7]),
+        ];
+        let mut sums = [0.0f32; 4];
+        // SAFETY: `sums` holds exactly four f32, the width of an unaligned 128-bit store.
+        unsafe { _mm_storeu_ps(sums.as_mut_ptr(), hsum4(s)) };
+        for (k, (yr, sum)) in y4.iter_mut().zip(sums).enumerate() {
+            let row = &w[(r + k) * n..(r + k + 1) * n];
+            *yr += sum + scalar::dot(&row[n8..], &x[n8..]);
+        }
+        r += 4;
+    }
+    for (k, yr) in rows.into_remainder().iter_mut().enumerate() {
+        *yr += dot_avx2(&w[(r + k) * n..(r + k + 1) * n], x);
+    }
+}
+
+/// The sums of four vectors' lanes, as one 128-bit vector `[Σs0, Σs1, Σs2, Σs3]`.
+#[target_feature(enable = "avx2,fma")]
+fn hsum4(s: [__m256; 4]) -> __m128 {
+    let h = _mm256_hadd_ps(_mm256_hadd_ps(s[0], s[1]), _mm256_hadd_ps(s[2], s[3]));
+    _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h))
+}
+
+/// One row's dot product, for the rows left over after blocks of four.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `a.len() == b.len()`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    let n8 = a.len() / 8 * 8;
+    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mut c = 0;
+    // SAFETY: c + 16 ≤ n8 ≤ len (resp. c + 8 ≤ n8) keeps every load inside both slices.
+    unsafe {
+        while c + 16 <= n8 {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(c)), _mm256_loadu_ps(b.as_ptr().add(c)), acc0);
+            let (a1, b1) = (_mm256_loadu_ps(a.as_ptr().add(c + 8)), _mm256_loadu_ps(b.as_ptr().add(c + 8)));
+            acc1 = _mm256_fmadd_ps(a1, b1, acc1);
+            c += 16;
+        }
+        if c < n8 {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(c)), _mm256_loadu_ps(b.as_ptr().add(c)), acc0);
+        }
+    }
+    let s = _mm256_add_ps(acc0, acc1);
+    let q = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s));
+    let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    let q = _mm_add_ss(q, _mm_movehdup_ps(q));
+    _mm_cvtss_f32(q) + scalar::dot(&a[n8..], &b[n8..])
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA; `x.len() == y.len()`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn axpy_avx2(a: f32, x: &[f32], y: &mut [f32]) {
+    let av = _mm256_set1_ps(a);
+    let mut yc = y.chunks_exact_mut(8);
+    let mut xc = x.chunks_exact(8);
+    for (y8, x8) in (&mut yc).zip(&mut xc) {
+        // SAFETY: both chunks hold exactly eight f32, one unaligned 256-bit load or store.
+        unsafe {
+            let v = _mm256_fmadd_ps(av, _mm256_loadu_ps(x8.as_ptr()), _mm256_loadu_ps(y8.as_ptr()));
+            _mm256_storeu_ps(y8.as_mut_ptr(), v);
+        }
+    }
+    scalar::axpy(a, xc.remainder(), yc.into_remainder());
+}
+
+/// Applies `f` to `v` eight lanes at a time; the tail goes through a padded copy so
+/// that it sees exactly the same arithmetic.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn map8(v: &mut [f32], f: impl Fn(__m256) -> __m256) {
+    let mut chunks = v.chunks_exact_mut(8);
+    for c in &mut chunks {
+        // SAFETY: the chunk holds exactly eight f32.
+        unsafe { _mm256_storeu_ps(c.as_mut_ptr(), f(_mm256_loadu_ps(c.as_ptr()))) };
+    }
+    let tail = chunks.into_remainder();
+    if !tail.is_empty() {
+        let mut buf = [0.0f32; 8];
+        buf[..tail.len()].copy_from_slice(tail);
+        // SAFETY: `buf` holds exactly eight f32.
+        unsafe { _mm256_storeu_ps(buf.as_mut_ptr(), f(_mm256_loadu_ps(buf.as_ptr()))) };
+        tail.copy_from_slice(&buf[..tail.len()]);
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sigmoid_avx2(v: &mut [f32]) {
+    map8(v, |x| sigmoid8(x))
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tanh_avx2(v: &mut [f32]) {
+    map8(v, |x| tanh8(x))
+}
+
+/// `exp(x)` for `x ≤ 0` (Cephes range reduction, see `kernels::cephes`); inputs below
+/// `EXP_MIN` give the smallest normal number instead of a subnormal or zero.
+#[target_feature(enable = "avx2,fma")]
+fn exp8_nonpositive(x: __m256) -> __m256 {
+    let x = _mm256_max_ps(x, _mm256_set1_ps(EXP_MIN));
+    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        x,
+        _mm256_set1_ps(LOG2E),
+    ));
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+    let mut p = _mm256_set1_ps(EXP_P[0]);
+    for &c in &EXP_P[1..] {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    let p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0)));
+    // 2ⁿ built in the exponent field; n ≥ −126, so the biased exponent stays ≥ 1.
+    let pow2n = _mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)));
+    _mm256_mul_ps(p, _mm256_castsi256_ps(pow2n))
+}
+
+/// `1/(1+e^−x)` through `e = exp(−|x|)`, so that exp never overflows:
+/// `σ(x) = 1/(1+e)` for `x ≥ 0` and `e/(1+e)` for `x < 0`.
+#[target_feature(enable = "avx2,fma")]
+fn sigmoid8(x: __m256) -> __m256 {
+    let sign = _mm256_set1_ps(-0.0);
+    let e = exp8_nonpositive(_mm256_or_ps(x, sign));
+    let d = _mm256_div_ps(_mm256_set1_ps(1.0), _mm256_add_ps(_mm256_set1_ps(1.0), e));
+    let negative = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_setzero_ps());
+    _mm256_blendv_ps(d, _mm256_mul_ps(e, d), negative)
+}
+
+/// Cephes `tanhf`: an odd polynomial below `TANH_SMALL`, else `(1−e)/(1+e)` with
+/// `e = exp(−2|x|)` and the sign of `x`.
+#[target_feature(enable = "avx2,fma")]
+fn tanh8(x: __m256) -> __m256 {
+    let sign = _mm256_set1_ps(-0.0);
+    let ax = _mm256_andnot_ps(sign, x);
+    let e = exp8_nonpositive(_mm256_mul_ps(ax, _mm256_set1_ps(-2.0)));
+    let one = _mm256_set1_ps(1.0);
+    let large = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
+    let large = _mm256_or_ps(large, _mm256_and_ps(x, sign));
+    let z = _mm256_mul_ps(x, x);
+    let mut p = _mm256_set1_ps(TANH_P[0]);
+    for &c in &TANH_P[1..] {
+        p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(c));
+    }
+    let small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), x, x);
+    let is_small = _mm256_cmp_ps::<_CMP_LT_OQ>(ax, _mm256_set1_ps(TANH_SMALL));
+    _mm256_blendv_ps(large, small, is_small)
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn log_softmax_avx2(v: &mut [f32]) {
+    let mut chunks = v.chunks_exact(8);
+    let mut m8 = _mm256_set1_ps(f32::NEG_INFINITY);
+    for c in &mut chunks {
+        // SAFETY: the chunk holds exactly eight f32.
+        m8 = _mm256_max_ps(m8, unsafe { _mm256_loadu_ps(c.as_ptr()) });
+    }
+    let mut lanes = [0.0f32; 8];
+    // SAFETY: `lanes` holds exactly eight f32.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), m8) };
+    let max = lanes.iter().chain(chunks.remainder()).copied().fold(f32::NEG_INFINITY, f32::max);
+    if v.is_empty() {
+        return;
+    }
+    let mv = _mm256_set1_ps(max);
+    let mut s8 = _mm256_setzero_ps();
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        // SAFETY: the chunk holds exactly eight f32.
+        let x = unsafe { _mm256_loadu_ps(c.as_ptr()) };
+        s8 = _mm256_add_ps(s8, exp8_nonpositive(_mm256_sub_ps(x, mv)));
+    }
+    let tail = chunks.remainder();
+    let mut buf = [max; 8];
+    buf[..tail.len()].copy_from_slice(tail);
+    // SAFETY: `buf` and `lanes` hold exactly eight f32.
+    unsafe {
+        _mm256_storeu_ps(buf.as_mut_ptr(), exp8_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(buf.as_ptr()), mv)));
+        _mm256_storeu_ps(lanes.as_mut_ptr(), s8);
+    }
+    let sum: f32 = lanes.iter().sum::<f32>() + buf[..tail.len()].iter().sum::<f32>();
+    let shift = max + sum.ln();
+    map8(v, |x| _mm256_sub_ps(x, _mm256_set1_ps(shift)))
 }

@@ -1,1 +1,273 @@
 //! Conformance of every kernel set against the scalar specification.
+//!
+//! Every set in `Kernels::available()` (scalar included, as a check of the harness)
+//! runs the same seeded inputs as `scalar`; runs natively and, through
+//! `wasm_bindgen_test`, in both wasm builds.
+//!
+//! Tolerances are rigorous error bounds, not tuned constants, so the tests cannot
+//! flake and still catch any dropped, doubled or misplaced term:
+//! - sums (`gemv`, `csr`, `axpy`): with unit roundoff u = ε/2, a sum evaluated in
+//!   chains of at most k additions errs by at most k·u·Σ|terms| (Higham, *Accuracy
+//!   and Stability*, §4.2); two implementations therefore differ by at most
+//!   k·ε·Σ|terms|. Scalar `gemv` keeps four accumulators (k ≤ n/4 + 8 counting the
+//!   final reductions, the product and the add into y; the SIMD sets have shorter
+//!   chains); scalar `csr` sums a row serially (k ≤ nnz + 8).
+//! - `sigmoid`, `tanh`: the SIMD sets use the Cephes polynomials (≤ 2 ulp for exp,
+//!   one division), the scalar set libm; [`ACTIVATION_ULPS`] ulp of the exact value,
+//!   plus `f32::MIN_POSITIVE` because SIMD `exp` flushes below it to the smallest
+//!   normal number instead of a subnormal.
+//! - `log_softmax`: `v[i] − (max + ln Σ e^(v−max))`: the sum carries the summation
+//!   bound plus the exp error, which `ln` turns into an absolute error of the same size,
+//!   and the two subtractions add an ulp of the operands each.
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+use super::{scalar, Kernels};
+use crate::sample::Rng;
+
+const EPS: f32 = f32::EPSILON;
+/// Relative error allowed between two implementations of sigmoid or tanh, in units of
+/// ε: twice the worst seen on `activation_inputs` (1.9 for sigmoid, 1.5 for tanh with AVX2).
+const ACTIVATION_ULPS: f32 = 4.0;
+/// Vector lengths: empty, below, at and around the 4- and 8-lane widths and their
+/// multiples, and one long enough for the main loops to dominate.
+const LENGTHS: [usize; 13] = [0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 1000];
+/// Matrix shapes `rows × cols`: degenerate, single row or column, every remainder
+/// of 4 rows and 8/16 columns, primes.
+const SHAPES: [(usize, usize); 14] = [
+    (0, 0),
+    (0, 5),
+    (5, 0),
+    (1, 1),
+    (1, 17),
+    (17, 1),
+    (3, 7),
+    (4, 8),
+    (5, 9),
+    (7, 33),
+    (13, 16),
+    (33, 15),
+    (8, 1000),
+    (101, 67),
+];
+
+fn random_vec(rng: &mut Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.symmetric(scale)).collect()
+}
+
+fn sets() -> Vec<Kernels> {
+    let sets = Kernels::available();
+    assert_eq!(sets[0].name, "scalar", "the specification comes first");
+    sets
+}
+
+/// `got[i]` within `tol(i)` of `want[i]`, with a message naming the set and place.
+fn assert_close(set: &str, what: &str, got: &[f32], want: &[f32], tol: impl Fn(usize) -> f32) {
+    assert_eq!(got.len(), want.len(), "{set} {what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let t = tol(i);
+        assert!((g - w).abs() <= t, "{set} {what}[{i}]: got {g}, want {w} (|diff| {} > tol {t})", (g - w).abs());
+    }
+}
+
+#[test]
+fn best_is_the_fastest_set_compiled_in() {
+    let best = Kernels::best();
+    let expected = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+        "simd128"
+    } else if Kernels::available().iter().any(|k| k.name == "avx2") {
+        "avx2"
+    } else {
+        "scalar"
+    };
+    assert_eq!(best.name, expected);
+    assert_eq!(Kernels::available().last().map(|k| k.name), Some(expected), "best comes last");
+    assert_eq!(Kernels::by_name(expected).map(|k| k.name), Some(expected));
+    assert!(Kernels::by_name("no-such-set").is_none());
+    #[cfg(target_arch = "x86_64")]
+    assert_eq!(
+        expected == "avx2",
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+        "avx2 is offered exactly when the CPU has AVX2 and FMA"
+    );
+}
+
+/// The guard a test script relies on when it forces a set with `DKP_KERNELS`: the
+/// run must fail rather than silently exercise another set.
+#[test]
+fn requested_set_is_the_one_used() {
+    if let Ok(name) = std::env::var("DKP_KERNELS") {
+        if !name.is_empty() {
+            assert_eq!(Kernels::from_env().map(|k| k.name).ok(), Some(name.as_str()));
+        }
+    }
+    let names: Vec<_> = Kernels::available().iter().map(|k| k.name).collect();
+    for (i, n) in names.iter().enumerate() {
+        assert!(!names[..i].contains(n), "set {n} listed twice");
+    }
+}
+
+#[test]
+fn gemv_matches_scalar() {
+    let mut rng = Rng::new(1);
+    for (rows, cols) in SHAPES.into_iter().chain(LENGTHS.map(|n| (n % 7 + 1, n))) {
+        let w = random_vec(&mut rng, rows * cols, 1.0);
+        let x = random_vec(&mut rng, cols, 1.0);
+        let y0 = random_vec(&mut rng, rows, 1.0);
+        let mut want = y0.clone();
+        scalar::gemv(&w, &x, &mut want);
+        let magnitude = |r: usize| {
+            y0[r].abs() + w[r * cols..(r + 1) * cols].iter().zip(&x).map(|(a, b)| (a * b).abs()).sum::<f32>()
+        };
+        for k in sets() {
+            let mut got = y0.clone();
+            (k.gemv)(&w, &x, &mut got);
+            let what = format!("gemv {rows}x{cols}");
+            assert_close(k.name, &what, &got, &want, |r| (cols as f32 / 4.0 + 8.0) * EPS * magnitude(r));
+        }
+    }
+}
+
+#[test]
+fn axpy_matches_scalar() {
+    let mut rng = Rng::new(2);
+    for n in LENGTHS {
+        let a = rng.symmetric(2.0);
+        let x = random_vec(&mut rng, n, 1.0);
+        let y0 = random_vec(&mut rng, n, 1.0);
+        let mut want = y0.clone();
+        scalar::axpy(a, &x, &mut want);
+        for k in sets() {
+            let mut got = y0.clone();
+            (k.axpy)(a, &x, &mut got);
+            // One product and one sum, fused or not: 2 roundings of the operands' size.
+            assert_close(k.name, &format!("axpy n={n}"), &got, &want, |i| 2.0 * EPS * (y0[i].abs() + (a * x[i]).abs()));
+        }
+    }
+}
+
+/// A random CSR matrix with about `density·cols` entries per row; every row length
+/// from 0 up occurs, so the kernels' unrolled loops meet every remainder.
+fn random_csr(rng: &mut Rng, rows: usize, cols: usize, density: f32) -> (Vec<u32>, Vec<u32>, Vec<f32>) {
+    let (mut row_ptr, mut col_idx, mut values) = (vec![0u32], vec![], vec![]);
+    for _ in 0..rows {
+        for c in 0..cols {
+            if rng.uniform() < density {
+                col_idx.push(c as u32);
+                values.push(rng.symmetric(1.0));
+            }
+        }
+        row_ptr.push(values.len() as u32);
+    }
+    (row_ptr, col_idx, values)
+}
+
+#[test]
+fn csr_matches_scalar() {
+    let mut rng = Rng::new(3);
+    for (rows, cols) in SHAPES {
+        for density in [0.0, 0.05, 0.3, 1.0] {
+            let (row_ptr, col_idx, values) = random_csr(&mut rng, rows, cols, density);
+            let x = random_vec(&mut rng, cols, 1.0);
+            let y0 = random_vec(&mut rng, rows, 1.0);
+            let mut want = y0.clone();
+            scalar::csr(&row_ptr, &col_idx, &values, &x, &mut want);
+            let range = |r: usize| row_ptr[r] as usize..row_ptr[r + 1] as usize;
+            let magnitude = |r: usize| {
+                y0[r].abs() + range(r).map(|k| (values[k] * x[col_idx[k] as usize]).abs()).sum::<f32>()
+            };
+            for k in sets() {
+                let mut got = y0.clone();
+                (k.csr)(&row_ptr, &col_idx, &values, &x, &mut got);
+                let what = format!("csr {rows}x{cols} density {density}");
+                assert_close(k.name, &what, &got, &want, |r| (range(r).len() as f32 + 8.0) * EPS * magnitude(r));
+            }
+        }
+    }
+}
+
+/// Inputs for the activations: random values of several scales at every length,
+/// then a sweep over [−100, 100] with the polynomial boundaries, zero, tiny values
+/// and the exp underflow threshold spelled out.
+fn activation_inputs() -> Vec<Vec<f32>> {
+    let mut rng = Rng::new(4);
+    let mut inputs: Vec<Vec<f32>> =
+        LENGTHS.iter().flat_map(|&n| [0.01, 1.0, 30.0].map(|s| random_vec(&mut rng, n, s))).collect();
+    let mut sweep: Vec<f32> = (-20_000..=20_000).map(|i| i as f32 * 0.005).collect();
+    for special in [0.0, 1e-30, 1e-6, 0.624_999_9, 0.625, 0.625_000_1, 9.0, 44.0, 87.3, 87.4, 88.8, 1e4] {
+        sweep.extend([special, -special]);
+    }
+    inputs.push(sweep);
+    inputs
+}
+
+fn check_activation(name: &str, f: fn(&Kernels) -> fn(&mut [f32]), spec: fn(&mut [f32])) {
+    for input in activation_inputs() {
+        let mut want = input.clone();
+        spec(&mut want);
+        for k in sets() {
+            let mut got = input.clone();
+            f(&k)(&mut got);
+            let what = format!("{name} n={}", input.len());
+            assert_close(k.name, &what, &got, &want, |i| ACTIVATION_ULPS * EPS * want[i].abs() + f32::MIN_POSITIVE);
+        }
+    }
+}
+
+#[test]
+fn sigmoid_matches_scalar() {
+    check_activation("sigmoid", |k| k.sigmoid, scalar::sigmoid);
+}
+
+#[test]
+fn tanh_matches_scalar() {
+    check_activation("tanh", |k| k.tanh, scalar::tanh);
+}
+
+#[test]
+fn log_softmax_matches_scalar() {
+    let mut rng = Rng::new(5);
+    let mut inputs: Vec<Vec<f32>> = LENGTHS.iter().flat_map(|&n| [0.1, 5.0, 50.0].map(|s| random_vec(&mut rng, n, s))).collect();
+    // A vocabulary-sized vector, and one dominated by a single logit.
+    inputs.push(random_vec(&mut rng, 10_000, 10.0));
+    inputs.push((0..77).map(|i| if i == 40 { 100.0 } else { -(i as f32) }).collect());
+    for input in inputs {
+        let n = input.len() as f32;
+        let max = input.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut want = input.clone();
+        scalar::log_softmax(&mut want);
+        for k in sets() {
+            let mut got = input.clone();
+            (k.log_softmax)(&mut got);
+            let what = format!("log_softmax n={n}");
+            assert_close(k.name, &what, &got, &want, |i| {
+                EPS * ((n + 8.0 + 2.0 * ACTIVATION_ULPS) + 2.0 * (input[i].abs() + max.abs() + want[i].abs()))
+            });
+        }
+    }
+}
+
+#[test]
+fn activations_keep_their_ranges() {
+    // Beyond closeness: sigmoid in [0, 1], tanh in [−1, 1] and odd, log-softmax ≤ 0
+    // and normalised, for every set (properties a polynomial can break at the edges).
+    for k in sets() {
+        for input in activation_inputs() {
+            let (mut s, mut t) = (input.clone(), input.clone());
+            (k.sigmoid)(&mut s);
+            (k.tanh)(&mut t);
+            assert!(s.iter().all(|v| (0.0..=1.0).contains(v)), "{}: sigmoid out of [0, 1]", k.name);
+            assert!(t.iter().all(|v| (-1.0..=1.0).contains(v)), "{}: tanh out of [-1, 1]", k.name);
+            let mut neg: Vec<f32> = input.iter().map(|x| -x).collect();
+            (k.tanh)(&mut neg);
+            assert!(neg.iter().zip(&t).all(|(a, b)| *a == -*b), "{}: tanh is not odd", k.name);
+            let mut l = input.clone();
+            (k.log_softmax)(&mut l);
+            if !l.is_empty() {
+                let total: f32 = l.iter().map(|v| v.exp()).sum();
+                assert!(l.iter().all(|&v| v <= 1e-6) && (total - 1.0).abs() < 1e-3, "{}: log_softmax {total}", k.name);
+            }
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! WebAssembly SIMD128 kernels (f32x4), compiled in with `-C target-feature=+simd128`.
+//!
+//! The feature is fixed at compile time (a wasm module either validates with SIMD or
+//! not at all), so the intrinsics are safe to call here; only the loads and stores
+//! through raw pointers are `unsafe`. SIMD128 has no fused multiply-add outside
+//! relaxed-SIMD, which these builds deliberately leave off, so products and sums
+//! round separately as in the scalar set.
+
+use super::cephes::{EXP_MIN, EXP_P, LN2_HI, LN2_LO, LOG2E, TANH_P, TANH_SMALL};
+use super::{scalar, Kernels};
+use core::arch::wasm32::*;
+
+/// The SIMD128 kernel table.
+pub const KERNELS: Kernels = Kernels { name: "simd128", gemv, axpy, csr, sigmoid, tanh, log_softmax };
+
+/// Loads four f32 from the start of `s`.
+#[inline(always)]
+fn load(s: &[f32]) -> v128 {
+    assert!(s.len() >= 4);
+    // SAFETY: `s` holds at least four f32 (checked above; the check folds away at every
+    // call site, which passes exact chunks); v128_load has no alignment requirement.
+    unsafe { v128_load(s.as_ptr().cast()) }
+}
+
+/// Stores four f32 at the start of `s`.
+#[inline(always)]
+fn store(s: &mut [f32], v: v128) {
+    assert!(s.len() >= 4);
+    // SAFETY: as in `load`, four writable f32 at an address with no alignment requirement.
+    unsafe { v128_store(s.as_mut_ptr().cast(), v) }
+}
+
+/// Dense matrix × vector, four rows at a time so that each load of `x` feeds four
+/// rows; the four accumulators are independent chains.
+pub fn gemv(w: &[f32], x: &[f32], y: &mut [f32]) {
+    let n = x.len();
+    assert_eq!(w.len(), y.len() * n, "gemv: w must hold y.len() rows of x.len() values");
+    if n == 0 {
+        return;
+    }
+    let n4 = n / 4 * 4;
+    let mut rows = y.chunks_exact_mut(4);
+    let mut blocks = w.chunks_exact(4 * n);
+    for (y4, w4) in (&mut rows).zip(&mut blocks) {
+        let (r0, rest) = w4.split_at(n);
+        let (r1, rest) = rest.split_at(n);
+        let (r2, r3) = rest.split_at(n);
+        let mut acc = [f32x4_splat(0.0); 4];
+        let quads = r0.chunks_exact(4).zip(r1.chunks_exact(4)).zip(r2.chunks_exact(4)).zip(r3.chunks_exact(4));
+        for (x4, (((a, b), c), d)) in x.chunks_exact(4).zip(quads) {
+            let xv = load(x4);
+            acc[0] = f32x4_add(acc[0], f32x4_mul(load(a), xv));
+            acc[1] = f32x4_add(acc[1], f32x4_mul(load(b), xv));
+            acc[2] = f32x4_add(acc[2], f32x4_mul(load(c), xv));
+            acc[3] = f32x4_add(acc[3], f32x4_mul(load(d), xv));
+        }
+        let mut sums = [0.0f32; 4];
+        store(&mut sums, hsum4(acc));
+        for ((yr, sum), row) in y4.iter_mut().zip(sums).zip([r0, r1, r2, r3]) {
+            *yr += sum + scalar::dot(&row[n4..], &x[n4..]);
+        }
+    }
+    for (yr, row) in rows.into_remainder().iter_mut().zip(blocks.remainder().chunks_exact(n)) {
+        *yr += dot(row, x);
+    }
+}
+
+/// `[Σa0, Σa1, Σa2, Σa3]`: a 4×4 transpose folded into the additions.
+#[inline(always)]
+fn hsum4(a: [v128; 4]) -> v128 {
+    // [a0₀+a0₂, a1₀+a1₂, a0₁+a0₃, a1₁+a1₃] and the same for a2, a3.
+    let u01 = f32x4_add(i32x4_shuffle::<0, 4, 1, 5>(a[0], a[1]), i32x4_shuffle::<2, 6, 3, 7>(a[0], a[1]));
+    let u23 = f32x4_add(i32x4_shuffle::<0, 4, 1, 5>(a[2], a[3]), i32x4_shuffle::<2, 6, 3, 7>(a[2], a[3]));
+    f32x4_add(i32x4_shuffle::<0, 1, 4, 5>(u01, u23), i32x4_shuffle::<2, 3, 6, 7>(u01, u23))
+}
+
+/// One row's dot product, for the rows left over after blocks of four.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = f32x4_splat(0.0);
+    let (mut ca, mut cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        acc = f32x4_add(acc, f32x4_mul(load(x), load(y)));
+    }
+    let lanes = (f32x4_extract_lane::<0>(acc) + f32x4_extract_lane::<1>(acc))
+        + (f32x4_extract_lane::<2>(acc) + f32x4_extract_lane::<3>(acc));
+    lanes + scalar::dot(ca.remainder(), cb.remainder())
+}
+
+/// `y += a·x`.
+pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len(), "axpy: x and y differ in length");
+    let av = f32x4_splat(a);
+    let mut yc = y.chunks_exact_mut(4);
+    let mut xc = x.chunks_exact(4);
+    for (y4, x4) in (&mut yc).zip(&mut xc) {
+        store(y4, f32x4_add(load(y4), f32x4_mul(av, load(x4))));
+    }
+    scalar::axpy(a, xc.remainder(), yc.into_remainder());
+}
+
+/// CSR matrix × vector. Wasm has no gather, so the loads of `x` stay scalar; four
+/// independent partial sums per row break the dependency chain of the adds, and the
+/// bounds checks on `x` (the kernel is a safe function) are cheap compares.
+pub fn csr(row_ptr: &[u32], col_idx: &[u32], values: &[f32], x: &[f32], y: &mut [f32]) {
+    for (yr, ends) in y.iter_mut().zip(row_ptr.windows(2)) {
+        let (s, e) = (ends[0] as usize, ends[1] as usize);
+        let (cols, vals) = (&col_idx[s..e], &values[s..e]);
+        let mut acc = [0.0f32; 4];
+        let (mut c4, mut v4) = (cols.chunks_exact(4), vals.chunks_exact(4));
+        for (c, v) in (&mut c4).zip(&mut v4) {
+            for l in 0..4 {
+                acc[l] += v[l] * x[c[l] as usize];
+            }
+        }
+        let mut tail = 0.0;
+        for (&c, &v) in c4.remainder().iter().zip(v4.remainder()) {
+            tail += v * x[c as usize];
+        }
+        *yr += (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail;
+    }
+}
+
+/// Applies `f` to `v` four lanes at a time; the tail goes through a zero-padded copy
+/// so that it sees exactly the same arithmetic.
+#[inline(always)]
+fn map4(v: &mut [f32], f: impl Fn(v128) -> v128) {
+    let mut chunks = v.chunks_exact_mut(4);
+    for c in &mut chunks {
+        store(c, f(load(c)));
+    }
+    let tail = chunks.into_remainder();
+    if !tail.is_empty() {
+        let mut buf = [0.0f32; 4];
+        buf[..tail.len()].copy_from_slice(tail);
+        let out = f(load(&buf));
+        store(&mut buf, out);
+        tail.copy_from_slice(&buf[..tail.len()]);
+    }
+}
+
+/// `exp(x)` for `x ≤ 0` (Cephes range reduction, see `kernels::cephes`); inputs below
+/// `EXP_MIN` give the smallest normal number instead of a subnormal or zero.
+#[inline(always)]
+fn exp_nonpositive(x: v128) -> v128 {
+    let x = f32x4_max(x, f32x4_splat(EXP_MIN));
+    let n = f32x4_nearest(f32x4_mul(x, f32x4_splat(LOG2E)));
+    let r = f32x4_sub(x, f32x4_mul(n, f32x4_splat(LN2_HI)));
+    let r = f32x4_sub(r, f32x4_mul(n, f32x4_splat(LN2_LO)));
+    let mut p = f32x4_splat(EXP_P[0]);
+    for &c in &EXP_P[1..] {
+        p = f32x4_add(f32x4_mul(p, r), f32x4_splat(c));
+    }
+    let p = f32x4_add(f32x4_mul(p, f32x4_mul(r, r)), f32x4_add(r, f32x4_splat(1.0)));
+    // 2ⁿ built in the exponent field; n ≥ −126, so the biased exponent stays ≥ 1.
+    let pow2n = i32x4_shl(i32x4_add(i32x4_trunc_sat_f32x4(n), i32x4_splat(127)), 23);
+    f32x4_mul(p, pow2n)
+}
+
+/// `1/(1+e^−x)` through `e = exp(−|x|)`, so that exp never overflows:
+/// `σ(x) = 1/(1+e)` for `x ≥ 0` and `e/(1+e)` for `x < 0`.
+#[inline(always)]
+fn sigmoid4(x: v128) -> v128 {
+    let e = exp_nonpositive(v128_or(x, f32x4_splat(-0.0)));
+    let d = f32x4_div(f32x4_splat(1.0), f32x4_add(f32x4_splat(1.0), e));
+    v128_bitselect(f32x4_mul(e, d), d, f32x4_lt(x, f32x4_splat(0.0)))
+}
+
+/// Cephes `tanhf`: an odd polynomial below `TANH_SMALL`, else `(1−e)/(1+e)` with
+/// `e = exp(−2|x|)` and the sign of `x`.
+#[inline(always)]
+fn tanh4(x: v128) -> v128 {
+    let sign = f32x4_splat(-0.0);
+    let ax = f32x4_abs(x);
+    let e = exp_nonpositive(f32x4_mul(ax, f32x4_splat(-2.0)));
+    let one = f32x4_splat(1.0);
+    let large = f32x4_div(f32x4_sub(one, e), f32x4_add(one, e));
+    let large = v128_or(large, v128_and(x, sign));
+    let z = f32x4_mul(x, x);
+    let mut p = f32x4_splat(TANH_P[0]);
+    for &c in &TANH_P[1..] {
+        p = f32x4_add(f32x4_mul(p, z), f32x4_splat(c));
+    }
+    let small = f32x4_add(f32x4_mul(f32x4_mul(p, z), x), x);
+    v128_bitselect(small, large, f32x4_lt(ax, f32x4_splat(TANH_SMALL)))
+}
+
+/// Logistic sigmoid in place.
+pub fn sigmoid(v: &mut [f32]) {
+    map4(v, sigmoid4);
+}
+
+/// Hyperbolic tangent in place.
+pub fn tanh(v: &mut [f32]) {
+    map4(v, tanh4);
+}
+
+/// Log-softmax in place, shifted by the maximum for stability.
+pub fn log_softmax(v: &mut [f32]) {
+    if v.is_empty() {
+        return;
+    }
+    let mut chunks = v.chunks_exact(4);
+    let mut m4 = f32x4_splat(f32::NEG_INFINITY);
+    for c in &mut chunks {
+        m4 = f32x4_max(m4, load(c));
+    }
+    let lanes = [
+        f32x4_extract_lane::<0>(m4),
+        f32x4_extract_lane::<1>(m4),
+        f32x4_extract_lane::<2>(m4),
+        f32x4_extract_lane::<3>(m4),
+    ];
+    let max = lanes.iter().chain(chunks.remainder()).copied().fold(f32::NEG_INFINITY, f32::max);
+    let mv = f32x4_splat(max);
+    let mut s4 = f32x4_splat(0.0);
+    let mut chunks = v.chunks_exact(4);
+    for c in &mut chunks {
+        s4 = f32x4_add(s4, exp_nonpositive(f32x4_sub(load(c), mv)));
+    }
+    // The tail is padded with `max`, whose lanes are left out of the sum below.
+    let tail = chunks.remainder();
+    let mut buf = [max; 4];
+    buf[..tail.len()].copy_from_slice(tail);
+    let e = exp_nonpositive(f32x4_sub(load(&buf), mv));
+    store(&mut buf, e);
+    let sum = (f32x4_extract_lane::<0>(s4) + f32x4_extract_lane::<1>(s4))
+        + (f32x4_extract_lane::<2>(s4) + f32x4_extract_lane::<3>(s4))
+        + buf[..tail.len()].iter().sum::<f32>();
+    let shift = f32x4_splat(max + sum.ln());
+    map4(v, |x| f32x4_sub(x, shift));
+}
