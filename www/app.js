@@ -142,6 +142,7 @@ class Panel {
     this.worker?.terminate();
     this.worker = new ModelWorker();
     this.busy = false;
+    this.queued = null;
     this.build = null;
     const { build, variant } = await this.worker.call('init', { simd });
     this.build = { ...build, variant };
@@ -219,31 +220,32 @@ class Panel {
       return;
     }
     this.busy = true;
-    const worker = this.worker;
+    const { worker, source } = this;
     try {
       const r = await worker.call('predict', { text, k });
-      if (worker !== this.worker) return;
-      this.renderPredictions(r.predictions);
-      const ppl = $('.ppl-value', this.el);
-      if (r.perplexity) {
-        const p = r.perplexity;
-        ppl.textContent = `${p.perplexity.toFixed(1)} over ${p.tokens} token${p.tokens === 1 ? '' : 's'}` +
-          (p.unknown ? `, ${p.unknown} unknown` : '');
-        ppl.dataset.value = p.perplexity;
-        if (p.tokens > 0) this.addSample((1000 * p.ms) / p.tokens);
-      } else {
-        ppl.textContent = `– (${r.perplexityError})`;
-        delete ppl.dataset.value;
-      }
+      if (worker === this.worker && source === this.source) this.showPrediction(r);
     } catch (err) {
-      if (worker === this.worker) this.showError(err.message);
-    } finally {
-      if (worker === this.worker) this.busy = false;
+      if (worker === this.worker && source === this.source) this.showError(err.message);
     }
-    if (this.queued && worker === this.worker) {
-      const next = this.queued;
-      this.queued = null;
-      this.predict(next.text, next.k);
+    if (worker !== this.worker) return; // start() has reset the queue for the new worker
+    this.busy = false;
+    const next = this.queued;
+    this.queued = null;
+    if (next) this.predict(next.text, next.k);
+  }
+
+  showPrediction(r) {
+    this.renderPredictions(r.predictions);
+    const ppl = $('.ppl-value', this.el);
+    if (r.perplexity) {
+      const p = r.perplexity;
+      ppl.textContent = `${p.perplexity.toFixed(1)} over ${p.tokens} token${p.tokens === 1 ? '' : 's'}` +
+        (p.unknown ? `, ${p.unknown} unknown` : '');
+      ppl.dataset.value = p.perplexity;
+      if (p.tokens > 0) this.addSample((1000 * p.ms) / p.tokens);
+    } else {
+      ppl.textContent = `– (${r.perplexityError})`;
+      delete ppl.dataset.value;
     }
   }
 
