@@ -163,6 +163,22 @@ test('typing shows predictions, perplexity and latency from both models', async 
   for (const side of ['a', 'b']) checkPredictions(await predictionsAfter(side, words(text) + 1), k, `panel ${side} after a click`);
 });
 
+test('every control has an accessible name, and predictions work from the keyboard', async () => {
+  const unnamed = await page.locator('input, select, textarea, button').evaluateAll((controls) =>
+    controls.filter((c) => !(c.labels?.length || c.getAttribute('aria-label') || c.textContent.trim()))
+      .map((c) => c.outerHTML.slice(0, 80)));
+  assert.deepEqual(unnamed, []);
+
+  const before = await page.locator('#text').inputValue();
+  await page.locator('#model-file-a').focus();
+  await page.keyboard.press('Tab');
+  const token = await page.evaluate(() => document.activeElement.closest('.panel[data-side=a] .prediction')?.dataset.token);
+  assert.ok(token, 'Tab moves from the file picker to the first prediction');
+  await page.keyboard.press('Enter');
+  assert.equal(await page.locator('#text').inputValue(), `${before}${token} `);
+  await predictionsAfter('a', words(before) + 1);
+});
+
 test('the SIMD build runs, and forcing the scalar build works', async () => {
   const build = page.locator('#build');
   assert.equal(await build.getAttribute('data-simd'), 'true', `SIMD build in use: ${await build.textContent()}`);
