@@ -35,6 +35,10 @@ impl Kron {
     pub fn b(&self) -> &Dense {
         &self.b
     }
+    /// Whether `matvec` computes `A·X` first (else `X·Bᵀ`); for tests of both paths.
+    pub(crate) fn a_first(&self) -> bool {
+        self.a_first
+    }
 }
 
 impl MatVec for Kron {
