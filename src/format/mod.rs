@@ -14,7 +14,7 @@ use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
 use crate::error::{config_err, Error, Result};
 use crate::lstm::{Gates, LstmLayer};
 use crate::matrix::{Csr, Dense, Doped, Kron, LowRank, MatVec, Matrix};
-use crate::model::{Embedding, Model, ValueType, Weight, MAX_DIM};
+use crate::model::{Embedding, Model, ValueType, Weight, MAX_DIM, MAX_LAYERS};
 use crate::tokenizer::Tokenizer;
 
 /// Largest safetensors header accepted (the vocabulary lives there).
@@ -267,6 +267,10 @@ impl Reader<'_, '_> {
             "tied" => Embedding::Tied,
             _ => Embedding::Own(self.weight(names::EMBEDDING, &c.embedding)?),
         };
+        // Before allocating per layer: the header alone may list millions of layers.
+        if c.layers.len() > MAX_LAYERS {
+            return Err(Error::TooLarge { what: "layer count".into(), value: c.layers.len() as u64, max: MAX_LAYERS as u64 });
+        }
         let mut layers = Vec::with_capacity(c.layers.len());
         for (i, l) in c.layers.iter().enumerate() {
             if l.hidden == 0 || l.hidden > MAX_DIM || l.input > MAX_DIM {

@@ -44,11 +44,13 @@ impl Csr {
                 values.len()
             ));
         }
+        // All of row_ptr first: with it monotone and ending at nnz, every row's range
+        // lies inside `col_idx`, so the slicing below cannot go out of bounds.
+        if let Some(r) = (0..rows).find(|&r| row_ptr[r + 1] < row_ptr[r]) {
+            return Err(format!("row_ptr is not monotone at row {r} ({} > {})", row_ptr[r], row_ptr[r + 1]));
+        }
         for r in 0..rows {
             let (s, e) = (row_ptr[r], row_ptr[r + 1]);
-            if e < s {
-                return Err(format!("row_ptr is not monotone at row {r} ({s} > {e})"));
-            }
             let row = &col_idx[s as usize..e as usize];
             for (i, &c) in row.iter().enumerate() {
                 if c as usize >= cols {

@@ -1,0 +1,579 @@
+//! Every bad model file and bad input is rejected with its own `Error` variant, and
+//! nothing reachable from input bytes panics.
+//!
+//! Bad files are made by taking a valid file apart ([`File`]), editing its config or
+//! tensors, and serialising it again with `safetensors::serialize`, so each test
+//! breaks exactly one thing.
+
+use std::collections::{BTreeMap, HashMap};
+
+use dkp_lstm::format::MAX_HEADER_BYTES;
+use dkp_lstm::random::{random_model, RandomSpec};
+use dkp_lstm::{Error, Model, Session, TokenizerKind, MAX_LAYERS};
+use proptest::prelude::*;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde_json::{json, Value};
+
+/// A small valid model file of the given kinds (hidden 8, vocab 20, fused gates).
+fn valid(kind: &str, cf: f64) -> Vec<u8> {
+    let spec = RandomSpec { kind: kind.into(), cf, hidden: 8, vocab: 20, layers: 2, seed: 5, ..RandomSpec::default() };
+    random_model(&spec).unwrap().to_bytes().unwrap()
+}
+
+/// A model file taken apart into its metadata and tensors.
+struct File {
+    meta: Option<HashMap<String, String>>,
+    tensors: BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>,
+}
+
+impl File {
+    fn parse(bytes: &[u8]) -> File {
+        let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
+        let st = SafeTensors::deserialize(bytes).unwrap();
+        let tensors =
+            st.tensors().into_iter().map(|(n, t)| (n, (t.dtype(), t.shape().to_vec(), t.data().to_vec()))).collect();
+        File { meta: header.metadata().clone(), tensors }
+    }
+
+    fn of(kind: &str, cf: f64) -> File {
+        File::parse(&valid(kind, cf))
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let views = self.tensors.iter().map(|(n, (d, s, b))| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()));
+        safetensors::serialize(views, self.meta.clone()).unwrap()
+    }
+
+    fn load(&self) -> Result<Model, Error> {
+        Model::from_bytes(&self.bytes())
+    }
+
+    fn config(&mut self, edit: impl FnOnce(&mut Value)) {
+        let meta = self.meta.as_mut().unwrap();
+        let mut config: Value = serde_json::from_str(&meta["config"]).unwrap();
+        edit(&mut config);
+        meta.insert("config".into(), config.to_string());
+    }
+
+    fn set_meta(&mut self, key: &str, value: &str) {
+        self.meta.as_mut().unwrap().insert(key.into(), value.into());
+    }
+
+    fn f32s(&self, name: &str) -> Vec<f32> {
+        let (d, _, b) = &self.tensors[name];
+        assert_eq!(*d, Dtype::F32, "{name}");
+        b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+    }
+
+    fn set_f32s(&mut self, name: &str, v: &[f32]) {
+        let t = self.tensors.get_mut(name).unwrap();
+        t.0 = Dtype::F32;
+        t.2 = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    }
+
+    fn i32s(&self, name: &str) -> Vec<i32> {
+        let (d, _, b) = &self.tensors[name];
+        assert_eq!(*d, Dtype::I32, "{name}");
+        b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect()
+    }
+
+    fn set_i32s(&mut self, name: &str, v: &[i32]) {
+        self.tensors.get_mut(name).unwrap().2 = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    }
+
+    /// Re-encodes a tensor's values in another dtype (same shape).
+    fn retype(&mut self, name: &str, dtype: Dtype) {
+        let v = self.f32s(name);
+        let t = self.tensors.get_mut(name).unwrap();
+        t.0 = dtype;
+        t.2 = match dtype {
+            Dtype::F64 => v.iter().flat_map(|&x| (x as f64).to_le_bytes()).collect(),
+            Dtype::I64 => v.iter().flat_map(|&x| (x as i64).to_le_bytes()).collect(),
+            Dtype::I32 => v.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect(),
+            d => panic!("test helper does not write {d:?}"),
+        };
+    }
+}
+
+/// The length of the 8-byte prefix plus the JSON header: where tensor data starts.
+fn data_start(bytes: &[u8]) -> usize {
+    8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize
+}
+
+/// The first row of `layers.0.w`'s sparse part with at least two entries, as a range into `col_idx`.
+fn row_with_two(f: &File) -> (usize, std::ops::Range<usize>) {
+    let rp = f.i32s("layers.0.w.s.row_ptr");
+    (0..rp.len() - 1)
+        .find(|&r| rp[r + 1] - rp[r] >= 2)
+        .map(|r| (r, rp[r] as usize..rp[r + 1] as usize))
+        .expect("the test model's S has a row with two entries")
+}
+
+fn sparse_reason(r: Result<Model, Error>, name: &str) -> String {
+    match r {
+        Err(Error::InvalidSparse { name: n, reason }) if n == name => reason,
+        other => panic!("expected InvalidSparse for `{name}`, got {other:?}"),
+    }
+}
+
+// ---- the container ----
+
+#[test]
+fn truncated_file_at_several_cut_points() {
+    let bytes = valid("dkp", 4.0);
+    let start = data_start(&bytes);
+    for cut in [0, 1, 7, 8, 9, start / 2, start - 1, start, start + 1, (start + bytes.len()) / 2, bytes.len() - 1] {
+        match Model::from_bytes(&bytes[..cut]) {
+            Err(Error::Truncated { needed, found }) => {
+                assert_eq!(found, cut as u64, "cut {cut}");
+                assert!(needed > found && needed <= bytes.len() as u64, "cut {cut}: needed {needed}");
+            }
+            other => panic!("cut at {cut} of {}: {other:?}", bytes.len()),
+        }
+    }
+}
+
+#[test]
+fn random_bytes_are_not_safetensors() {
+    // A fixed LCG: reproducible noise without a dependency.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..4096)
+        .map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (x >> 56) as u8
+        })
+        .collect();
+    assert_ne!(noise[8], b'{');
+    assert!(matches!(Model::from_bytes(&noise), Err(Error::NotSafetensors { .. })), "{:?}", Model::from_bytes(&noise));
+}
+
+#[test]
+fn a_json_file_is_not_safetensors() {
+    let json = br#"{"format": "dkp-lstm", "config": {"layers": []}}"#;
+    assert!(matches!(Model::from_bytes(json), Err(Error::NotSafetensors { .. })));
+}
+
+#[test]
+fn a_header_that_is_not_json_is_rejected() {
+    let mut bytes = 16u64.to_le_bytes().to_vec();
+    bytes.extend_from_slice(b"{not json at all");
+    assert!(matches!(Model::from_bytes(&bytes), Err(Error::NotSafetensors { .. })));
+}
+
+#[test]
+fn header_too_large() {
+    let mut bytes = (MAX_HEADER_BYTES + 1).to_le_bytes().to_vec();
+    bytes.extend_from_slice(b"{\"a\": 1}");
+    assert_eq!(Model::from_bytes(&bytes).unwrap_err(), Error::HeaderTooLarge { len: MAX_HEADER_BYTES + 1, max: MAX_HEADER_BYTES });
+    let mut huge = u64::MAX.to_le_bytes().to_vec();
+    huge.push(b'{');
+    assert!(matches!(Model::from_bytes(&huge), Err(Error::HeaderTooLarge { .. })));
+}
+
+#[test]
+fn bytes_after_the_last_tensor_are_rejected() {
+    let mut bytes = valid("dense", 1.0);
+    bytes.extend_from_slice(&[0, 0, 0, 0]);
+    assert!(matches!(Model::from_bytes(&bytes), Err(Error::NotSafetensors { .. })));
+}
+
+// ---- metadata and config ----
+
+#[test]
+fn missing_metadata() {
+    let mut f = File::of("dense", 1.0);
+    f.meta = None;
+    assert!(matches!(f.load(), Err(Error::BadMetadata { .. })));
+    for key in ["format", "format_version", "config"] {
+        let mut f = File::of("dense", 1.0);
+        f.meta.as_mut().unwrap().remove(key);
+        match f.load() {
+            Err(Error::BadMetadata { reason }) => assert!(reason.contains(key), "{key}: {reason}"),
+            other => panic!("without `{key}`: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn another_format_name_is_bad_metadata() {
+    let mut f = File::of("dense", 1.0);
+    f.set_meta("format", "pt");
+    assert!(matches!(f.load(), Err(Error::BadMetadata { .. })));
+}
+
+#[test]
+fn unknown_format_version() {
+    for v in ["2", "0", "1.1", "one"] {
+        let mut f = File::of("dense", 1.0);
+        f.set_meta("format_version", v);
+        assert_eq!(f.load().unwrap_err(), Error::UnsupportedVersion { found: v.into(), supported: 1 });
+    }
+}
+
+#[test]
+fn config_that_is_not_json_or_has_unknown_fields() {
+    let mut f = File::of("dense", 1.0);
+    f.set_meta("config", "{\"architecture\": ");
+    assert!(matches!(f.load(), Err(Error::BadMetadata { .. })));
+    let mut f = File::of("dense", 1.0);
+    f.config(|c| c["layers"][0]["dropout"] = json!(0.5));
+    assert!(matches!(f.load(), Err(Error::BadMetadata { .. })));
+}
+
+#[test]
+fn unknown_architecture() {
+    let mut f = File::of("dense", 1.0);
+    f.config(|c| c["architecture"] = json!("gru-lm"));
+    assert!(matches!(f.load(), Err(Error::InvalidConfig { field, .. }) if field == "architecture"));
+}
+
+#[test]
+fn unknown_weight_kind() {
+    let mut f = File::of("dense", 1.0);
+    f.config(|c| c["layers"][1]["w"]["kind"] = json!("hologram"));
+    match f.load() {
+        Err(Error::InvalidConfig { field, reason }) => {
+            assert_eq!(field, "layers.1.w.kind");
+            assert!(reason.contains("hologram"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn vocabulary_size_not_matching_the_embedding_or_output() {
+    let drop_last = |c: &mut Value| {
+        c["tokenizer"]["tokens"].as_array_mut().unwrap().pop();
+    };
+    let mut f = File::of("dense", 1.0);
+    f.config(drop_last);
+    assert_eq!(f.load().unwrap_err(), Error::VocabMismatch { vocab: 19, rows: 20, matrix: "embedding" });
+
+    let tied = RandomSpec { embedding_kind: "tied".into(), hidden: 8, vocab: 20, ..RandomSpec::default() };
+    let mut f = File::parse(&random_model(&tied).unwrap().to_bytes().unwrap());
+    f.config(|c| c["tokenizer"]["tokens"].as_array_mut().unwrap().push(json!("extra")));
+    assert_eq!(f.load().unwrap_err(), Error::VocabMismatch { vocab: 21, rows: 20, matrix: "output" });
+}
+
+#[test]
+fn bad_vocabulary_entries() {
+    let mut f = File::of("dense", 1.0);
+    f.config(|c| c["tokenizer"]["tokens"][5] = json!("the"));
+    assert!(matches!(f.load(), Err(Error::InvalidConfig { field, .. }) if field.starts_with("tokenizer.tokens")));
+    let mut f = File::of("dense", 1.0);
+    f.config(|c| c["tokenizer"]["unk"] = json!("<nope>"));
+    assert!(matches!(f.load(), Err(Error::InvalidConfig { field, .. }) if field == "tokenizer.unk"));
+}
+
+// ---- sizes ----
+
+#[test]
+fn absurd_hidden_size() {
+    let mut f = File::of("dense", 1.0);
+    f.config(|c| c["layers"][0]["hidden"] = json!(1_000_000_000u64));
+    assert!(matches!(f.load(), Err(Error::InvalidConfig { field, .. }) if field == "layers[0]"));
+}
+
+#[test]
+fn absurd_matrix_sides() {
+    let mut f = File::of("dense", 1.0);
+    f.config(|c| c["output"]["cols"] = json!(u64::MAX));
+    assert!(matches!(f.load(), Err(Error::InvalidConfig { field, .. }) if field == "output.cols"));
+}
+
+#[test]
+fn huge_kronecker_factors() {
+    // Factors whose products overflow, or that do not make the matrix.
+    for (a, b) in [([1u64 << 62, 1 << 62], [1u64 << 62, 1 << 62]), ([1_000_000, 1_000_000], [1_000_000, 1_000_000])] {
+        let mut f = File::of("kp", 4.0);
+        f.config(|c| {
+            c["layers"][0]["w"]["a"] = json!(a);
+            c["layers"][0]["w"]["b"] = json!(b);
+        });
+        assert!(matches!(f.load(), Err(Error::InvalidConfig { field, .. }) if field == "layers.0.w.a"));
+    }
+    // A virtual matrix within each side's limit but beyond the element limit.
+    let mut f = File::of("kp", 4.0);
+    f.config(|c| {
+        let w = &mut c["layers"][0]["w"];
+        w["rows"] = json!(1 << 22);
+        w["cols"] = json!(1 << 22);
+        w["a"] = json!([1 << 11, 1 << 11]);
+        w["b"] = json!([1 << 11, 1 << 11]);
+    });
+    assert!(matches!(f.load(), Err(Error::TooLarge { .. })));
+}
+
+#[test]
+fn absurd_non_zero_count_and_rank() {
+    let mut f = File::of("dkp", 4.0);
+    f.config(|c| c["layers"][0]["w"]["nnz"] = json!(1u64 << 50));
+    assert!(matches!(f.load(), Err(Error::InvalidConfig { field, .. }) if field == "layers.0.w.nnz"));
+    let mut f = File::of("lowrank", 4.0);
+    f.config(|c| c["layers"][0]["w"]["rank"] = json!(1u64 << 40));
+    assert!(matches!(f.load(), Err(Error::InvalidConfig { field, .. }) if field == "layers.0.w.rank"));
+}
+
+#[test]
+fn too_many_layers() {
+    let mut f = File::of("dense", 1.0);
+    f.config(|c| {
+        let layer = c["layers"][1].clone();
+        c["layers"] = Value::Array(vec![layer; 100_000]);
+    });
+    assert_eq!(
+        f.load().unwrap_err(),
+        Error::TooLarge { what: "layer count".into(), value: 100_000, max: MAX_LAYERS as u64 }
+    );
+}
+
+// ---- tensors ----
+
+#[test]
+fn tensor_shape_inconsistent_with_the_config() {
+    let mut f = File::of("dense", 1.0);
+    let (_, shape, _) = f.tensors["layers.0.w.weight"].clone();
+    f.tensors.get_mut("layers.0.w.weight").unwrap().1 = vec![shape[1], shape[0]];
+    assert_eq!(
+        f.load().unwrap_err(),
+        Error::ShapeMismatch { name: "layers.0.w.weight".into(), expected: shape.clone(), found: vec![shape[1], shape[0]] }
+    );
+    // The config changed instead of the tensor.
+    let mut f = File::of("dense", 1.0);
+    f.config(|c| c["layers"][0]["w"]["cols"] = json!(shape[1] + 1));
+    assert!(matches!(f.load(), Err(Error::ShapeMismatch { name, .. }) if name == "layers.0.w.weight"));
+    // A hidden size that disagrees with the layer's weights.
+    let mut f = File::of("dense", 1.0);
+    f.config(|c| c["layers"][1]["hidden"] = json!(9));
+    assert!(matches!(f.load(), Err(Error::ShapeMismatch { name, .. }) if name == "layers.1.bias"));
+}
+
+#[test]
+fn kronecker_factors_not_making_the_matrix() {
+    let mut f = File::of("kp", 4.0);
+    f.config(|c| {
+        let a = c["layers"][0]["w"]["a"].clone();
+        c["layers"][0]["w"]["a"] = json!([a[0].as_u64().unwrap() + 1, a[1]]);
+    });
+    assert!(matches!(f.load(), Err(Error::InvalidConfig { field, .. }) if field == "layers.0.w.a"));
+}
+
+#[test]
+fn missing_tensor() {
+    for name in ["output.bias", "layers.1.w.b", "layers.0.w.s.row_ptr", "embedding.weight"] {
+        let mut f = File::of("dkp", 4.0);
+        assert!(f.tensors.remove(name).is_some(), "{name}");
+        assert_eq!(f.load().unwrap_err(), Error::MissingTensor { name: name.into() });
+    }
+}
+
+#[test]
+fn unexpected_extra_tensor() {
+    let mut f = File::of("dense", 1.0);
+    f.tensors.insert("layers.0.w.extra".into(), (Dtype::F32, vec![2], vec![0; 8]));
+    assert_eq!(f.load().unwrap_err(), Error::UnexpectedTensor { name: "layers.0.w.extra".into() });
+}
+
+#[test]
+fn wrong_dtype_of_values() {
+    for (name, dtype, found) in [
+        ("output.bias", Dtype::F64, "F64"),
+        ("layers.0.w.a", Dtype::I64, "I64"),
+        ("layers.1.w.s.values", Dtype::I32, "I32"),
+    ] {
+        let mut f = File::of("dkp", 4.0);
+        f.retype(name, dtype);
+        match f.load() {
+            Err(Error::WrongDtype { name: n, found: fnd, .. }) => assert_eq!((n.as_str(), fnd.as_str()), (name, found)),
+            other => panic!("{name} as {found}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn values_stored_in_another_dtype_than_the_config_declares() {
+    let mut f = File::of("dense", 1.0);
+    f.config(|c| c["output"]["dtype"] = json!("F16"));
+    assert_eq!(
+        f.load().unwrap_err(),
+        Error::WrongDtype { name: "output.weight".into(), found: "F32".into(), expected: "F16" }
+    );
+}
+
+#[test]
+fn wrong_dtype_of_indices() {
+    let mut f = File::of("dkp", 4.0);
+    let idx: Vec<f32> = f.i32s("layers.0.w.s.col_idx").iter().map(|&i| i as f32).collect();
+    f.set_f32s("layers.0.w.s.col_idx", &idx);
+    assert!(matches!(f.load(), Err(Error::WrongDtype { name, found, .. }) if name == "layers.0.w.s.col_idx" && found == "F32"));
+}
+
+#[test]
+fn nan_and_inf_weights() {
+    for (name, index, bad) in [
+        ("output.bias", 3, f32::NAN),
+        ("layers.0.w.a", 2, f32::INFINITY),
+        ("layers.1.w.s.values", 7, f32::NEG_INFINITY),
+        ("embedding.weight", 0, f32::NAN),
+    ] {
+        let mut f = File::of("dkp", 4.0);
+        let mut v = f.f32s(name);
+        v[index] = bad;
+        f.set_f32s(name, &v);
+        assert_eq!(f.load().unwrap_err(), Error::NonFinite { name: name.into(), index }, "{name}");
+    }
+}
+
+#[test]
+fn nan_in_f16_weights() {
+    let spec = RandomSpec { dtype: dkp_lstm::ValueType::F16, hidden: 8, vocab: 20, ..RandomSpec::default() };
+    let mut f = File::parse(&random_model(&spec).unwrap().to_bytes().unwrap());
+    let t = f.tensors.get_mut("output.weight").unwrap();
+    assert_eq!(t.0, Dtype::F16);
+    t.2[10..12].copy_from_slice(&0x7e00u16.to_le_bytes()); // f16 NaN at index 5
+    assert_eq!(f.load().unwrap_err(), Error::NonFinite { name: "output.weight".into(), index: 5 });
+}
+
+// ---- CSR invariants ----
+
+#[test]
+fn csr_column_index_out_of_range() {
+    let mut f = File::of("dkp", 4.0);
+    let mut col = f.i32s("layers.0.w.s.col_idx");
+    let last = col.len() - 1;
+    col[last] = 1_000_000;
+    f.set_i32s("layers.0.w.s.col_idx", &col);
+    assert!(sparse_reason(f.load(), "layers.0.w").contains("out of range"));
+}
+
+#[test]
+fn csr_unsorted_columns() {
+    let mut f = File::of("dkp", 4.0);
+    let (_, range) = row_with_two(&f);
+    let mut col = f.i32s("layers.0.w.s.col_idx");
+    col.swap(range.start, range.start + 1);
+    f.set_i32s("layers.0.w.s.col_idx", &col);
+    assert!(sparse_reason(f.load(), "layers.0.w").contains("strictly increasing"));
+}
+
+#[test]
+fn csr_row_ptr_not_monotone() {
+    // A row pointer that goes back.
+    let mut f = File::of("dkp", 4.0);
+    let mut rp = f.i32s("layers.0.w.s.row_ptr");
+    let r = (1..rp.len() - 2).find(|&r| rp[r] > 0).expect("S has entries before its last row");
+    rp[r + 1] = rp[r] - 1;
+    f.set_i32s("layers.0.w.s.row_ptr", &rp);
+    assert!(sparse_reason(f.load(), "layers.0.w").contains("monotone"));
+    // One that jumps past the end of the values before coming back.
+    let mut f = File::of("dkp", 4.0);
+    let mut rp = f.i32s("layers.0.w.s.row_ptr");
+    rp[1] = 1_000_000;
+    f.set_i32s("layers.0.w.s.row_ptr", &rp);
+    assert!(sparse_reason(f.load(), "layers.0.w").contains("monotone"));
+}
+
+#[test]
+fn csr_row_ptr_not_ending_at_nnz() {
+    let mut f = File::of("dkp", 4.0);
+    let mut rp = f.i32s("layers.0.w.s.row_ptr");
+    *rp.last_mut().unwrap() -= 1;
+    f.set_i32s("layers.0.w.s.row_ptr", &rp);
+    sparse_reason(f.load(), "layers.0.w");
+}
+
+#[test]
+fn csr_negative_index() {
+    for name in ["layers.0.w.s.col_idx", "layers.0.w.s.row_ptr"] {
+        let mut f = File::of("dkp", 4.0);
+        let mut v = f.i32s(name);
+        v[1] = -1;
+        f.set_i32s(name, &v);
+        assert!(sparse_reason(f.load(), name).contains("negative"), "{name}");
+    }
+}
+
+#[test]
+fn csr_indices_as_i64_are_accepted_and_checked() {
+    let mut f = File::of("dkp", 4.0);
+    let col = f.i32s("layers.0.w.s.col_idx");
+    let t = f.tensors.get_mut("layers.0.w.s.col_idx").unwrap();
+    t.0 = Dtype::I64;
+    t.2 = col.iter().flat_map(|&i| (i as i64).to_le_bytes()).collect();
+    assert!(f.load().is_ok());
+    let t = f.tensors.get_mut("layers.0.w.s.col_idx").unwrap();
+    t.2[..8].copy_from_slice(&(1i64 << 40).to_le_bytes());
+    assert!(sparse_reason(f.load(), "layers.0.w.s.col_idx").contains("too large"));
+}
+
+// ---- texts and tokens ----
+
+fn session() -> Session {
+    Session::new(Model::from_bytes(&valid("dense", 1.0)).unwrap())
+}
+
+#[test]
+fn empty_text() {
+    let mut s = session();
+    for text in ["", "   ", "\t \r"] {
+        assert_eq!(s.perplexity(text).unwrap_err(), Error::EmptyText, "{text:?}");
+    }
+    let chars = RandomSpec { tokenizer: TokenizerKind::Char, hidden: 8, vocab: 40, ..RandomSpec::default() };
+    let mut c = Session::new(random_model(&chars).unwrap());
+    assert_eq!(c.perplexity("").unwrap_err(), Error::EmptyText);
+}
+
+#[test]
+fn text_of_only_unknown_words() {
+    let mut s = session();
+    assert_eq!(s.perplexity("zebra giraffe okapi").unwrap_err(), Error::AllUnknown { words: 3 });
+    assert!(s.perplexity("zebra the okapi").is_ok(), "one known word is enough");
+}
+
+#[test]
+fn token_id_out_of_range() {
+    let mut s = session();
+    let vocab = s.model().vocab_size();
+    assert_eq!(s.feed(vocab as u32).unwrap_err(), Error::TokenOutOfRange { id: vocab as u32, vocab });
+    assert_eq!(s.feed(u32::MAX).unwrap_err(), Error::TokenOutOfRange { id: u32::MAX, vocab });
+    assert!(s.feed(vocab as u32 - 1).is_ok());
+}
+
+// ---- fuzzing ----
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Random byte edits and cuts of a valid file never panic; what loads also runs.
+    #[test]
+    fn mutated_files_never_panic(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        cut in any::<prop::sample::Index>(),
+        truncate in any::<bool>(),
+    ) {
+        let mut bytes = FUZZ_BASE.with(|b| b.clone());
+        for (at, value) in edits {
+            let i = at.index(bytes.len());
+            bytes[i] = value;
+        }
+        if truncate {
+            bytes.truncate(cut.index(bytes.len()));
+        }
+        if let Ok(model) = Model::from_bytes(&bytes) {
+            let mut s = Session::new(model);
+            s.feed_text("the cat");
+            prop_assert!(s.log_probs().iter().all(|x| !x.is_nan()));
+        }
+    }
+}
+
+thread_local! {
+    /// A small dkp model with split gates and a sparse output, so every tensor kind is in play.
+    static FUZZ_BASE: Vec<u8> = {
+        let spec = RandomSpec {
+            kind: "dkp".into(), cf: 4.0, output_kind: "sparse".into(), output_cf: 3.0, fused: false,
+            hidden: 4, vocab: 12, layers: 1, seed: 9, ..RandomSpec::default()
+        };
+        random_model(&spec).unwrap().to_bytes().unwrap()
+    };
+}
