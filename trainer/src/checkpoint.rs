@@ -1,0 +1,115 @@
+//! Checkpoints: one safetensors file per run, written atomically (temp file, fsync, rename),
+//! holding every tensor of the run state and a JSON description with an integrity hash.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::error::{io_err, Error, Result};
+
+/// Bumped whenever the layout of a checkpoint changes.
+pub const CHECKPOINT_VERSION: u32 = 1;
+const META_KEY: &str = "dkp_train";
+
+/// FNV-1a over names and bytes, in name order.
+fn hash(tensors: &BTreeMap<String, Vec<u8>>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (name, bytes) in tensors {
+        for &b in name.as_bytes().iter().chain([0u8].iter()).chain(bytes) {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// Writes `bytes` to `path` so that a reader sees the old file or the whole new one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(bytes).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    // The rename itself is durable only once the directory is synced.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Saves f32 tensors and a JSON description.
+pub fn save(path: &Path, meta: &serde_json::Value, tensors: &[(String, Tensor)]) -> Result<()> {
+    let mut raw: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut shapes: HashMap<String, Vec<usize>> = HashMap::new();
+    for (name, t) in tensors {
+        let v: Vec<f32> = t.flatten_all()?.to_vec1()?;
+        raw.insert(name.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect());
+        shapes.insert(name.clone(), t.dims().to_vec());
+    }
+    let mut meta = meta.clone();
+    meta["hash"] = serde_json::Value::String(hash(&raw));
+    let views: Vec<(String, TensorView)> = raw
+        .iter()
+        .map(|(n, b)| (n.clone(), TensorView::new(Dtype::F32, shapes[n].clone(), b).expect("sizes match by construction")))
+        .collect();
+    let metadata = HashMap::from([(META_KEY.to_string(), meta.to_string())]);
+    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Checkpoint { path: path.into(), reason: e.to_string() })?;
+    write_atomic(path, &bytes)
+}
+
+/// Loads a checkpoint written by [`save`], verifying its hash.
+pub fn load(path: &Path, dev: &Device) -> Result<(serde_json::Value, BTreeMap<String, Tensor>)> {
+    let bad = |reason: String| Error::Checkpoint { path: path.into(), reason };
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a readable checkpoint ({e})")))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a readable checkpoint ({e})")))?;
+    let meta_text = header.metadata().as_ref().and_then(|m| m.get(META_KEY)).ok_or_else(|| bad("no dkp-train description (not a trainer checkpoint)".into()))?;
+    let meta: serde_json::Value = serde_json::from_str(meta_text).map_err(|e| bad(format!("bad description: {e}")))?;
+    if meta["version"].as_u64() != Some(CHECKPOINT_VERSION as u64) {
+        return Err(bad(format!("written by checkpoint version {}, this trainer reads {CHECKPOINT_VERSION}", meta["version"])));
+    }
+    let mut raw = BTreeMap::new();
+    let mut tensors = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(bad(format!("tensor `{name}` is not f32")));
+        }
+        let data: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        tensors.insert(name.clone(), Tensor::from_vec(data, view.shape(), dev)?);
+        raw.insert(name, view.data().to_vec());
+    }
+    if meta["hash"].as_str() != Some(hash(&raw).as_str()) {
+        return Err(bad("contents do not match their hash (the file is corrupt)".into()));
+    }
+    Ok((meta, tensors))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_corruption_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        let t = Tensor::new(&[[1f32, 2.0], [3.0, 4.0]], &Device::Cpu).unwrap();
+        let meta = serde_json::json!({"version": CHECKPOINT_VERSION, "x": 5});
+        save(&path, &meta, &[("a".into(), t)]).unwrap();
+        let (m, ts) = load(&path, &Device::Cpu).unwrap();
+        assert_eq!(m["x"], 5);
+        assert_eq!(ts["a"].to_vec2::<f32>().unwrap(), [[1.0, 2.0], [3.0, 4.0]]);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes[n - 3] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        let e = load(&path, &Device::Cpu).unwrap_err().to_string();
+        assert!(e.contains("corrupt"), "{e}");
+        std::fs::write(&path, &bytes[..n / 2]).unwrap();
+        assert!(matches!(load(&path, &Device::Cpu), Err(Error::Checkpoint { .. })));
+    }
+}

@@ -1,0 +1,312 @@
+//! `dkp train` and `dkp compress`: argument structs (clap) and what they run. The `dkp`
+//! binary's modules only forward to these.
+
+use std::path::PathBuf;
+
+use candle_core::Device;
+use clap::{Args, ValueEnum};
+use dkp_lstm::plan::Accounting;
+use dkp_lstm::Model;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::checkpoint::write_atomic;
+use crate::config::{CmrMode, TrainConfig, WeightKind};
+use crate::data::{Corpus, DataSpec};
+use crate::decompose::{dkp_from_dense, require_dense};
+use crate::error::{config_err, io_err, Error, Result};
+use crate::lm::Lm;
+use crate::train::{config_of_run, RunOptions, TrainReport, Trainer};
+
+/// Train an LSTM language model and write it in the runtime's format.
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// Run configuration (TOML, see experiments/); flags below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data: a directory with PTB-layout word files, or one text file for char level.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Run name (the run directory is RUNS_DIR/NAME).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Parent of run directories.
+    #[arg(long)]
+    pub runs_dir: Option<PathBuf>,
+    /// Epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Stop after this many steps (the model is still evaluated and exported).
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Evaluate on at most this many validation/test tokens.
+    #[arg(long)]
+    pub max_eval_tokens: Option<usize>,
+    /// Seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Kind of the LSTM gate weights.
+    #[arg(long, value_enum)]
+    pub lstm: Option<KindArg>,
+    /// Compression factor of the LSTM gate weights.
+    #[arg(long)]
+    pub cf: Option<f64>,
+    /// Co-matrix dropout variant.
+    #[arg(long, value_enum)]
+    pub cmr: Option<CmrArg>,
+    /// Any other setting as KEY=VALUE (TOML value), e.g. `--set optim.lr=0.5`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Continue the run from its checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Also write the final model here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// A weight kind on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    /// Dense.
+    Dense,
+    /// Kronecker product.
+    Kp,
+    /// Doped Kronecker product.
+    Dkp,
+    /// Magnitude pruning.
+    Pruned,
+    /// Low rank.
+    Lowrank,
+    /// Doped low rank.
+    Dlowrank,
+}
+
+/// A co-matrix dropout variant on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CmrArg {
+    /// None.
+    Off,
+    /// Per element of S·x.
+    Element,
+    /// Whole S·x term.
+    Term,
+}
+
+impl From<KindArg> for WeightKind {
+    fn from(k: KindArg) -> WeightKind {
+        match k {
+            KindArg::Dense => WeightKind::Dense,
+            KindArg::Kp => WeightKind::Kp,
+            KindArg::Dkp => WeightKind::Dkp,
+            KindArg::Pruned => WeightKind::Pruned,
+            KindArg::Lowrank => WeightKind::Lowrank,
+            KindArg::Dlowrank => WeightKind::Dlowrank,
+        }
+    }
+}
+
+impl TrainArgs {
+    /// The configuration these arguments describe.
+    pub fn config(&self) -> Result<TrainConfig> {
+        let mut cfg = match (&self.config, self.resume, &self.name) {
+            (Some(path), _, _) => {
+                let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+                TrainConfig::from_toml(&text, &path.display().to_string())?
+            }
+            (None, true, Some(name)) => config_of_run(&self.runs_dir.clone().unwrap_or_else(|| "runs".into()).join(name))?,
+            _ => TrainConfig::default(),
+        };
+        if let Some(d) = &self.data {
+            cfg.data = Some(DataSpec::from_path(d)?);
+        }
+        if let Some(v) = &self.name {
+            cfg.name = v.clone();
+        }
+        if let Some(v) = &self.runs_dir {
+            cfg.runs_dir = v.clone();
+        }
+        if let Some(v) = self.epochs {
+            cfg.epochs = v;
+        }
+        if self.max_steps.is_some() {
+            cfg.max_steps = self.max_steps;
+        }
+        if self.max_eval_tokens.is_some() {
+            cfg.max_eval_tokens = self.max_eval_tokens;
+        }
+        if let Some(v) = self.seed {
+            cfg.seed = v;
+        }
+        if let Some(v) = self.lstm {
+            cfg.lstm.kind = v.into();
+        }
+        if let Some(v) = self.cf {
+            cfg.lstm.cf = v;
+        }
+        if let Some(v) = self.cmr {
+            cfg.cmr.mode = match v {
+                CmrArg::Off => CmrMode::Off,
+                CmrArg::Element => CmrMode::Element,
+                CmrArg::Term => CmrMode::Term,
+            };
+        }
+        let cfg = cfg.with_overrides(&self.set)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// Runs `dkp train`.
+pub fn run_train(args: &TrainArgs) -> Result<TrainReport> {
+    let cfg = args.config()?;
+    let mut trainer = Trainer::new(cfg, args.resume)?;
+    trainer.run(&RunOptions { resume: args.resume, progress: !args.quiet, out: args.out.clone() })
+}
+
+/// Decompose a trained dense model into doped Kronecker products.
+#[derive(Debug, Clone, Args)]
+pub struct CompressArgs {
+    /// The dense model file.
+    pub model: PathBuf,
+    /// Compression factor of the LSTM gate weights.
+    #[arg(long)]
+    pub cf: f64,
+    /// Where to write the compressed model.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Fine-tune this many epochs with the mask frozen (needs --data).
+    #[arg(long, default_value_t = 0)]
+    pub finetune_epochs: usize,
+    /// Data for perplexities and fine-tuning (PTB-layout directory or a char text file).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Count CSR indices against the budget too.
+    #[arg(long)]
+    pub with_indices: bool,
+    /// Fine-tuning learning rate (SGD, constant).
+    #[arg(long, default_value_t = 0.1)]
+    pub lr: f64,
+    /// Fine-tuning dropout.
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f32,
+    /// Fine-tuning seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Evaluate on at most this many test tokens.
+    #[arg(long)]
+    pub max_eval_tokens: Option<usize>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// What `dkp compress` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompressReport {
+    /// The written model.
+    pub out: PathBuf,
+    /// Test perplexity of the dense model (with --data).
+    pub ppl_before: Option<f64>,
+    /// Test perplexity right after decomposition.
+    pub ppl_decomposed: Option<f64>,
+    /// Test perplexity after fine-tuning.
+    pub ppl_finetuned: Option<f64>,
+    /// LSTM gate CF, values only and values + indices.
+    pub lstm_cf: [f64; 2],
+}
+
+/// Runs `dkp compress`.
+pub fn run_compress(args: &CompressArgs) -> Result<CompressReport> {
+    let dev = Device::Cpu;
+    let bytes = std::fs::read(&args.model).map_err(io_err(&args.model))?;
+    let model = Model::from_bytes(&bytes).map_err(|e| Error::Model { path: args.model.clone(), reason: e.to_string() })?;
+    let mut lm = Lm::from_model(&model, &args.model, &dev)?;
+    for w in lm.weights() {
+        require_dense(w, &args.model)?;
+    }
+    if args.finetune_epochs > 0 && args.data.is_none() {
+        return Err(config_err("--finetune-epochs", "fine-tuning needs --data"));
+    }
+    let acc = if args.with_indices { Accounting::ValuesAndIndices } else { Accounting::Values };
+    let corpus = match &args.data {
+        Some(d) => Some(Corpus::load_with(&DataSpec::from_path(d)?, Some(model.tokenizer()))?),
+        None => None,
+    };
+    let test_ppl = |lm: &Lm| -> Result<Option<f64>> {
+        let Some(c) = &corpus else { return Ok(None) };
+        let n = args.max_eval_tokens.unwrap_or(usize::MAX).min(c.test.ids.len());
+        let (nll, count) = lm.stream_nll(&c.test.ids[..n], c.tokenizer.boundary(), 256)?;
+        Ok(Some((nll / count.max(1) as f64).exp()))
+    };
+    let ppl_before = test_ppl(&lm)?;
+    for layer in &mut lm.layers {
+        layer.w = dkp_from_dense(&layer.w, args.cf, acc, &dev)?;
+    }
+    let ppl_decomposed = test_ppl(&lm)?;
+    let mut provenance = model.provenance().clone();
+    provenance.insert("trained".into(), json!(true));
+    let mut compression = json!({
+        "method": "post-training decomposition: nearest Kronecker product (Van Loan–Pitsianis) + largest residual entries as S",
+        "source": args.model.display().to_string(),
+        "cf_target": args.cf, "accounting": acc,
+        "test_ppl_before": ppl_before, "test_ppl_decomposed": ppl_decomposed,
+        "finetune_epochs": args.finetune_epochs,
+    });
+    let (final_model, ppl_finetuned) = match (&corpus, args.finetune_epochs) {
+        (Some(corpus), n) if n > 0 => {
+            let out_dir = args.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf();
+            let stem = args.out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "compressed".into());
+            let mut cfg = TrainConfig {
+                name: format!("{stem}.finetune"),
+                runs_dir: out_dir,
+                data: Some(DataSpec::from_path(args.data.as_ref().expect("checked"))?),
+                seed: args.seed,
+                epochs: n,
+                max_eval_tokens: args.max_eval_tokens,
+                ..TrainConfig::default()
+            };
+            cfg.model.layers = lm.layers.len();
+            cfg.model.hidden = lm.layers[0].hidden;
+            cfg.model.embedding_dim = Some(lm.layers[0].input);
+            cfg.model.tie_weights = lm.embedding.is_none();
+            cfg.model.dropout = args.dropout;
+            cfg.lstm.kind = WeightKind::Dkp;
+            cfg.lstm.cf = args.cf;
+            cfg.accounting = acc;
+            // The mask is already at its target: only the final, frozen phase remains.
+            cfg.doping.start_epoch = 0.0;
+            cfg.doping.end_epoch = 0.0;
+            cfg.optim.lr = args.lr;
+            cfg.optim.lr_decay = 1.0;
+            if lm.layers.iter().any(|l| l.hidden != cfg.model.hidden) {
+                return Err(Error::Model { path: args.model.clone(), reason: "fine-tuning needs every layer to have the same hidden size".into() });
+            }
+            let mut trainer = Trainer::with_corpus(cfg, corpus.clone(), Some(lm), false)?;
+            let report = trainer.run(&RunOptions { resume: false, progress: !args.quiet, out: None })?;
+            let tuned = std::fs::read(&report.model).map_err(io_err(&report.model))?;
+            (Model::from_bytes(&tuned)?, Some(report.test_ppl))
+        }
+        _ => (lm.to_model(model.tokenizer(), provenance.clone())?, None),
+    };
+    compression["test_ppl_finetuned"] = json!(ppl_finetuned);
+    let mut out_model = final_model;
+    let mut prov = out_model.provenance().clone();
+    for (k, v) in &provenance {
+        prov.entry(k.clone()).or_insert(v.clone());
+    }
+    prov.insert("compression".into(), compression);
+    out_model.set_provenance(prov);
+    let info = out_model.info();
+    write_atomic(&args.out, &out_model.to_bytes()?)?;
+    Ok(CompressReport {
+        out: args.out.clone(),
+        ppl_before,
+        ppl_decomposed,
+        ppl_finetuned,
+        lstm_cf: [info.lstm_cf, info.lstm_cf_with_indices],
+    })
+}

@@ -1,0 +1,398 @@
+//! The LSTM language model being trained: embedding → LSTM layers (fused gates
+//! `[W_ih | W_hh]`, order i, f, g, o) → output projection, each weight of any kind.
+
+use candle_core::{DType, Device, Tensor, Var};
+use dkp_lstm::format::names;
+use dkp_lstm::{Embedding, Gates, LstmLayer, MatVec, Matrix, Model, Tokenizer, Weight};
+
+use crate::config::{CmrConfig, CmrMode, TrainConfig};
+use crate::error::{Error, Result};
+use crate::ops::{cross_entropy, sigmoid};
+use crate::rng::Rng;
+use crate::weights::WeightParam;
+
+/// One LSTM layer's parameters.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// Input size I.
+    pub input: usize,
+    /// Hidden size H.
+    pub hidden: usize,
+    /// Gate weights, `4H × (I+H)`.
+    pub w: WeightParam,
+    /// Gate bias (`b_ih + b_hh`), `4H`.
+    pub bias: Var,
+}
+
+/// The whole model's parameters.
+#[derive(Debug, Clone)]
+pub struct Lm {
+    /// Own embedding, or `None` when tied to the output projection.
+    pub embedding: Option<WeightParam>,
+    /// LSTM layers, bottom first.
+    pub layers: Vec<Layer>,
+    /// Output projection, `vocab × H`.
+    pub output: WeightParam,
+    /// Output bias, `vocab`.
+    pub output_bias: Var,
+}
+
+/// Recurrent state, `batch × H` per layer.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// Hidden states.
+    pub h: Vec<Tensor>,
+    /// Cell states.
+    pub c: Vec<Tensor>,
+}
+
+impl State {
+    /// All zeros.
+    pub fn zeros(lm: &Lm, batch: usize, dev: &Device) -> Result<State> {
+        let z = |l: &Layer| Tensor::zeros((batch, l.hidden), DType::F32, dev);
+        Ok(State {
+            h: lm.layers.iter().map(z).collect::<candle_core::Result<_>>()?,
+            c: lm.layers.iter().map(z).collect::<candle_core::Result<_>>()?,
+        })
+    }
+
+    /// Cuts the gradient history (truncated back-propagation).
+    pub fn detach(&mut self) {
+        for t in self.h.iter_mut().chain(self.c.iter_mut()) {
+            *t = t.detach();
+        }
+    }
+}
+
+/// Training-time randomness and diagnostics for one forward pass.
+pub struct TrainCtx<'a> {
+    /// Dropout between layers.
+    pub dropout: f32,
+    /// Co-matrix dropout.
+    pub cmr: CmrConfig,
+    /// Source of every mask.
+    pub rng: &'a mut Rng,
+    /// Record ‖base·x‖ and ‖S·x‖ of doped weights.
+    pub norms: bool,
+}
+
+/// A weight ready for a window: materialised (and transposed), or applied path by path
+/// when co-matrix dropout needs the two paths apart.
+enum Ready<'a> {
+    Fixed(Tensor),
+    Paths(&'a WeightParam),
+}
+
+struct Prepared<'a> {
+    embedding: Tensor,
+    gates: Vec<Ready<'a>>,
+    biases: Vec<Tensor>,
+    output: Ready<'a>,
+    output_bias: Tensor,
+}
+
+/// `‖base·x‖` and `‖S·x‖` of one doped weight, averaged over a batch.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PathNorms {
+    /// Weight name.
+    pub name: String,
+    /// Mean norm of the structured path.
+    pub base: f32,
+    /// Mean norm of the co-matrix path.
+    pub sparse: f32,
+}
+
+fn dropout(x: Tensor, p: f32, rng: &mut Rng) -> Result<Tensor> {
+    if p == 0.0 {
+        return Ok(x);
+    }
+    let mask = Tensor::from_vec(rng.dropout_mask(x.elem_count(), p), x.shape(), x.device())?;
+    Ok((x * mask)?)
+}
+
+impl Lm {
+    /// A freshly initialised model for `vocab` tokens.
+    pub fn new(cfg: &TrainConfig, vocab: usize, rng: &mut Rng, dev: &Device) -> Result<Lm> {
+        let (m, acc, init) = (&cfg.model, cfg.accounting, cfg.model.init);
+        let e = if m.tie_weights { m.hidden } else { cfg.embedding_dim() };
+        let embedding = match m.tie_weights {
+            true => None,
+            false => Some(WeightParam::new(names::EMBEDDING, cfg.embedding.kind, vocab, e, cfg.embedding.cf, acc, init, rng, dev)?),
+        };
+        let mut layers = vec![];
+        let mut input = e;
+        for i in 0..m.layers {
+            let h = m.hidden;
+            let w = WeightParam::new(&names::layer_weight(i, "w"), cfg.lstm.kind, 4 * h, input + h, cfg.lstm.cf, acc, init, rng, dev)?;
+            let bias = Var::from_vec(rng.uniform_vec(4 * h, init), 4 * h, dev)?;
+            layers.push(Layer { input, hidden: h, w, bias });
+            input = h;
+        }
+        let output = WeightParam::new(names::OUTPUT, cfg.output.kind, vocab, input, cfg.output.cf, acc, init, rng, dev)?;
+        let output_bias = Var::from_vec(rng.uniform_vec(vocab, init), vocab, dev)?;
+        Ok(Lm { embedding, layers, output, output_bias })
+    }
+
+    /// Every weight matrix.
+    pub fn weights(&self) -> Vec<&WeightParam> {
+        self.embedding.iter().chain(self.layers.iter().map(|l| &l.w)).chain([&self.output]).collect()
+    }
+
+    /// Every weight matrix, mutably.
+    pub fn weights_mut(&mut self) -> Vec<&mut WeightParam> {
+        self.embedding.iter_mut().chain(self.layers.iter_mut().map(|l| &mut l.w)).chain([&mut self.output]).collect()
+    }
+
+    /// A copy that shares no storage with `self`.
+    pub fn deep_copy(&self) -> Result<Lm> {
+        let copy = |v: &Var| -> Result<Var> { Ok(Var::from_tensor(&v.as_tensor().copy()?)?) };
+        Ok(Lm {
+            embedding: self.embedding.as_ref().map(WeightParam::deep_copy).transpose()?,
+            layers: self
+                .layers
+                .iter()
+                .map(|l| Ok(Layer { w: l.w.deep_copy()?, bias: copy(&l.bias)?, ..l.clone() }))
+                .collect::<Result<_>>()?,
+            output: self.output.deep_copy()?,
+            output_bias: copy(&self.output_bias)?,
+        })
+    }
+
+    /// Parameters (`param.NAME`) and masks (`mask.WEIGHT`) as named tensors.
+    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self.vars().into_iter().map(|(n, var)| (format!("param.{n}"), var.as_tensor().clone())).collect();
+        for w in self.weights() {
+            if let Some(m) = &w.masked {
+                v.push((format!("mask.{}", w.name), m.mask.clone()));
+            }
+        }
+        v
+    }
+
+    /// Restores what [`Lm::state_tensors`] saved (under `prefix`); every tensor must be there
+    /// with the right shape.
+    pub fn load_state(&mut self, tensors: &std::collections::BTreeMap<String, Tensor>, prefix: &str) -> std::result::Result<(), String> {
+        let get = |k: String, shape: &[usize]| -> std::result::Result<Tensor, String> {
+            let t = tensors.get(&k).ok_or_else(|| format!("tensor `{k}` is missing"))?;
+            if t.dims() != shape {
+                return Err(format!("tensor `{k}` has shape {:?}, this configuration needs {shape:?}", t.dims()));
+            }
+            Ok(t.clone())
+        };
+        for (n, var) in self.vars() {
+            let t = get(format!("{prefix}param.{n}"), var.dims())?;
+            var.set(&t).map_err(|e| e.to_string())?;
+        }
+        for w in self.weights_mut() {
+            let name = w.name.clone();
+            if let Some(m) = w.masked.as_mut() {
+                m.mask = get(format!("{prefix}mask.{name}"), m.mask.dims())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every trainable tensor by name, in a fixed order.
+    pub fn vars(&self) -> Vec<(String, Var)> {
+        let mut v: Vec<(String, Var)> = self.weights().iter().flat_map(|w| w.vars()).collect();
+        v.extend(self.layers.iter().enumerate().map(|(i, l)| (names::layer_bias(i), l.bias.clone())));
+        v.push((names::OUTPUT_BIAS.into(), self.output_bias.clone()));
+        v
+    }
+
+    /// Vocabulary size.
+    pub fn vocab(&self) -> usize {
+        self.output.rows
+    }
+
+    fn prepare(&self, cmr: bool, detach: bool) -> Result<Prepared<'_>> {
+        fn ready(w: &WeightParam, cmr: bool, detach: bool) -> Result<Ready<'_>> {
+            if cmr && w.is_doped() {
+                return Ok(Ready::Paths(w));
+            }
+            let t = w.materialise()?.t()?.contiguous()?;
+            Ok(Ready::Fixed(if detach { t.detach() } else { t }))
+        }
+        let fix = |t: Tensor| if detach { t.detach() } else { t };
+        let embedding = fix(self.embedding.as_ref().unwrap_or(&self.output).materialise()?);
+        Ok(Prepared {
+            embedding,
+            gates: self.layers.iter().map(|l| ready(&l.w, cmr, detach)).collect::<Result<_>>()?,
+            biases: self.layers.iter().map(|l| fix(l.bias.as_tensor().clone())).collect(),
+            output: ready(&self.output, cmr, detach)?,
+            output_bias: fix(self.output_bias.as_tensor().clone()),
+        })
+    }
+
+    /// `x · Wᵀ`, with co-matrix dropout on a doped weight's sparse path.
+    fn apply(r: &Ready, x: &Tensor, ctx: &mut Option<&mut TrainCtx>) -> Result<Tensor> {
+        match r {
+            Ready::Fixed(wt) => Ok(x.matmul(wt)?),
+            Ready::Paths(w) => {
+                let base = w.apply_base(x)?.expect("doped");
+                let s = w.apply_sparse(x)?.expect("doped");
+                let Some(ctx) = ctx.as_deref_mut() else { return Ok((base + s)?) };
+                let rate = ctx.cmr.rate;
+                let s = match ctx.cmr.mode {
+                    CmrMode::Off => Some(s),
+                    CmrMode::Element => Some(dropout(s, rate, ctx.rng)?),
+                    CmrMode::Term => (ctx.rng.uniform() >= rate).then(|| s.affine(1.0 / (1.0 - rate as f64), 0.0)).transpose()?,
+                };
+                Ok(match s {
+                    Some(s) => (base + s)?,
+                    None => base,
+                })
+            }
+        }
+    }
+
+    /// Runs a window of `ids` (time-major, `len·batch`) from `state`, which is advanced.
+    /// Returns the logits (`len·batch × vocab`) and, if asked, path norms.
+    fn run(&self, p: &Prepared, ids: &[u32], batch: usize, state: &mut State, mut ctx: Option<&mut TrainCtx>) -> Result<(Tensor, Vec<PathNorms>)> {
+        let dev = p.embedding.device();
+        let steps = ids.len() / batch;
+        let idx = Tensor::from_slice(ids, ids.len(), dev)?;
+        let mut x = p.embedding.index_select(&idx, 0)?;
+        let p_drop = ctx.as_ref().map_or(0.0, |c| c.dropout);
+        if let Some(c) = ctx.as_deref_mut() {
+            x = dropout(x, p_drop, c.rng)?;
+        }
+        let mut norms = vec![];
+        let want_norms = ctx.as_ref().is_some_and(|c| c.norms);
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (hd, input) = (layer.hidden, layer.input);
+            let (mut h, mut c) = (state.h[l].clone(), state.c[l].clone());
+            if want_norms {
+                let xh = Tensor::cat(&[&x.narrow(0, 0, batch)?, &h], 1)?;
+                if let Some((b, s)) = layer.w.path_norms(&xh)? {
+                    norms.push(PathNorms { name: layer.w.name.clone(), base: b, sparse: s });
+                }
+            }
+            // Without co-matrix dropout the input half of every step is one matmul.
+            let pre = match &p.gates[l] {
+                Ready::Fixed(wt) => Some((x.matmul(&wt.narrow(0, 0, input)?)?.broadcast_add(&p.biases[l])?, wt.narrow(0, input, hd)?)),
+                Ready::Paths(_) => None,
+            };
+            let mut outs = Vec::with_capacity(steps);
+            for t in 0..steps {
+                let g = match &pre {
+                    Some((gx, whh)) => (gx.narrow(0, t * batch, batch)? + h.matmul(whh)?)?,
+                    None => {
+                        let xh = Tensor::cat(&[&x.narrow(0, t * batch, batch)?, &h], 1)?;
+                        Self::apply(&p.gates[l], &xh, &mut ctx)?.broadcast_add(&p.biases[l])?
+                    }
+                };
+                let sig = sigmoid(&g)?;
+                let (i, f, o) = (sig.narrow(1, 0, hd)?, sig.narrow(1, hd, hd)?, sig.narrow(1, 3 * hd, hd)?);
+                let cand = g.narrow(1, 2 * hd, hd)?.tanh()?;
+                c = ((f * &c)? + (i * cand)?)?;
+                h = (o * c.tanh()?)?;
+                outs.push(h.clone());
+            }
+            state.h[l] = h;
+            state.c[l] = c;
+            x = Tensor::cat(&outs, 0)?;
+            if let Some(c) = ctx.as_deref_mut() {
+                x = dropout(x, p_drop, c.rng)?;
+            }
+        }
+        if want_norms {
+            if let Some((b, s)) = self.output.path_norms(&x.narrow(0, 0, batch)?)? {
+                norms.push(PathNorms { name: self.output.name.clone(), base: b, sparse: s });
+            }
+        }
+        let logits = Self::apply(&p.output, &x, &mut ctx)?.broadcast_add(&p.output_bias)?;
+        Ok((logits, norms))
+    }
+
+    /// Mean loss of one training window (with dropout and co-matrix dropout).
+    pub fn train_loss(&self, ids: &[u32], targets: &[u32], batch: usize, state: &mut State, ctx: &mut TrainCtx) -> Result<(Tensor, Vec<PathNorms>)> {
+        let p = self.prepare(ctx.cmr.mode != CmrMode::Off, false)?;
+        let (logits, norms) = self.run(&p, ids, batch, state, Some(ctx))?;
+        let t = Tensor::from_slice(targets, targets.len(), logits.device())?;
+        Ok((cross_entropy(&logits, &t)?, norms))
+    }
+
+    /// Logits of a window without dropout or gradient (for tests and tools).
+    pub fn logits(&self, ids: &[u32], batch: usize, state: &mut State) -> Result<Tensor> {
+        let p = self.prepare(false, true)?;
+        Ok(self.run(&p, ids, batch, state, None)?.0)
+    }
+
+    /// Total negative log-likelihood (nats) and token count of `ids` read as one stream with
+    /// batch 1, from a zero state fed `boundary` first — what `dkp_lstm::Session::perplexity`
+    /// computes. Without a boundary the first token is scored from the zero state.
+    pub fn stream_nll(&self, ids: &[u32], boundary: Option<u32>, chunk: usize) -> Result<(f64, usize)> {
+        let dev = self.output_bias.device();
+        let p = self.prepare(false, true)?;
+        let mut state = State::zeros(self, 1, dev)?;
+        let (inputs, targets): (Vec<u32>, &[u32]) = match boundary {
+            Some(b) => (std::iter::once(b).chain(ids[..ids.len().saturating_sub(1)].iter().copied()).collect(), ids),
+            None => (ids[..ids.len().saturating_sub(1)].to_vec(), ids.get(1..).unwrap_or(&[])),
+        };
+        let mut nll = 0.0f64;
+        if boundary.is_none() && !ids.is_empty() {
+            // A zero state gives logits = output bias.
+            let b = p.output_bias.reshape((1, self.vocab()))?;
+            nll += cross_entropy(&b, &Tensor::from_slice(&ids[..1], 1, dev)?)?.to_scalar::<f32>()? as f64;
+        }
+        for (xs, ys) in inputs.chunks(chunk.max(1)).zip(targets.chunks(chunk.max(1))) {
+            let (logits, _) = self.run(&p, xs, 1, &mut state, None)?;
+            let mean = cross_entropy(&logits, &Tensor::from_slice(ys, ys.len(), dev)?)?.to_scalar::<f32>()?;
+            nll += mean as f64 * ys.len() as f64;
+        }
+        Ok((nll, ids.len()))
+    }
+
+    /// The trained model in the runtime's form.
+    pub fn to_model(&self, tokenizer: &Tokenizer, provenance: serde_json::Map<String, serde_json::Value>) -> Result<Model> {
+        let vec = |v: &Var| -> Result<Vec<f32>> { Ok(v.as_tensor().to_vec1()?) };
+        let embedding = match &self.embedding {
+            Some(e) => Embedding::Own(Weight::f32(e.to_matrix()?)),
+            None => Embedding::Tied,
+        };
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| Ok(LstmLayer { input: l.input, hidden: l.hidden, gates: Gates::Fused(Weight::f32(l.w.to_matrix()?)), bias: vec(&l.bias)? }))
+            .collect::<Result<Vec<_>>>()?;
+        let output = Weight::f32(self.output.to_matrix()?);
+        Ok(Model::new(tokenizer.clone(), embedding, layers, output, vec(&self.output_bias)?, provenance)?)
+    }
+
+    /// A dense trainable copy of a runtime model whose weights are all dense.
+    pub fn from_model(model: &Model, path: &std::path::Path, dev: &Device) -> Result<Lm> {
+        let dense = |name: &str, m: &Matrix| -> Result<WeightParam> {
+            if !matches!(m, Matrix::Dense(_)) {
+                return Err(Error::Model {
+                    path: path.to_path_buf(),
+                    reason: format!("weight `{name}` is {}, but only dense models can be decomposed", m.kind()),
+                });
+            }
+            WeightParam::dense_from(name, m, dev)
+        };
+        let embedding = match model.embedding() {
+            Embedding::Own(w) => Some(dense(names::EMBEDDING, &w.matrix)?),
+            Embedding::Tied => None,
+        };
+        let mut layers = vec![];
+        for (i, l) in model.layers().iter().enumerate() {
+            let name = names::layer_weight(i, "w");
+            let w = match &l.gates {
+                Gates::Fused(w) => dense(&name, &w.matrix)?,
+                Gates::Split { ih, hh } => {
+                    let (a, b) = (dense(&name, &ih.matrix)?.materialise()?, dense(&name, &hh.matrix)?.materialise()?);
+                    let fused = Tensor::cat(&[&a, &b], 1)?;
+                    let (rows, cols) = fused.dims2()?;
+                    let m = Matrix::Dense(dkp_lstm::matrix::Dense::new(rows, cols, fused.flatten_all()?.to_vec1()?).map_err(|reason| Error::Export { name: name.clone(), reason })?);
+                    WeightParam::dense_from(&name, &m, dev)?
+                }
+            };
+            layers.push(Layer { input: l.input, hidden: l.hidden, w, bias: Var::from_slice(&l.bias, l.bias.len(), dev)? });
+        }
+        let output = dense(names::OUTPUT, &model.output().matrix)?;
+        let ob = model.output_bias();
+        debug_assert_eq!(output.rows, model.output().matrix.rows());
+        Ok(Lm { embedding, layers, output, output_bias: Var::from_slice(ob, ob.len(), dev)? })
+    }
+}

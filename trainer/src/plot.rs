@@ -1,0 +1,82 @@
+//! SVG training curves from `metrics.jsonl`: perplexities, co-matrix densities, path norms.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use plotters::prelude::*;
+use serde_json::Value;
+
+use crate::error::{io_err, Error, Result};
+
+type Series = BTreeMap<String, Vec<(f64, f64)>>;
+
+/// Writes `ppl.svg`, and `density.svg` and `norms.svg` when the run has masked or doped weights.
+pub fn write_plots(metrics: &Path, dir: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(metrics).map_err(io_err(metrics))?;
+    let (mut ppl, mut density, mut norms) = (Series::new(), Series::new(), Series::new());
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+        let Some(step) = v["step"].as_f64() else { continue };
+        match v["type"].as_str() {
+            Some("train") => {
+                if let Some(p) = v["train_ppl"].as_f64() {
+                    ppl.entry("train".into()).or_default().push((step, p));
+                }
+                for (k, d) in v["density"].as_object().into_iter().flatten() {
+                    density.entry(k.clone()).or_default().push((step, d.as_f64().unwrap_or(0.0)));
+                }
+                for n in v["norms"].as_array().into_iter().flatten() {
+                    let name = n["name"].as_str().unwrap_or("?");
+                    norms.entry(format!("{name} ‖base·x‖")).or_default().push((step, n["base"].as_f64().unwrap_or(0.0)));
+                    norms.entry(format!("{name} ‖S·x‖")).or_default().push((step, n["sparse"].as_f64().unwrap_or(0.0)));
+                }
+            }
+            Some("valid") => {
+                if let Some(p) = v["valid_ppl"].as_f64() {
+                    ppl.entry("valid".into()).or_default().push((step, p));
+                }
+            }
+            _ => {}
+        }
+    }
+    chart(&dir.join("ppl.svg"), "perplexity", &ppl, true)?;
+    chart(&dir.join("density.svg"), "density of S (or of pruned W)", &density, false)?;
+    chart(&dir.join("norms.svg"), "mean path norms of doped weights", &norms, false)
+}
+
+fn chart(path: &Path, title: &str, series: &Series, log_y: bool) -> Result<()> {
+    let points: Vec<&(f64, f64)> = series.values().flatten().filter(|p| p.1.is_finite() && (!log_y || p.1 > 0.0)).collect();
+    if points.is_empty() {
+        return Ok(());
+    }
+    let fail = |e: String| Error::Io { path: path.to_path_buf(), source: std::io::Error::other(e) };
+    let x_max = points.iter().map(|p| p.0).fold(1.0, f64::max);
+    let (y_min, y_max) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let y_max = if y_max > y_min { y_max } else { y_min + 1.0 };
+    let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
+    let mut builder = ChartBuilder::on(&root);
+    builder.caption(title, ("sans-serif", 20)).margin(10).x_label_area_size(35).y_label_area_size(60);
+    let palette = [&BLUE, &RED, &GREEN, &MAGENTA, &CYAN, &BLACK];
+    macro_rules! draw {
+        ($chart:expr) => {{
+            let mut chart = $chart;
+            chart.configure_mesh().x_desc("step").draw().map_err(|e| fail(e.to_string()))?;
+            for (i, (name, pts)) in series.iter().enumerate() {
+                let color = palette[i % palette.len()];
+                chart
+                    .draw_series(LineSeries::new(pts.iter().copied().filter(|p| p.1.is_finite() && (!log_y || p.1 > 0.0)), color))
+                    .map_err(|e| fail(e.to_string()))?
+                    .label(name.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            }
+            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| fail(e.to_string()))?;
+        }};
+    }
+    if log_y {
+        draw!(builder.build_cartesian_2d(0.0..x_max, (y_min * 0.9..y_max * 1.1).log_scale()).map_err(|e| fail(e.to_string()))?);
+    } else {
+        draw!(builder.build_cartesian_2d(0.0..x_max, (y_min.min(0.0))..y_max * 1.05).map_err(|e| fail(e.to_string()))?);
+    }
+    root.present().map_err(|e| fail(e.to_string()))
+}
