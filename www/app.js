@@ -48,6 +48,7 @@ class ModelWorker {
       this.pending.delete(data.id);
       if (data.ok) call.resolve(data.result);
       else call.reject(new Error(data.error));
+      if (data.fatal) this.terminate(new Error(`${data.error}; choose a model to start again`));
     };
     this.worker.onerror = (event) => {
       // Shown in the panel instead of the console; the usual cause is a missing build.
@@ -71,9 +72,9 @@ class ModelWorker {
     this.pending.clear();
   }
 
-  terminate() {
+  terminate(reason = new Error('the worker was replaced')) {
     this.worker.terminate();
-    this.fail(new Error('the worker was replaced'));
+    this.fail(reason);
   }
 }
 
@@ -175,6 +176,7 @@ class Panel {
     this.showError(null);
     this.setStatus(`Loading ${source.name}…`);
     this.el.classList.add('loading');
+    if (this.worker?.broken) await this.start(this.app.simd).catch(() => {});
     const worker = this.worker;
     try {
       const { info, fileBytes } = await worker.call('load', { source: source.message });

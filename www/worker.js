@@ -104,7 +104,10 @@ async function handle({ id, op, ...args }) {
     const result = await ops[op](args, (progress) => self.postMessage({ id, progress }));
     self.postMessage({ id, ok: true, result });
   } catch (err) {
-    self.postMessage({ id, ok: false, error: message(err) });
+    // A trap (a Rust panic, out of memory) leaves the instance unusable: the page
+    // replaces this worker before its next load.
+    const fatal = err instanceof WebAssembly.RuntimeError;
+    self.postMessage({ id, ok: false, error: fatal ? `the runtime trapped: ${message(err)}` : message(err), fatal });
   }
 }
 
