@@ -164,7 +164,10 @@ fn a_header_that_is_not_json_is_rejected() {
 fn header_too_large() {
     let mut bytes = (MAX_HEADER_BYTES + 1).to_le_bytes().to_vec();
     bytes.extend_from_slice(b"{\"a\": 1}");
-    assert_eq!(Model::from_bytes(&bytes).unwrap_err(), Error::HeaderTooLarge { len: MAX_HEADER_BYTES + 1, max: MAX_HEADER_BYTES });
+    assert_eq!(
+        Model::from_bytes(&bytes).unwrap_err(),
+        Error::HeaderTooLarge { len: MAX_HEADER_BYTES + 1, max: MAX_HEADER_BYTES }
+    );
     let mut huge = u64::MAX.to_le_bytes().to_vec();
     huge.push(b'{');
     assert!(matches!(Model::from_bytes(&huge), Err(Error::HeaderTooLarge { .. })));
@@ -336,7 +339,11 @@ fn tensor_shape_inconsistent_with_the_config() {
     f.tensors.get_mut("layers.0.w.weight").unwrap().1 = vec![shape[1], shape[0]];
     assert_eq!(
         f.load().unwrap_err(),
-        Error::ShapeMismatch { name: "layers.0.w.weight".into(), expected: shape.clone(), found: vec![shape[1], shape[0]] }
+        Error::ShapeMismatch {
+            name: "layers.0.w.weight".into(),
+            expected: shape.clone(),
+            found: vec![shape[1], shape[0]]
+        }
     );
     // The config changed instead of the tensor.
     let mut f = File::of("dense", 1.0);
@@ -405,7 +412,9 @@ fn wrong_dtype_of_indices() {
     let mut f = File::of("dkp", 4.0);
     let idx: Vec<f32> = f.i32s("layers.0.w.s.col_idx").iter().map(|&i| i as f32).collect();
     f.set_f32s("layers.0.w.s.col_idx", &idx);
-    assert!(matches!(f.load(), Err(Error::WrongDtype { name, found, .. }) if name == "layers.0.w.s.col_idx" && found == "F32"));
+    assert!(
+        matches!(f.load(), Err(Error::WrongDtype { name, found, .. }) if name == "layers.0.w.s.col_idx" && found == "F32")
+    );
 }
 
 #[test]
