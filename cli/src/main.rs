@@ -11,17 +11,13 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(name = "dkp", version, propagate_version = true)]
 enum Cli {
-    /// Show a model's layers, weight shapes, sizes, compression factors and provenance.
+    // Each subcommand's help is the doc comment of its `Args`: the first line is the
+    // summary listed by `dkp --help`.
     Info(cmd::info::Args),
-    /// Measure the perplexity of a model on a text file.
     Eval(cmd::eval::Args),
-    /// Measure per-token latency, split into the LSTM layers and the output layer.
     Bench(cmd::bench::Args),
-    /// Write a model with random weights (marked untrained), of any kind and size.
     Random(cmd::random::Args),
-    /// Sample text from a model, optionally continuing a prompt.
     Generate(cmd::generate::Args),
-    /// Show the most likely next tokens after a text.
     Predict(cmd::predict::Args),
 }
 

@@ -8,9 +8,11 @@ use dkp_lstm::Session;
 
 use super::{pairs, print_json, thousands, ModelArgs};
 
-/// Measure per-token latency: the LSTM layers (`Session::feed`) and the output layer
-/// (`Session::log_probs`) are timed apart, token by token, and summarised by median
-/// and 90th percentile. The tokens fed are sampled from the model itself (untimed).
+/// Measure per-token latency, split into the LSTM layers and the output layer.
+///
+/// The LSTM layers (`Session::feed`) and the output layer (`Session::log_probs`) are
+/// timed apart, token by token, and summarised by median and 90th percentile. The
+/// tokens fed are sampled from the model itself (untimed).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]

@@ -9,8 +9,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{pairs, print_json, read_text, thousands, ModelArgs};
 
-/// Measure the perplexity of a model on a text file, scored as one stream from a
-/// fresh state (PTB convention: end-of-sentence tokens count).
+/// Measure the perplexity of a model on a text file.
+///
+/// The whole text is scored as one stream from a fresh state, exactly as one call of
+/// `Session::perplexity` (PTB convention: end-of-sentence tokens count).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]

@@ -8,8 +8,10 @@ use dkp_lstm::{Session, TokenizerKind};
 
 use super::ModelArgs;
 
-/// Sample text from a model, continuing `--prompt` (or a fresh start). Tokens are
-/// printed as they are drawn; the same seed gives the same text here and in wasm.
+/// Sample text from a model, optionally continuing a prompt.
+///
+/// Tokens are printed as they are drawn; the same seed gives the same text here and
+/// in WebAssembly.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]

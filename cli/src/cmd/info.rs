@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{pairs, print_json, table, thousands, ModelArgs};
 
-/// Show a model's layers, weight kinds and shapes, sizes, compression factors and provenance.
+/// Show a model's layers, weight shapes, sizes, compression factors and provenance.
 ///
 /// Compression factors (CF) compare each matrix with the dense matrix of the same
 /// shape, counting stored values only ("CF") or values plus sparse indices ("CF+idx").

@@ -5,7 +5,9 @@ use dkp_lstm::Session;
 
 use super::{print_json, table, ModelArgs};
 
-/// Show the K most likely next tokens after `--text`, read from a fresh state.
+/// Show the most likely next tokens after a text.
+///
+/// The text is read from a fresh state, as at the start of a document.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]

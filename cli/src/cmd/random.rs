@@ -45,9 +45,11 @@ impl Kind {
     }
 }
 
-/// Write a model with random weights, marked untrained in its provenance. Every
-/// matrix is sized by the same planner as the trainer, so `--cf 10` gives LSTM
-/// weights with one tenth of the dense values.
+/// Write a model with random weights (marked untrained), of any kind and size.
+///
+/// Every matrix is sized by the same planner as the trainer, so `--cf 10` gives LSTM
+/// weights with one tenth of the dense values. The file is written to a temporary
+/// file and renamed into place.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// LSTM layers.
