@@ -6,6 +6,7 @@ set -euo pipefail
 WASM_BINDGEN_VERSION=0.2.130   # must equal the wasm-bindgen pin in Cargo.toml
 WASM_PACK_VERSION=0.15.1
 GECKODRIVER_VERSION=0.37.1
+BINARYEN_VERSION=132
 
 need_browsers=${DKP_SETUP_BROWSERS:-1}
 
@@ -30,6 +31,18 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
   log "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
   # Not --locked: its lockfile pins a webpki-roots release that crates.io no longer serves.
   cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION"
+fi
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "[setup] node and npm (Node 20+) are needed for the npm package and its tests" >&2; exit 1
+fi
+
+# wasm-opt shrinks the npm package's .wasm files (see wasm/Cargo.toml); wasm-pack in
+# --mode no-install would silently skip it if it were missing. Debian 12's binaryen
+# (108) is too old for wasm-bindgen 0.2.130's externref table; npm's build is current.
+if ! wasm-opt --version 2>/dev/null | grep -q "version $BINARYEN_VERSION"; then
+  log "installing binaryen $BINARYEN_VERSION (wasm-opt) from npm"
+  npm install -g --no-audit --no-fund "binaryen@$BINARYEN_VERSION.0.0" >/dev/null
 fi
 
 if [ "$need_browsers" = 1 ]; then

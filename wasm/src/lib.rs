@@ -1,1 +1,353 @@
-//! WebAssembly bindings.
+//! WebAssembly bindings: the `Model` class and helpers of the `dkp-lstm` npm package.
+//!
+//! Thin by design: logic stays in `dkp_lstm`. Exported functions turn the core's
+//! [`Error`] into a JS `Error` with the same message (through `?`), validate the
+//! plain numbers JavaScript passes in, and return plain objects through
+//! serde-wasm-bindgen. Nothing reachable from JavaScript input unwraps, so no panic
+//! (which would trap the whole instance) crosses the boundary.
+
+use dkp_lstm::format::FORMAT_VERSION;
+use dkp_lstm::info::ModelInfo;
+use dkp_lstm::plan::{plan, Accounting, Plan};
+use dkp_lstm::random::{random_matrix, random_model, RandomSpec};
+use dkp_lstm::sample::{Rng, Sampling};
+use dkp_lstm::{Error, Kernels, MatVec, Perplexity, Prediction, Session, TokenizerKind};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// Milliseconds on a monotonic clock; `performance` exists in Node, browsers and workers.
+    #[wasm_bindgen(js_namespace = performance)]
+    fn now() -> f64;
+}
+
+type JsResult<T> = Result<T, JsError>;
+
+/// A language model with its recurrent state and its sampling generator.
+#[wasm_bindgen]
+pub struct Model {
+    session: Session,
+    rng: Rng,
+    file_bytes: usize,
+    /// Tokens fed since the last reset, so that `bench` can restore the state by replaying them.
+    fed: Vec<u32>,
+}
+
+#[wasm_bindgen]
+impl Model {
+    /// Reads and validates a model file; any defect becomes an `Error` naming it.
+    pub fn load(bytes: &[u8]) -> JsResult<Model> {
+        let model = dkp_lstm::Model::from_bytes(bytes)?;
+        Ok(Model { session: Session::new(model), rng: Rng::new(0), file_bytes: bytes.len(), fed: vec![] })
+    }
+
+    /// Sizes, compression factors and provenance (the core's `ModelInfo`), plus file facts.
+    pub fn info(&self) -> JsResult<JsValue> {
+        let model = self.session.model().info();
+        to_js(&Info { model, file_bytes: self.file_bytes, format_version: FORMAT_VERSION })
+    }
+
+    /// Zeroes the state, as at the start of a text.
+    pub fn reset(&mut self) {
+        self.session.reset();
+        self.fed.clear();
+    }
+
+    /// Tokenizes and feeds a text.
+    pub fn feed(&mut self, text: &str) -> JsResult<JsValue> {
+        let t0 = now();
+        let enc = self.session.feed_text(text);
+        let ms = now() - t0;
+        self.fed.extend(&enc.ids);
+        to_js(&Fed { tokens: enc.ids.len(), unknown: enc.unknown, ms })
+    }
+
+    /// Feeds one token by id.
+    #[wasm_bindgen(js_name = feedToken)]
+    pub fn feed_token(&mut self, id: u32) -> JsResult<JsValue> {
+        let t0 = now();
+        self.session.feed(id)?;
+        let ms = now() - t0;
+        self.fed.push(id);
+        to_js(&Elapsed { ms })
+    }
+
+    /// The `k` most likely next tokens, most likely first.
+    #[wasm_bindgen(js_name = topK)]
+    pub fn top_k(&mut self, k: usize) -> JsResult<JsValue> {
+        let t0 = now();
+        let predictions = self.session.top_k(k);
+        to_js(&Top { predictions, ms: now() - t0 })
+    }
+
+    /// Perplexity of a text read from a fresh state; the state is left after the text.
+    pub fn perplexity(&mut self, text: &str) -> JsResult<JsValue> {
+        let t0 = now();
+        let score = self.session.perplexity(text)?;
+        let ms = now() - t0;
+        self.fed = self.session.model().tokenizer().encode(text).ids;
+        to_js(&Scored { score, ms })
+    }
+
+    /// Seeds the generator used by `sampleNext`.
+    #[wasm_bindgen(js_name = setSeed)]
+    pub fn set_seed(&mut self, seed: f64) -> JsResult<()> {
+        self.rng = Rng::new(to_seed(seed)?);
+        Ok(())
+    }
+
+    /// Draws the next token (temperature 0: the most likely; `topK` 0: among all) and feeds it.
+    #[wasm_bindgen(js_name = sampleNext)]
+    pub fn sample_next(&mut self, temperature: f32, top_k: usize) -> JsResult<JsValue> {
+        let sampling = to_sampling(temperature, top_k)?;
+        let t0 = now();
+        let id = self.session.sample_next(sampling, &mut self.rng);
+        let ms = now() - t0;
+        self.fed.push(id);
+        to_js(&Sampled { id, token: self.token(id), ms })
+    }
+
+    /// Samples `n` tokens from the current state with a fresh generator seeded by `seed`.
+    pub fn generate(&mut self, n: usize, temperature: f32, top_k: usize, seed: f64) -> JsResult<JsValue> {
+        let sampling = to_sampling(temperature, top_k)?;
+        self.rng = Rng::new(to_seed(seed)?);
+        let (mut ids, mut ms) = (Vec::with_capacity(n.min(1 << 16)), vec![]);
+        for _ in 0..n {
+            let t0 = now();
+            ids.push(self.session.sample_next(sampling, &mut self.rng));
+            ms.push(now() - t0);
+        }
+        self.fed.extend(&ids);
+        let text = self.session.model().tokenizer().decode(&ids);
+        to_js(&Generated { text, tokens: ids.iter().map(|&id| self.token(id)).collect(), ms })
+    }
+
+    /// Median per-token times over `n` random tokens, split into the LSTM layers and
+    /// the output layer (projection and log-softmax). The state is restored afterwards.
+    pub fn bench(&mut self, n: usize) -> JsResult<JsValue> {
+        if n == 0 {
+            return Err(invalid("n", "bench needs at least one token".into()));
+        }
+        let vocab = self.session.model().vocab_size();
+        let mut rng = Rng::new(0x5eed);
+        let (mut lstm, mut output, mut total) = (vec![], vec![], vec![]);
+        for _ in 0..n {
+            let id = rng.below(vocab) as u32;
+            let t0 = now();
+            self.session.feed(id)?;
+            let t1 = now();
+            self.session.log_probs();
+            let t2 = now();
+            lstm.push(1e3 * (t1 - t0));
+            output.push(1e3 * (t2 - t1));
+            total.push(1e3 * (t2 - t0));
+        }
+        self.session.reset();
+        for &id in &self.fed {
+            self.session.feed(id)?;
+        }
+        to_js(&Bench {
+            us_per_token: median(total.clone()),
+            lstm_us_per_token: median(lstm),
+            output_us_per_token: median(output),
+            samples_us: total,
+        })
+    }
+
+    fn token(&self, id: u32) -> String {
+        self.session.model().tokenizer().token(id).unwrap_or_default().to_string()
+    }
+}
+
+/// A random-weight model file (see `dkp_lstm::random`); unset fields take the core's defaults.
+#[wasm_bindgen(js_name = randomModel)]
+pub fn random_model_bytes(spec: JsValue) -> JsResult<Vec<u8>> {
+    let js: JsSpec = if spec.is_undefined() || spec.is_null() {
+        JsSpec::default()
+    } else {
+        // Through serde_json, which (unlike serde-wasm-bindgen) reports misspelled fields.
+        let bad = |e: &dyn std::fmt::Display| JsError::new(&format!("invalid random model spec: {e}"));
+        let value: serde_json::Value = serde_wasm_bindgen::from_value(spec).map_err(|e| bad(&e))?;
+        serde_json::from_value(value).map_err(|e| bad(&e))?
+    };
+    let d = RandomSpec::default();
+    let spec = RandomSpec {
+        layers: js.layers.unwrap_or(d.layers),
+        hidden: js.hidden.unwrap_or(d.hidden),
+        vocab: js.vocab.unwrap_or(d.vocab),
+        kind: js.kind.unwrap_or(d.kind),
+        cf: js.cf.unwrap_or(d.cf),
+        output_kind: js.output_kind.unwrap_or(d.output_kind),
+        output_cf: js.output_cf.unwrap_or(d.output_cf),
+        embedding_kind: js.embedding_kind.unwrap_or(d.embedding_kind),
+        fused: js.fused.unwrap_or(d.fused),
+        tokenizer: js.tokenizer.unwrap_or(d.tokenizer),
+        seed: js.seed.map(to_seed).transpose()?.unwrap_or(d.seed),
+        ..d
+    };
+    // Refuse before allocating: running out of wasm memory traps the instance.
+    let (h, v) = (spec.hidden, spec.vocab);
+    let dense = (h.checked_mul(8 * h))
+        .and_then(|gates| gates.checked_mul(spec.layers))
+        .and_then(|lstm| v.checked_mul(2 * h).and_then(|io| io.checked_add(lstm)));
+    if dense.is_none_or(|n| n > MAX_RANDOM_VALUES) {
+        return Err(invalid("spec", format!("{} layers of {h} over {v} tokens exceed {MAX_RANDOM_VALUES} dense values", spec.layers)));
+    }
+    Ok(random_model(&spec)?.to_bytes()?)
+}
+
+/// Whether this build uses SIMD128, its kernel set and the package version.
+#[wasm_bindgen(js_name = buildInfo)]
+pub fn build_info() -> JsResult<JsValue> {
+    to_js(&BuildInfo {
+        simd: cfg!(target_feature = "simd128"),
+        kernels: Kernels::best().name,
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Mean time of one `rows × cols` matrix–vector product over `iters` calls: `gemv`
+/// dense, `kp` A⊗B and `dkp` A⊗B + S (both at 25x compression), on this build's kernels.
+#[wasm_bindgen(js_name = benchKernel)]
+pub fn bench_kernel(name: &str, rows: usize, cols: usize, iters: usize) -> JsResult<JsValue> {
+    if rows == 0 || cols == 0 || rows.saturating_mul(cols) > MAX_RANDOM_VALUES || iters == 0 {
+        let reason = format!("{rows}x{cols} over {iters} calls; need sides ≥ 1, at most {MAX_RANDOM_VALUES} values, ≥ 1 call");
+        return Err(invalid("shape", reason));
+    }
+    let shape = match name {
+        "gemv" => Plan::Dense,
+        "kp" | "dkp" => plan(name, rows, cols, 25.0, Accounting::Values)?,
+        _ => return Err(invalid("name", format!("`{name}` is not one of gemv, kp, dkp"))),
+    };
+    let mut rng = Rng::new(1);
+    let m = random_matrix(shape, rows, cols, &mut rng);
+    let x: Vec<f32> = (0..cols).map(|_| rng.symmetric(1.0)).collect();
+    let (mut y, mut scratch) = (vec![0.0; rows], vec![0.0; m.scratch_len()]);
+    let kernels = Kernels::best();
+    let t0 = now();
+    for _ in 0..iters {
+        m.matvec(&kernels, &x, &mut y, &mut scratch);
+        std::hint::black_box(&mut y);
+    }
+    to_js(&KernelBench { us_per_call: 1e3 * (now() - t0) / iters as f64 })
+}
+
+/// Largest dense-equivalent value count of a random model or benchmark matrix (1 GiB of f32).
+const MAX_RANDOM_VALUES: usize = 1 << 28;
+
+/// The core's error for a bad argument, as a JS `Error`.
+fn invalid(name: &'static str, reason: String) -> JsError {
+    Error::InvalidArgument { name, reason }.into()
+}
+
+/// A JS number as a seed: a non-negative integer that JavaScript represents exactly.
+fn to_seed(seed: f64) -> JsResult<u64> {
+    if seed.is_finite() && seed >= 0.0 && seed.fract() == 0.0 && seed <= 2f64.powi(53) {
+        Ok(seed as u64)
+    } else {
+        Err(invalid("seed", format!("{seed} is not an integer in 0..=2^53")))
+    }
+}
+
+fn to_sampling(temperature: f32, top_k: usize) -> JsResult<Sampling> {
+    if !(temperature.is_finite() && temperature >= 0.0) {
+        return Err(invalid("temperature", format!("{temperature} is not a finite number ≥ 0")));
+    }
+    Ok(Sampling { temperature, top_k })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A plain JS object: maps become objects and 64-bit integers numbers.
+fn to_js<T: Serialize>(value: &T) -> JsResult<JsValue> {
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| JsError::new(&e.to_string()))
+}
+
+// The shapes JavaScript sees; `npm/index.d.ts` declares the same.
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsSpec {
+    layers: Option<usize>,
+    hidden: Option<usize>,
+    vocab: Option<usize>,
+    kind: Option<String>,
+    cf: Option<f64>,
+    output_kind: Option<String>,
+    output_cf: Option<f64>,
+    embedding_kind: Option<String>,
+    fused: Option<bool>,
+    tokenizer: Option<TokenizerKind>,
+    seed: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Info {
+    #[serde(flatten)]
+    model: ModelInfo,
+    file_bytes: usize,
+    format_version: u32,
+}
+
+#[derive(Serialize)]
+struct Fed {
+    tokens: usize,
+    unknown: usize,
+    ms: f64,
+}
+
+#[derive(Serialize)]
+struct Elapsed {
+    ms: f64,
+}
+
+#[derive(Serialize)]
+struct Top {
+    predictions: Vec<Prediction>,
+    ms: f64,
+}
+
+#[derive(Serialize)]
+struct Scored {
+    #[serde(flatten)]
+    score: Perplexity,
+    ms: f64,
+}
+
+#[derive(Serialize)]
+struct Sampled {
+    id: u32,
+    token: String,
+    ms: f64,
+}
+
+#[derive(Serialize)]
+struct Generated {
+    text: String,
+    tokens: Vec<String>,
+    ms: Vec<f64>,
+}
+
+#[derive(Serialize)]
+struct Bench {
+    us_per_token: f64,
+    lstm_us_per_token: f64,
+    output_us_per_token: f64,
+    samples_us: Vec<f64>,
+}
+
+#[derive(Serialize)]
+struct BuildInfo {
+    simd: bool,
+    kernels: &'static str,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct KernelBench {
+    us_per_call: f64,
+}

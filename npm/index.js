@@ -1,0 +1,76 @@
+// Loader of the dkp-lstm WebAssembly module. It picks the SIMD128 build where the
+// engine validates SIMD code, else the scalar build, and instantiates it from bytes
+// (read from disk in Node, fetched in browsers and workers) so that neither the
+// server's MIME type nor a bundler's asset handling matters.
+
+// The smallest module using a SIMD128 instruction (as in wasm-feature-detect):
+// `(func (result v128) i32.const 0 i8x16.splat i8x16.popcnt)`.
+const SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11,
+]);
+
+/** Whether this engine runs WebAssembly SIMD128. */
+export function simdSupported() {
+  try {
+    return WebAssembly.validate(SIMD_PROBE);
+  } catch {
+    return false;
+  }
+}
+
+// Static specifiers, so that bundlers see both builds.
+const BUILDS = {
+  simd: {
+    glue: () => import('./simd/dkp_lstm_wasm.js'),
+    wasm: () => new URL('./simd/dkp_lstm_wasm_bg.wasm', import.meta.url),
+  },
+  scalar: {
+    glue: () => import('./scalar/dkp_lstm_wasm.js'),
+    wasm: () => new URL('./scalar/dkp_lstm_wasm_bg.wasm', import.meta.url),
+  },
+};
+
+// One instantiation per build, shared by every caller of `load`.
+const instances = new Map();
+
+/**
+ * Loads the module: `simd` is 'auto' (detect), true or false; `wasm` optionally
+ * replaces where the chosen build's .wasm comes from (URL, bytes or a compiled module).
+ */
+export async function load({ simd = 'auto', wasm } = {}) {
+  if (simd !== 'auto' && typeof simd !== 'boolean') {
+    throw new TypeError(`dkp-lstm: load({ simd }) takes 'auto', true or false, not ${String(simd)}`);
+  }
+  const variant = (simd === 'auto' ? simdSupported() : simd) ? 'simd' : 'scalar';
+  if (!instances.has(variant)) {
+    const pending = instantiate(BUILDS[variant], wasm);
+    instances.set(variant, pending);
+    pending.catch(() => instances.delete(variant)); // a failed load may be retried
+  }
+  const { Model, randomModel, buildInfo, benchKernel } = await instances.get(variant);
+  return { Model, randomModel, buildInfo, benchKernel, variant };
+}
+
+async function instantiate(build, wasm) {
+  const [glue, module_or_path] = await Promise.all([build.glue(), wasmBytes(wasm ?? build.wasm())]);
+  await glue.default({ module_or_path });
+  return glue;
+}
+
+async function wasmBytes(source) {
+  if (source instanceof WebAssembly.Module || source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
+    return source;
+  }
+  const url = new URL(String(source), globalThis.location?.href ?? import.meta.url);
+  if (url.protocol === 'file:') {
+    // Node: fetch() does not read files.
+    const { readFile } = await import(/* webpackIgnore: true */ /* @vite-ignore */ 'node:fs/promises');
+    return readFile(url);
+  }
+  // Bytes rather than instantiateStreaming, which insists on the application/wasm MIME type.
+  const response = await fetch(url);
+  if (!response.ok) {
+    throw new Error(`dkp-lstm: fetching ${url} failed: HTTP ${response.status} ${response.statusText}`);
+  }
+  return response.arrayBuffer();
+}

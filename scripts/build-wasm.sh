@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds the WebAssembly module twice (SIMD128 and scalar) and assembles pkg/ as the
+# npm package `dkp-lstm`: both builds, the loader that picks one, types and README.
+# Fails when a .wasm exceeds the size budget.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+wasm-opt --version 2>/dev/null | grep -q "version 132" || { echo "[build-wasm] wasm-opt 132 missing: run scripts/setup.sh" >&2; exit 1; }
+
+# The budget is what a browser downloads: the gzip-compressed module. (Uncompressed,
+# the format reader's serde_json and safetensors, std's formatting and the tokenizer's
+# Unicode tables alone exceed 200 KB.)
+MAX_WASM_GZIP_BYTES=$((200 * 1024))
+
+build() { # variant target-dir rustflags
+  echo "[build-wasm] $1 build (CARGO_TARGET_DIR=$2${3:+, RUSTFLAGS=$3})"
+  RUSTFLAGS="$3" CARGO_TARGET_DIR="$PWD/$2" \
+    wasm-pack --log-level warn build --mode no-install wasm --target web --release \
+      --out-dir "../pkg/$1" --out-name dkp_lstm_wasm --no-pack
+  # wasm-pack's own package.json/README/.gitignore stay out: pkg/ is one package.
+  rm -f "pkg/$1/.gitignore" "pkg/$1/package.json" "pkg/$1/README.md"
+}
+
+rm -rf pkg
+build simd target-simd "-C target-feature=+simd128"
+build scalar target-wasm ""
+
+cp npm/index.js npm/index.d.ts npm/README.md npm/package.json pkg/
+
+over=0
+for f in pkg/simd/dkp_lstm_wasm_bg.wasm pkg/scalar/dkp_lstm_wasm_bg.wasm; do
+  size=$(stat -c %s "$f")
+  gz=$(gzip -9 -c "$f" | wc -c)
+  printf '[build-wasm] %-36s %7d bytes (%d KB, gzip %d KB)\n' "$f" "$size" $((size / 1024)) $((gz / 1024))
+  if [ "$gz" -gt "$MAX_WASM_GZIP_BYTES" ]; then
+    echo "[build-wasm] $f exceeds the budget of $MAX_WASM_GZIP_BYTES bytes gzip-compressed" >&2
+    over=1
+  fi
+done
+exit "$over"
