@@ -576,6 +576,44 @@ proptest! {
     }
 }
 
+/// Pointers (`/layers/0/w/rows`, …) to every number in a JSON value.
+fn number_paths(v: &Value, at: String, out: &mut Vec<String>) {
+    match v {
+        Value::Number(_) => out.push(at),
+        Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| number_paths(x, format!("{at}/{i}"), out)),
+        Value::Object(o) => o.iter().for_each(|(k, x)| number_paths(x, format!("{at}/{k}"), out)),
+        _ => {}
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Any size, rank, non-zero count or factor shape in the config set to an edge
+    /// value gives an error or a model that runs, never a panic or a huge allocation.
+    #[test]
+    fn config_numbers_at_edge_values_never_panic(
+        field in any::<prop::sample::Index>(),
+        value in prop::sample::select(vec![
+            json!(0), json!(1), json!(2), json!(3), json!(-1), json!(1 << 22), json!((1 << 22) + 1),
+            json!(1u64 << 32), json!(u64::MAX), json!(1.5),
+        ]),
+    ) {
+        let mut f = File::parse(&FUZZ_BASE.with(|b| b.clone()));
+        f.config(|c| {
+            let mut paths = vec![];
+            number_paths(c, String::new(), &mut paths);
+            let path = &paths[field.index(paths.len())];
+            *c.pointer_mut(path).unwrap() = value;
+        });
+        if let Ok(model) = f.load() {
+            let mut s = Session::new(model);
+            s.feed_text("the cat");
+            prop_assert!(s.log_probs().iter().all(|x| !x.is_nan()));
+        }
+    }
+}
+
 thread_local! {
     /// A small dkp model with split gates and a sparse output, so every tensor kind is in play.
     static FUZZ_BASE: Vec<u8> = {
