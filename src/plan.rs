@@ -63,17 +63,26 @@ pub fn kron_macs(m1: usize, n1: usize, m2: usize, n2: usize) -> usize {
     (m1 * n2 * (n1 + m2)).min(n1 * m2 * (n2 + m1))
 }
 
-/// All Kronecker splits `(a, b)` of a `rows × cols` matrix with both factors non-trivial
-/// where possible.
+/// The Kronecker splits `(a, b)` of a `rows × cols` matrix that can express a matrix
+/// of full rank (`rank(A⊗B) = rank(A)·rank(B)`, so `min(m1,n1)·min(m2,n2)` must reach
+/// `min(rows, cols)`) with neither factor 1×1; all splits if none can (e.g. prime
+/// sizes). Degenerate splits such as a row vector ⊗ a column vector are cheap but
+/// only rank one.
 pub fn kron_splits(rows: usize, cols: usize) -> Vec<([usize; 2], [usize; 2])> {
     let divisors = |n: usize| (1..=n).filter(move |d| n % d == 0);
-    let mut out = vec![];
+    let mut all = vec![];
     for m1 in divisors(rows) {
         for n1 in divisors(cols) {
-            out.push(([m1, n1], [rows / m1, cols / n1]));
+            all.push(([m1, n1], [rows / m1, cols / n1]));
         }
     }
-    out
+    let full_rank = |(a, b): &([usize; 2], [usize; 2])| {
+        a != &[1, 1] && b != &[1, 1] && a[0].min(a[1]) * b[0].min(b[1]) == rows.min(cols)
+    };
+    if all.iter().any(full_rank) {
+        all.retain(full_rank);
+    }
+    all
 }
 
 /// The Kronecker split with the fewest parameters, ties broken by fewest MACs.
@@ -102,8 +111,8 @@ fn nnz_within(budget: f64, rows: usize, acc: Accounting) -> f64 {
 
 /// Shapes for `kind` (`dense`, `kp`, `dkp`, `lowrank`, `dlowrank`, `sparse`) compressing a
 /// `rows × cols` matrix by `cf`. `kp` takes the split whose size is closest to the
-/// budget from below (its CF cannot be set freely); `dlowrank` gives half its budget
-/// to the low-rank part.
+/// budget from below (its CF cannot be set freely); `dkp` the smallest split, leaving
+/// the rest of the budget to S; `dlowrank` gives half its budget to the low-rank part.
 pub fn plan(kind: &str, rows: usize, cols: usize, cf: f64, acc: Accounting) -> Result<Plan> {
     let what = || format!("a {kind} {rows}x{cols} matrix at {cf}x compression");
     let unreachable = |reason: String| Error::Unreachable { what: what(), reason };
@@ -120,13 +129,8 @@ pub fn plan(kind: &str, rows: usize, cols: usize, cf: f64, acc: Accounting) -> R
                 unreachable(format!("the smallest Kronecker split holds {} values", a[0] * a[1] + b[0] * b[1]))
             }),
         "dkp" => {
-            // The factors are tiny next to S: among splits using at most a tenth of the
-            // budget, take the one with the fewest MACs; S gets the rest.
-            let (a, b) = kron_splits(rows, cols)
-                .into_iter()
-                .filter(|(a, b)| ((a[0] * a[1] + b[0] * b[1]) as f64) <= budget / 10.0)
-                .min_by_key(|(a, b)| (kron_macs(a[0], a[1], b[0], b[1]), a[0] * a[1] + b[0] * b[1]))
-                .unwrap_or_else(|| kron_min_params(rows, cols));
+            // The factors are tiny next to S, which gets the rest of the budget.
+            let (a, b) = kron_min_params(rows, cols);
             let nnz = nnz_within(budget - (a[0] * a[1] + b[0] * b[1]) as f64, rows, acc);
             if nnz < 0.0 {
                 return Err(unreachable("the Kronecker factors alone exceed the budget".into()));
@@ -172,6 +176,15 @@ mod tests {
         assert_eq!(a[0] * b[0], 2600);
         assert_eq!(a[1] * b[1], 1300);
         assert!(a[0] * a[1] + b[0] * b[1] < 4000, "{a:?} {b:?}");
+    }
+
+    #[test]
+    fn splits_can_reach_full_rank() {
+        let (a, b) = kron_min_params(800, 400);
+        assert_eq!(a[0].min(a[1]) * b[0].min(b[1]), 400, "{a:?} {b:?}");
+        assert_eq!(a[0] * a[1] + b[0] * b[1], 1137);
+        // Prime sizes have no full-rank split; every split is then allowed.
+        assert_eq!(kron_splits(7, 5).len(), 4);
     }
 
     #[test]
