@@ -22,6 +22,8 @@ pub struct WeightInfo {
     pub kind: &'static str,
     /// Full shape `[rows, cols]`.
     pub shape: [usize; 2],
+    /// Storage precision of the values.
+    pub dtype: crate::model::ValueType,
     /// Kronecker factor shapes, rank and non-zeros, where they apply.
     pub detail: String,
     /// Stored values.
@@ -125,6 +127,7 @@ fn weight_info(name: String, w: &Weight) -> WeightInfo {
         name,
         kind: m.kind(),
         shape: [m.rows(), m.cols()],
+        dtype: w.dtype,
         detail: detail.join(", "),
         values: s.values,
         indices: s.indices,
