@@ -5,6 +5,9 @@
 //! tensors, and serialising it again with `safetensors::serialize`, so each test
 //! breaks exactly one thing.
 
+// Native only: proptest is a native-only dev-dependency (the wasm test runs cover the kernels and matrices).
+#![cfg(not(target_arch = "wasm32"))]
+
 use std::collections::{BTreeMap, HashMap};
 
 use dkp_lstm::format::MAX_HEADER_BYTES;
