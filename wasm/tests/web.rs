@@ -1,0 +1,120 @@
+//! The binding layer as JavaScript sees it: plain objects, JS `Error`s with the core's
+//! messages, state kept consistent. Runs under `wasm-pack test` in Node, Chrome and
+//! Firefox (`WASM_BINDGEN_USE_BROWSER=1`), in the scalar and the SIMD build.
+#![cfg(target_arch = "wasm32")]
+
+use dkp_lstm_wasm::{bench_kernel, build_info, random_model_bytes, Model};
+use serde_json::{json, Value};
+use wasm_bindgen::{JsError, JsValue};
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+/// A returned JS object as JSON, to compare with `json!` literals.
+fn plain(v: Result<JsValue, JsError>) -> Value {
+    serde_wasm_bindgen::from_value(v.map_err(message).unwrap()).unwrap()
+}
+
+/// The message of a thrown JS `Error`.
+fn message(e: JsError) -> String {
+    js_sys::Error::from(JsValue::from(e)).message().into()
+}
+
+fn spec(v: Value) -> JsValue {
+    serde_wasm_bindgen::to_value(&v).unwrap()
+}
+
+fn model(kind: &str) -> (Vec<u8>, Model) {
+    let bytes = random_model_bytes(spec(json!({ "kind": kind, "cf": 4, "hidden": 16, "vocab": 40, "seed": 9 }))).unwrap();
+    let model = Model::load(&bytes).unwrap();
+    (bytes, model)
+}
+
+#[test]
+fn build_info_tells_the_truth() {
+    let info = plain(build_info());
+    let simd = cfg!(target_feature = "simd128");
+    assert_eq!(info["simd"], json!(simd));
+    assert_eq!(info["kernels"], json!(if simd { "simd128" } else { "scalar" }));
+    assert_eq!(info["version"], json!(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn info_is_a_plain_object_with_file_facts() {
+    let (bytes, m) = model("dkp");
+    let info = plain(m.info());
+    assert_eq!(info["file_bytes"], json!(bytes.len()));
+    assert_eq!(info["format_version"], json!(dkp_lstm::format::FORMAT_VERSION));
+    assert_eq!(info["kernels"], plain(build_info())["kernels"]);
+    assert_eq!(info["provenance"]["trained"], json!(false));
+    assert_eq!(info["vocab"], json!(40));
+    assert!(info["weights"].as_array().unwrap().iter().any(|w| w["kind"] == "dkp"));
+}
+
+#[test]
+fn predictions_match_the_core() {
+    let (bytes, mut m) = model("dkp");
+    let mut session = dkp_lstm::Session::new(dkp_lstm::Model::from_bytes(&bytes).unwrap());
+    let fed = plain(m.feed("the cat sat"));
+    assert_eq!((fed["tokens"].clone(), fed["unknown"].clone()), (json!(3), json!(1)));
+    session.feed_text("the cat sat");
+    let top = plain(m.top_k(5));
+    let expected: Vec<Value> = session
+        .top_k(5)
+        .into_iter()
+        .map(|p| json!({ "id": p.id, "token": p.token, "prob": p.prob }))
+        .collect();
+    assert_eq!(top["predictions"], json!(expected));
+    assert!(top["ms"].as_f64().unwrap() >= 0.0);
+
+    let ppl = plain(m.perplexity("the cat\n"));
+    let core = session.perplexity("the cat\n").unwrap();
+    assert_eq!(ppl["perplexity"], json!(core.perplexity));
+    assert_eq!(ppl["tokens"], json!(3));
+}
+
+#[test]
+fn errors_carry_the_core_message() {
+    let truncated = [7u8, 0, 0, 0, 0, 0, 0, 0, b'{'];
+    let core = dkp_lstm::Model::from_bytes(&truncated).unwrap_err().to_string();
+    assert_eq!(message(Model::load(&truncated).err().unwrap()), core);
+
+    let (_, mut m) = model("dense");
+    assert_eq!(message(m.feed_token(40).unwrap_err()), "token id 40 is outside the vocabulary of 40 tokens");
+    assert_eq!(message(m.perplexity("").unwrap_err()), "the text holds no tokens");
+    assert!(message(m.set_seed(f64::NAN).unwrap_err()).starts_with("invalid `seed`"));
+    assert!(message(m.sample_next(-1.0, 0).unwrap_err()).starts_with("invalid `temperature`"));
+    assert!(message(random_model_bytes(spec(json!({ "layer": 2 }))).unwrap_err()).contains("unknown field `layer`"));
+    assert!(message(random_model_bytes(spec(json!({ "kind": "kp", "cf": 1e9 }))).unwrap_err()).starts_with("cannot build"));
+    assert!(message(bench_kernel("gemv", 0, 4, 1).unwrap_err()).starts_with("invalid `shape`"));
+    // The model still answers after every error above.
+    assert_eq!(plain(m.top_k(2))["predictions"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn generation_is_deterministic_and_bench_restores_the_state() {
+    let (_, mut m) = model("dkp");
+    m.feed("the cat").unwrap();
+    let before = plain(m.top_k(5))["predictions"].clone();
+    let bench = plain(m.bench(8));
+    assert_eq!(bench["samples_us"].as_array().unwrap().len(), 8);
+    assert_eq!(plain(m.top_k(5))["predictions"], before);
+
+    let a = plain(m.generate(6, 1.0, 0, 5.0));
+    m.reset();
+    m.feed("the cat").unwrap();
+    let b = plain(m.generate(6, 1.0, 0, 5.0));
+    assert_eq!(a["text"], b["text"]);
+    assert_eq!(a["tokens"].as_array().unwrap().len(), 6);
+
+    m.set_seed(1.0).unwrap();
+    let greedy = plain(m.sample_next(0.0, 0));
+    let top = plain(m.top_k(40))["predictions"].clone();
+    assert!(greedy["token"].is_string() && top.as_array().unwrap().len() == 40);
+}
+
+#[test]
+fn kernel_bench_runs_every_kernel() {
+    for name in ["gemv", "kp", "dkp"] {
+        let us = plain(bench_kernel(name, 256, 128, 3))["us_per_call"].as_f64().unwrap();
+        assert!(us >= 0.0 && us.is_finite(), "{name}: {us}");
+    }
+}
