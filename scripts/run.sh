@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The main command: builds the npm package (both WebAssembly builds) and runs a short
+# Node demo on a generated model.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DKP_SETUP_BROWSERS=0 bash scripts/setup.sh
+bash scripts/build-wasm.sh
+node npm/demo.mjs

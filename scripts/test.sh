@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# THE test command: installs what is missing, then runs every test of the project —
+# native Rust, both WebAssembly builds in Node, headless Chrome and headless Firefox,
+# the packed npm package, and the demo page. Stops at the first failing step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+passed=0
+started=$SECONDS
+step() { # name command...
+  local name=$1 t0=$SECONDS
+  shift
+  echo
+  echo "=== [$((passed + 1))] $name"
+  if ! "$@"; then
+    echo "[test] FAIL $name ($((SECONDS - t0)) s)"
+    echo "$passed passed, 1 failed"
+    exit 1
+  fi
+  passed=$((passed + 1))
+  echo "[test] ok   $name ($((SECONDS - t0)) s)"
+}
+
+step "toolchain (scripts/setup.sh)" bash scripts/setup.sh
+step "native: cargo test --workspace" cargo test --workspace
+step "wasm: build both variants and assemble pkg/" bash scripts/build-wasm.sh
+for build in simd scalar; do
+  for runner in node chrome firefox; do
+    step "wasm-pack test: $build build in $runner" bash scripts/test-wasm.sh "$build" "$runner"
+  done
+done
+step "npm: packed tarball in Node" bash scripts/test-npm.sh
+
+# --- page end-to-end test ---
+
+echo
+echo "[test] all steps passed in $((SECONDS - started)) s"
+echo "$passed passed, 0 failed"
