@@ -6,3 +6,8 @@ cd "$(dirname "$0")/.."
 DKP_SETUP_BROWSERS=0 bash scripts/setup.sh
 bash scripts/build-wasm.sh
 node npm/demo.mjs
+
+# --- demo page ---
+# www/ is the served root: the package goes into www/pkg/ (git-ignored).
+rm -rf www/pkg && cp -r pkg www/pkg
+exec node scripts/serve.mjs --port "${PORT:-8080}"

@@ -33,6 +33,10 @@ done
 step "npm: packed tarball in Node" bash scripts/test-npm.sh
 
 # --- page end-to-end test ---
+# The page serves the package from www/pkg/; e2e/ drives the system Chromium (playwright-core).
+step "page: copy pkg/ into www/pkg/" bash -c 'rm -rf www/pkg && cp -r pkg www/pkg'
+step "page: e2e dependencies (npm ci in e2e/)" bash -c 'cd e2e && npm ci --no-audit --no-fund'
+step "page: end-to-end test in Chromium (e2e/page.test.mjs)" bash -c 'cd e2e && node --test page.test.mjs'
 
 echo
 echo "[test] all steps passed in $((SECONDS - started)) s"
