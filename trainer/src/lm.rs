@@ -7,7 +7,7 @@ use dkp_lstm::{Embedding, Gates, LstmLayer, MatVec, Matrix, Model, Tokenizer, We
 
 use crate::config::{CmrConfig, CmrMode, TrainConfig};
 use crate::error::{Error, Result};
-use crate::ops::{cross_entropy, sigmoid};
+use crate::ops::{cross_entropy, projected_cross_entropy, sigmoid};
 use crate::rng::Rng;
 use crate::weights::WeightParam;
 
@@ -76,8 +76,8 @@ pub struct TrainCtx<'a> {
     pub norms: bool,
 }
 
-/// A weight ready for a window: materialised (and transposed), or applied path by path
-/// when co-matrix dropout needs the two paths apart.
+/// A weight ready for a window: materialised (transposed for the gates, as is for the
+/// output projection), or applied path by path when co-matrix dropout needs the two paths apart.
 enum Ready<'a> {
     Fixed(Tensor),
     Paths(&'a WeightParam),
@@ -206,20 +206,32 @@ impl Lm {
     }
 
     fn prepare(&self, cmr: bool, detach: bool) -> Result<Prepared<'_>> {
-        fn ready(w: &WeightParam, cmr: bool, detach: bool) -> Result<Ready<'_>> {
-            if cmr && w.is_doped() {
-                return Ok(Ready::Paths(w));
-            }
-            let t = w.materialise()?.t()?.contiguous()?;
-            Ok(Ready::Fixed(if detach { t.detach() } else { t }))
-        }
         let fix = |t: Tensor| if detach { t.detach() } else { t };
-        let embedding = fix(self.embedding.as_ref().unwrap_or(&self.output).materialise()?);
+        let paths = |w: &WeightParam| cmr && w.is_doped();
+        let output_w = match paths(&self.output) {
+            true => None,
+            false => Some(fix(self.output.materialise()?)),
+        };
+        let embedding = match (&self.embedding, &output_w) {
+            (Some(e), _) => fix(e.materialise()?),
+            (None, Some(w)) => w.clone(),
+            (None, None) => fix(self.output.materialise()?),
+        };
+        let mut gates = vec![];
+        for l in &self.layers {
+            gates.push(match paths(&l.w) {
+                true => Ready::Paths(&l.w),
+                false => Ready::Fixed(fix(l.w.materialise()?.t()?.contiguous()?)),
+            });
+        }
         Ok(Prepared {
             embedding,
-            gates: self.layers.iter().map(|l| ready(&l.w, cmr, detach)).collect::<Result<_>>()?,
+            gates,
             biases: self.layers.iter().map(|l| fix(l.bias.as_tensor().clone())).collect(),
-            output: ready(&self.output, cmr, detach)?,
+            output: match output_w {
+                Some(w) => Ready::Fixed(w),
+                None => Ready::Paths(&self.output),
+            },
             output_bias: fix(self.output_bias.as_tensor().clone()),
         })
     }
@@ -247,7 +259,7 @@ impl Lm {
     }
 
     /// Runs a window of `ids` (time-major, `len·batch`) from `state`, which is advanced.
-    /// Returns the logits (`len·batch × vocab`) and, if asked, path norms.
+    /// Returns the top layer's outputs (`len·batch × H`) and, if asked, path norms.
     fn run(&self, p: &Prepared, ids: &[u32], batch: usize, state: &mut State, mut ctx: Option<&mut TrainCtx>) -> Result<(Tensor, Vec<PathNorms>)> {
         let dev = p.embedding.device();
         let steps = ids.len() / batch;
@@ -301,22 +313,42 @@ impl Lm {
                 norms.push(PathNorms { name: self.output.name.clone(), base: b, sparse: s });
             }
         }
-        let logits = Self::apply(&p.output, &x, &mut ctx)?.broadcast_add(&p.output_bias)?;
-        Ok((logits, norms))
+        Ok((x, norms))
+    }
+
+    /// Logits of the top layer's outputs.
+    fn project(p: &Prepared, x: &Tensor, ctx: &mut Option<&mut TrainCtx>) -> Result<Tensor> {
+        let y = match &p.output {
+            Ready::Fixed(w) => x.matmul(&w.t()?)?,
+            paths => Self::apply(paths, x, ctx)?,
+        };
+        Ok(y.broadcast_add(&p.output_bias)?)
+    }
+
+    /// Mean cross-entropy of `targets` given the top layer's outputs.
+    fn loss(p: &Prepared, x: &Tensor, targets: &[u32], ctx: &mut Option<&mut TrainCtx>) -> Result<Tensor> {
+        Ok(match &p.output {
+            Ready::Fixed(w) => projected_cross_entropy(x, w, &p.output_bias, targets)?,
+            Ready::Paths(_) => {
+                let logits = Self::project(p, x, ctx)?;
+                cross_entropy(&logits, &Tensor::from_slice(targets, targets.len(), logits.device())?)?
+            }
+        })
     }
 
     /// Mean loss of one training window (with dropout and co-matrix dropout).
     pub fn train_loss(&self, ids: &[u32], targets: &[u32], batch: usize, state: &mut State, ctx: &mut TrainCtx) -> Result<(Tensor, Vec<PathNorms>)> {
         let p = self.prepare(ctx.cmr.mode != CmrMode::Off, false)?;
-        let (logits, norms) = self.run(&p, ids, batch, state, Some(ctx))?;
-        let t = Tensor::from_slice(targets, targets.len(), logits.device())?;
-        Ok((cross_entropy(&logits, &t)?, norms))
+        let mut ctx = Some(ctx);
+        let (x, norms) = self.run(&p, ids, batch, state, ctx.as_deref_mut())?;
+        Ok((Self::loss(&p, &x, targets, &mut ctx)?, norms))
     }
 
     /// Logits of a window without dropout or gradient (for tests and tools).
     pub fn logits(&self, ids: &[u32], batch: usize, state: &mut State) -> Result<Tensor> {
         let p = self.prepare(false, true)?;
-        Ok(self.run(&p, ids, batch, state, None)?.0)
+        let x = self.run(&p, ids, batch, state, None)?.0;
+        Self::project(&p, &x, &mut None)
     }
 
     /// Total negative log-likelihood (nats) and token count of `ids` read as one stream with
@@ -337,8 +369,8 @@ impl Lm {
             nll += cross_entropy(&b, &Tensor::from_slice(&ids[..1], 1, dev)?)?.to_scalar::<f32>()? as f64;
         }
         for (xs, ys) in inputs.chunks(chunk.max(1)).zip(targets.chunks(chunk.max(1))) {
-            let (logits, _) = self.run(&p, xs, 1, &mut state, None)?;
-            let mean = cross_entropy(&logits, &Tensor::from_slice(ys, ys.len(), dev)?)?.to_scalar::<f32>()?;
+            let (x, _) = self.run(&p, xs, 1, &mut state, None)?;
+            let mean = Self::loss(&p, &x, ys, &mut None)?.to_scalar::<f32>()?;
             nll += mean as f64 * ys.len() as f64;
         }
         Ok((nll, ids.len()))

@@ -336,10 +336,10 @@ mod tests {
     #[test]
     fn mask_keeps_the_largest_entries_down_to_the_budget() {
         let dev = Device::Cpu;
-        let mut w = WeightParam::new("w", WeightKind::Dkp, 8, 8, 4.0, Accounting::Values, 0.1, &mut Rng::new(1), &dev).unwrap();
+        let mut w = WeightParam::new("w", WeightKind::Dkp, 16, 16, 4.0, Accounting::Values, 0.1, &mut Rng::new(1), &dev).unwrap();
         let target = w.masked.as_ref().unwrap().target_nnz;
         w.update_mask(0.5).unwrap();
-        assert_eq!(w.nnz().unwrap(), 32);
+        assert_eq!(w.nnz().unwrap(), 128);
         w.update_mask(0.0).unwrap();
         assert_eq!(w.nnz().unwrap(), target);
         let m = w.masked.as_ref().unwrap();

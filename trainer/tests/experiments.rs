@@ -1,0 +1,58 @@
+//! Every `experiments/*.toml` parses, validates and plans at PTB's sizes; the whole-model
+//! configuration really writes a file under 1 MB.
+
+use std::path::PathBuf;
+
+use candle_core::Device;
+use dkp_lstm::plan;
+use dkp_lstm::{Tokenizer, TokenizerKind};
+use dkp_train::lm::Lm;
+use dkp_train::rng::Rng;
+use dkp_train::TrainConfig;
+
+fn configs() -> Vec<(PathBuf, TrainConfig)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../experiments");
+    let mut out: Vec<(PathBuf, TrainConfig)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| {
+            let cfg = TrainConfig::from_toml(&std::fs::read_to_string(&p).unwrap(), &p.display().to_string()).unwrap();
+            (p, cfg)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+const PTB_VOCAB: usize = 10_000;
+
+#[test]
+fn every_experiment_config_is_valid_at_ptb_sizes() {
+    let all = configs();
+    assert!(all.len() >= 10, "{} configs", all.len());
+    for (path, cfg) in all {
+        cfg.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(path.file_stem().unwrap().to_str().unwrap(), cfg.name, "run name matches the file name");
+        let (h, e) = (cfg.model.hidden, cfg.embedding_dim());
+        for (i, input) in (0..cfg.model.layers).map(|i| (i, if i == 0 { e } else { h })) {
+            plan::plan(cfg.lstm.kind.plan_kind(), 4 * h, input + h, cfg.lstm.cf, cfg.accounting)
+                .unwrap_or_else(|e| panic!("{} layer {i}: {e}", path.display()));
+        }
+        plan::plan(cfg.output.kind.plan_kind(), PTB_VOCAB, h, cfg.output.cf, cfg.accounting).unwrap();
+    }
+}
+
+#[test]
+fn the_whole_model_config_fits_in_one_megabyte() {
+    let (_, cfg) = configs().into_iter().find(|(_, c)| c.name == "whole-model-1mb").unwrap();
+    // PTB-like vocabulary: words of 5-6 letters.
+    let tokens = ["<unk>".to_string(), "<eos>".to_string()].into_iter().chain((0..PTB_VOCAB - 2).map(|i| format!("word{i}"))).collect();
+    let tok = Tokenizer::new(TokenizerKind::Word, tokens, "<unk>", Some("<eos>")).unwrap();
+    let mut lm = Lm::new(&cfg, PTB_VOCAB, &mut Rng::new(1), &Device::Cpu).unwrap();
+    for w in lm.weights_mut() {
+        w.update_mask(0.0).unwrap();
+    }
+    let bytes = lm.to_model(&tok, Default::default()).unwrap().to_bytes().unwrap();
+    assert!(bytes.len() < 1 << 20, "{} bytes", bytes.len());
+}
