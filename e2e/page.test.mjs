@@ -187,6 +187,7 @@ test('the SIMD build runs, and forcing the scalar build works', async () => {
   await page.locator('#force-scalar').check();
   await page.locator('#build[data-simd=false]').waitFor();
   assert.match(await build.textContent(), /scalar/);
+  assert.match(page.url(), /[?&]simd=false\b/, 'the choice is kept in the address');
   const tokens = words(await page.locator('#text').inputValue());
   const k = Number(await page.locator('#top-k').inputValue());
   for (const side of ['a', 'b']) checkPredictions(await predictionsAfter(side, tokens), k, `panel ${side} on the scalar build`);

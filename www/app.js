@@ -448,6 +448,11 @@ class App {
     build.textContent = 'switching…';
     build.dataset.simd = '';
     this.forceScalar.disabled = true;
+    // Keep the choice in the address, so a reload or a shared link runs the same build.
+    const url = new URL(location.href);
+    if (this.forceScalar.checked) url.searchParams.set('simd', 'false');
+    else url.searchParams.delete('simd');
+    history.replaceState(null, '', url);
     await Promise.all(this.panels.map(async (panel) => {
       panel.info = null;
       panel.samples = [];
