@@ -7,7 +7,7 @@ use dkp_lstm::{Embedding, Gates, LstmLayer, MatVec, Matrix, Model, Tokenizer, We
 
 use crate::config::{CmrConfig, CmrMode, TrainConfig};
 use crate::error::{Error, Result};
-use crate::ops::{cross_entropy, projected_cross_entropy, sigmoid};
+use crate::ops::{cross_entropy, lstm_cell, projected_cross_entropy};
 use crate::rng::Rng;
 use crate::weights::WeightParam;
 
@@ -294,11 +294,9 @@ impl Lm {
                         Self::apply(&p.gates[l], &xh, &mut ctx)?.broadcast_add(&p.biases[l])?
                     }
                 };
-                let sig = sigmoid(&g)?;
-                let (i, f, o) = (sig.narrow(1, 0, hd)?, sig.narrow(1, hd, hd)?, sig.narrow(1, 3 * hd, hd)?);
-                let cand = g.narrow(1, 2 * hd, hd)?.tanh()?;
-                c = ((f * &c)? + (i * cand)?)?;
-                h = (o * c.tanh()?)?;
+                let hc = lstm_cell(&g, &c)?;
+                h = hc.narrow(1, 0, hd)?.contiguous()?;
+                c = hc.narrow(1, hd, hd)?.contiguous()?;
                 outs.push(h.clone());
             }
             state.h[l] = h;

@@ -1,5 +1,5 @@
 //! Custom candle ops: the output projection fused with softmax cross-entropy, plain softmax
-//! cross-entropy, and the logistic sigmoid.
+//! cross-entropy, and the LSTM cell.
 //!
 //! With a 10k vocabulary the output layer is most of a step. Done as candle ops it builds
 //! and differentiates several `N × V` tensors (logits, logits + bias, their zero-initialised
@@ -9,7 +9,7 @@
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -196,27 +196,85 @@ impl CustomOp3 for ProjectedCrossEntropy {
     }
 }
 
-/// Element-wise `1 / (1 + e^(−x))` with its gradient `σ(1 − σ)`.
-pub fn sigmoid(x: &Tensor) -> candle_core::Result<Tensor> {
-    x.contiguous()?.apply_op1(Sigmoid)
+/// One LSTM cell update from the gate pre-activations `g` (`B × 4H`, gates i, f, g, o) and
+/// the previous cell state `c` (`B × H`): returns `[h' | c']` (`B × 2H`) with
+/// `c' = σ(f)·c + σ(i)·tanh(g)` and `h' = σ(o)·tanh(c')`. One op instead of a dozen small
+/// ones per time step, forward and backward.
+pub fn lstm_cell(g: &Tensor, c: &Tensor) -> candle_core::Result<Tensor> {
+    g.contiguous()?.apply_op2(&c.contiguous()?, LstmCell)
 }
 
-struct Sigmoid;
+struct LstmCell;
 
-impl CustomOp1 for Sigmoid {
+#[inline(always)]
+fn sigmoid1(x: f32) -> f32 {
+    1.0 / (1.0 + fast_exp(-x))
+}
+
+#[inline(always)]
+fn tanh1(x: f32) -> f32 {
+    2.0 * sigmoid1(2.0 * x) - 1.0
+}
+
+/// Activated gates of one row: (i, f, g, o) slices of length H.
+fn activate(g: &[f32], hd: usize, out: &mut [f32]) {
+    for (j, (o, &x)) in out.iter_mut().zip(g).enumerate() {
+        *o = if j / hd == 2 { tanh1(x) } else { sigmoid1(x) };
+    }
+}
+
+impl CustomOp2 for LstmCell {
     fn name(&self) -> &'static str {
-        "sigmoid"
+        "lstm-cell"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(d) = s else { return Err(candle_core::Error::Msg("sigmoid needs f32".into())) };
-        let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("sigmoid input must be contiguous".into()))?;
-        let out: Vec<f32> = d[a..b].iter().map(|&x| 1.0 / (1.0 + fast_exp(-x))).collect();
-        Ok((CpuStorage::F32(out), l.shape().clone()))
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (g, c) = (contiguous(s1, l1, "gates")?, contiguous(s2, l2, "cell state")?);
+        let (&[b, h4], &[b2, hd]) = (l1.dims(), l2.dims()) else {
+            return Err(candle_core::Error::Msg("need gates B×4H and cell state B×H".into()));
+        };
+        if b != b2 || h4 != 4 * hd {
+            return Err(candle_core::Error::Msg(format!("gates {b}×{h4} do not match cell state {b2}×{hd}")));
+        }
+        let mut out = vec![0f32; b * 2 * hd];
+        let mut a = vec![0f32; h4];
+        for ((gr, cr), or) in g.chunks_exact(h4).zip(c.chunks_exact(hd)).zip(out.chunks_exact_mut(2 * hd)) {
+            activate(gr, hd, &mut a);
+            let (h_out, c_out) = or.split_at_mut(hd);
+            for j in 0..hd {
+                let c_new = a[hd + j] * cr[j] + a[j] * a[2 * hd + j];
+                c_out[j] = c_new;
+                h_out[j] = a[3 * hd + j] * tanh1(c_new);
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from((b, 2 * hd))))
     }
 
-    fn bwd(&self, _x: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(grad.mul(&(res * (1.0 - res)?)?)?))
+    fn bwd(&self, g: &Tensor, c: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (b, h4) = g.dims2()?;
+        let hd = h4 / 4;
+        let (gv, cv): (Vec<f32>, Vec<f32>) = (g.flatten_all()?.to_vec1()?, c.flatten_all()?.to_vec1()?);
+        let (rv, dv): (Vec<f32>, Vec<f32>) = (res.flatten_all()?.to_vec1()?, grad.flatten_all()?.to_vec1()?);
+        let (mut dg, mut dc) = (vec![0f32; b * h4], vec![0f32; b * hd]);
+        let mut a = vec![0f32; h4];
+        for r in 0..b {
+            activate(&gv[r * h4..(r + 1) * h4], hd, &mut a);
+            let (res_r, d_r) = (&rv[r * 2 * hd..(r + 1) * 2 * hd], &dv[r * 2 * hd..(r + 1) * 2 * hd]);
+            let (dg_r, dc_r, c_r) = (&mut dg[r * h4..(r + 1) * h4], &mut dc[r * hd..(r + 1) * hd], &cv[r * hd..(r + 1) * hd]);
+            for j in 0..hd {
+                let (i, f, gg, o) = (a[j], a[hd + j], a[2 * hd + j], a[3 * hd + j]);
+                let tc = tanh1(res_r[hd + j]);
+                let (dh, dc_out) = (d_r[j], d_r[hd + j]);
+                let dct = dc_out + dh * o * (1.0 - tc * tc);
+                dg_r[j] = dct * gg * i * (1.0 - i);
+                dg_r[hd + j] = dct * c_r[j] * f * (1.0 - f);
+                dg_r[2 * hd + j] = dct * i * (1.0 - gg * gg);
+                dg_r[3 * hd + j] = dh * tc * o * (1.0 - o);
+                dc_r[j] = dct * f;
+            }
+        }
+        let dev = g.device();
+        Ok((Some(Tensor::from_vec(dg, (b, h4), dev)?), Some(Tensor::from_vec(dc, (b, hd), dev)?)))
     }
 }
 
@@ -366,14 +424,27 @@ mod tests {
     }
 
     #[test]
-    fn sigmoid_and_its_gradient() {
-        let x = Var::new(&[-3f32, 0.0, 2.0], &Device::Cpu).unwrap();
-        let y = sigmoid(x.as_tensor()).unwrap();
-        let g = y.sum_all().unwrap().backward().unwrap();
-        let (y, g) = (y.to_vec1::<f32>().unwrap(), g.get(&x).unwrap().to_vec1::<f32>().unwrap());
-        for (i, xv) in [-3f32, 0.0, 2.0].into_iter().enumerate() {
-            let s = 1.0 / (1.0 + (-xv).exp());
-            assert!((y[i] - s).abs() < 1e-6 && (g[i] - s * (1.0 - s)).abs() < 1e-6);
+    fn lstm_cell_matches_its_definition_and_gradient() {
+        let dev = Device::Cpu;
+        let mut rng = crate::rng::Rng::new(4);
+        let (b, hd) = (3, 5);
+        let g = Var::from_vec(rng.uniform_vec(b * 4 * hd, 2.0), (b, 4 * hd), &dev).unwrap();
+        let c = Var::from_vec(rng.uniform_vec(b * hd, 1.0), (b, hd), &dev).unwrap();
+        let w = Tensor::from_vec(rng.uniform_vec(b * 2 * hd, 1.0), (b, 2 * hd), &dev).unwrap();
+        let fused = lstm_cell(g.as_tensor(), c.as_tensor()).unwrap();
+        let gt = g.as_tensor();
+        let sig = |t: Tensor| (t.neg().unwrap().exp().unwrap() + 1.0).unwrap().recip().unwrap();
+        let (i, f) = (sig(gt.narrow(1, 0, hd).unwrap()), sig(gt.narrow(1, hd, hd).unwrap()));
+        let (gg, o) = (gt.narrow(1, 2 * hd, hd).unwrap().tanh().unwrap(), sig(gt.narrow(1, 3 * hd, hd).unwrap()));
+        let c2 = ((f * c.as_tensor()).unwrap() + (i * gg).unwrap()).unwrap();
+        let h2 = (o * c2.tanh().unwrap()).unwrap();
+        let plain = Tensor::cat(&[&h2, &c2], 1).unwrap();
+        let diff = (&fused - &plain).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-6, "{diff}");
+        let (g1, g2) = ((fused * &w).unwrap().sum_all().unwrap().backward().unwrap(), (plain * &w).unwrap().sum_all().unwrap().backward().unwrap());
+        for v in [&g, &c] {
+            let d = (g1.get(v).unwrap() - g2.get(v).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(d < 1e-5, "{d}");
         }
     }
 }
