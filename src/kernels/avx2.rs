@@ -2,8 +2,7 @@
 //!
 //! Every `#[target_feature]` function here is private and reached only through the
 //! table [`detect`] returns after checking the CPU, which is what makes the safe
-//! wrappers sound. `csr` stays scalar: the AVX2 gather is no faster than scalar loads
-//! for the short rows of a doping matrix and would need every index re-validated.
+//! wrappers sound.
 
 use super::cephes::{EXP_MIN, EXP_P, LN2_HI, LN2_LO, LOG2E, TANH_P, TANH_SMALL};
 use super::{scalar, Kernels};
@@ -15,7 +14,7 @@ pub fn detect() -> Option<Kernels> {
 }
 
 /// Private so that it cannot be used without [`detect`]'s check.
-const KERNELS: Kernels = Kernels { name: "avx2", gemv, axpy, csr: scalar::csr, sigmoid, tanh, log_softmax };
+const KERNELS: Kernels = Kernels { name: "avx2", gemv, axpy, csr, sigmoid, tanh, log_softmax };
 
 fn gemv(w: &[f32], x: &[f32], y: &mut [f32]) {
     assert_eq!(w.len(), y.len() * x.len(), "gemv: w must hold y.len() rows of x.len() values");
@@ -27,6 +26,17 @@ fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "axpy: x and y differ in length");
     // SAFETY: only reachable through `detect`, which checked AVX2 and FMA; lengths checked above.
     unsafe { axpy_avx2(a, x, y) }
+}
+
+fn csr(row_ptr: &[u32], col_idx: &[u32], values: &[f32], x: &[f32], y: &mut [f32]) {
+    assert_eq!(row_ptr.len(), y.len() + 1, "csr: row_ptr must hold y.len() + 1 entries");
+    if x.is_empty() || x.len() > i32::MAX as usize {
+        // Nothing to gather from (any index is out of range), or indices beyond i32.
+        return scalar::csr(row_ptr, col_idx, values, x, y);
+    }
+    // SAFETY: only reachable through `detect`, which checked AVX2 and FMA; x is non-empty
+    // and indexable by i32.
+    unsafe { csr_avx2(row_ptr, col_idx, values, x, y) }
 }
 
 fn sigmoid(v: &mut [f32]) {
@@ -52,8 +62,12 @@ fn log_softmax(v: &mut [f32]) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gemv_avx2(w: &[f32], x: &[f32], y: &mut [f32]) {
     let n = x.len();
-    if n == 0 {
-        return;
+    match n {
+        0 => return,
+        // One column (a Kronecker factor B of shape m×1, as the 25x DKP plan picks) is
+        // an axpy, which streams instead of reducing four 1-element rows at a time.
+        1 => return unsafe { axpy_avx2(x[0], w, y) },
+        _ => {}
     }
     let (n16, n8) = (n / 16 * 16, n / 8 * 8);
     let xp = x.as_ptr();
@@ -110,6 +124,14 @@ fn hsum4(s: [__m256; 4]) -> __m128 {
     _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h))
 }
 
+/// The sum of the eight lanes.
+#[target_feature(enable = "avx2,fma")]
+fn hsum(s: __m256) -> f32 {
+    let q = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s));
+    let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)))
+}
+
 /// One row's dot product, for the rows left over after blocks of four.
 ///
 /// # Safety
@@ -131,11 +153,51 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
             acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(c)), _mm256_loadu_ps(b.as_ptr().add(c)), acc0);
         }
     }
-    let s = _mm256_add_ps(acc0, acc1);
-    let q = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s));
-    let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    let q = _mm_add_ss(q, _mm_movehdup_ps(q));
-    _mm_cvtss_f32(q) + scalar::dot(&a[n8..], &b[n8..])
+    hsum(_mm256_add_ps(acc0, acc1)) + scalar::dot(&a[n8..], &b[n8..])
+}
+
+/// Gathers eight `x[col]` at a time. The kernel is a safe function, so the indices
+/// are clamped to `x.len() − 1` (one `min` per eight) instead of trusted: a valid
+/// matrix is unaffected, and a corrupt one cannot read outside `x`.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `1 ≤ x.len() ≤ i32::MAX`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn csr_avx2(row_ptr: &[u32], col_idx: &[u32], values: &[f32], x: &[f32], y: &mut [f32]) {
+    let last = _mm256_set1_epi32((x.len() - 1) as i32);
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (yr, ends) in y.iter_mut().zip(row_ptr.windows(2)) {
+        let (s, e) = (ends[0] as usize, ends[1] as usize);
+        let (cols, vals) = (&col_idx[s..e], &values[s..e]);
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let (mut c8, mut v8) = (cols.chunks_exact(8), vals.chunks_exact(8));
+        for (c, v) in (&mut c8).zip(&mut v8) {
+            // SAFETY: both chunks hold exactly eight 32-bit values; after the unsigned
+            // `min` every index is in 0..x.len() (≤ i32::MAX, so non-negative as i32),
+            // hence every gathered address lies inside x.
+            unsafe {
+                let idx = _mm256_min_epu32(_mm256_loadu_si256(c.as_ptr().cast()), last);
+                let xv = _mm256_i32gather_ps::<4>(x.as_ptr(), idx);
+                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(v.as_ptr()), xv, acc0);
+            }
+            (acc0, acc1) = (acc1, acc0);
+        }
+        // The last 0..8 entries in one masked step rather than a scalar loop: rows of
+        // a doping matrix are short, so their tails are a large share of the work.
+        let (ct, vt) = (c8.remainder(), v8.remainder());
+        if !ct.is_empty() {
+            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(ct.len() as i32), lane);
+            // SAFETY: the mask enables exactly the first ct.len() = vt.len() < 8 lanes, which
+            // lie inside the slices; masked-off lanes are neither read nor faulted on. The
+            // gathered indices are clamped as above, and masked-off lanes gather nothing.
+            unsafe {
+                let idx = _mm256_min_epu32(_mm256_maskload_epi32(ct.as_ptr().cast(), mask), last);
+                let xv = _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), x.as_ptr(), idx, _mm256_castsi256_ps(mask));
+                acc1 = _mm256_fmadd_ps(_mm256_maskload_ps(vt.as_ptr(), mask), xv, acc1);
+            }
+        }
+        *yr += hsum(_mm256_add_ps(acc0, acc1));
+    }
 }
 
 /// # Safety

@@ -11,7 +11,9 @@ use super::{scalar, Kernels};
 use core::arch::wasm32::*;
 
 /// The SIMD128 kernel table.
-pub const KERNELS: Kernels = Kernels { name: "simd128", gemv, axpy, csr, sigmoid, tanh, log_softmax };
+/// `csr` is the scalar one: wasm has no gather, and the scalar kernel already keeps
+/// four independent partial sums per row.
+pub const KERNELS: Kernels = Kernels { name: "simd128", gemv, axpy, csr: scalar::csr, sigmoid, tanh, log_softmax };
 
 /// Loads four f32 from the start of `s`.
 #[inline(always)]
@@ -35,8 +37,11 @@ fn store(s: &mut [f32], v: v128) {
 pub fn gemv(w: &[f32], x: &[f32], y: &mut [f32]) {
     let n = x.len();
     assert_eq!(w.len(), y.len() * n, "gemv: w must hold y.len() rows of x.len() values");
-    if n == 0 {
-        return;
+    match n {
+        0 => return,
+        // One column (a Kronecker factor B of shape m×1) is an axpy.
+        1 => return axpy(x[0], w, y),
+        _ => {}
     }
     let n4 = n / 4 * 4;
     let mut rows = y.chunks_exact_mut(4);
@@ -96,28 +101,6 @@ pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
         store(y4, f32x4_add(load(y4), f32x4_mul(av, load(x4))));
     }
     scalar::axpy(a, xc.remainder(), yc.into_remainder());
-}
-
-/// CSR matrix × vector. Wasm has no gather, so the loads of `x` stay scalar; four
-/// independent partial sums per row break the dependency chain of the adds, and the
-/// bounds checks on `x` (the kernel is a safe function) are cheap compares.
-pub fn csr(row_ptr: &[u32], col_idx: &[u32], values: &[f32], x: &[f32], y: &mut [f32]) {
-    for (yr, ends) in y.iter_mut().zip(row_ptr.windows(2)) {
-        let (s, e) = (ends[0] as usize, ends[1] as usize);
-        let (cols, vals) = (&col_idx[s..e], &values[s..e]);
-        let mut acc = [0.0f32; 4];
-        let (mut c4, mut v4) = (cols.chunks_exact(4), vals.chunks_exact(4));
-        for (c, v) in (&mut c4).zip(&mut v4) {
-            for l in 0..4 {
-                acc[l] += v[l] * x[c[l] as usize];
-            }
-        }
-        let mut tail = 0.0;
-        for (&c, &v) in c4.remainder().iter().zip(v4.remainder()) {
-            tail += v * x[c as usize];
-        }
-        *yr += (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail;
-    }
 }
 
 /// Applies `f` to `v` four lanes at a time; the tail goes through a zero-padded copy
