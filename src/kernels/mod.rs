@@ -18,26 +18,30 @@ pub mod avx2;
 /// Constants of the vectorised `exp` and `tanh` shared by the SIMD sets (Cephes
 /// `expf`/`tanhf`, S. L. Moshier): `exp(x) = 2ⁿ·exp(r)` with `n = round(x·log₂e)`,
 /// `r = x − n·ln 2` (ln 2 split in two so that `n·LN2_HI` is exact), and `exp(r)` on
-/// `|r| ≤ ln2/2` by a degree-7 polynomial, within 2 ulp of the exact value.
+/// `|r| ≤ ln2/2` by a degree-7 polynomial, within 2 ulp of the exact value. The
+/// coefficients are Cephes' decimal constants rounded to the nearest f32.
 #[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
 #[allow(dead_code)] // each SIMD set uses the subset its instructions need
 mod cephes {
     pub const LOG2E: f32 = std::f32::consts::LOG2_E;
-    pub const LN2_HI: f32 = 0.693_359_375;
-    pub const LN2_LO: f32 = -2.121_944_40e-4;
+    pub const LN2_HI: f32 = 0.693_359_4;
+    pub const LN2_LO: f32 = -2.121_944_4e-4;
     /// `ln(f32::MIN_POSITIVE)`: below it `exp` is clamped to the smallest normal
     /// number rather than going subnormal (the callers only ever add it to ≥ 1).
-    pub const EXP_MIN: f32 = -87.336_544_750_553_1;
+    pub const EXP_MIN: f32 = -87.336_55;
     /// exp(r) ≈ 1 + r + r²·(P0·r⁵ + … + P5).
     pub const EXP_P: [f32; 6] =
-        [1.987_569_150_0e-4, 1.398_199_950_7e-3, 8.333_451_907_3e-3, 4.166_579_589_4e-2, 1.666_666_545_9e-1, 5.000_000_120_1e-1];
+        [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_6e-1, 0.5];
     /// Below this `|x|`, tanh(x) ≈ x + x³·(T0·x⁸ + … + T4); above it, (1 − e)/(1 + e)
     /// with `e = exp(−2|x|)` has no cancellation.
     pub const TANH_SMALL: f32 = 0.625;
     /// Cephes `tanhf` odd polynomial on `|x| < 0.625`.
     pub const TANH_P: [f32; 5] =
-        [-5.704_988_727_45e-3, 2.063_908_879_54e-2, -5.373_971_555_31e-2, 1.333_144_220_36e-1, -3.333_328_194_22e-1];
+        [-5.704_988_7e-3, 2.063_908_8e-2, -5.373_971_5e-2, 1.333_144_2e-1, -3.333_328e-1];
 }
+
+/// The CSR kernel's signature: `(row_ptr, col_idx, values, x, y)`.
+pub type CsrFn = fn(row_ptr: &[u32], col_idx: &[u32], values: &[f32], x: &[f32], y: &mut [f32]);
 
 /// A set of kernels for one instruction set.
 ///
@@ -57,7 +61,7 @@ pub struct Kernels {
     /// `y += a·x`.
     pub axpy: fn(a: f32, x: &[f32], y: &mut [f32]),
     /// Sparse CSR matrix × vector, accumulating.
-    pub csr: fn(row_ptr: &[u32], col_idx: &[u32], values: &[f32], x: &[f32], y: &mut [f32]),
+    pub csr: CsrFn,
     /// Logistic sigmoid in place.
     pub sigmoid: fn(v: &mut [f32]),
     /// Hyperbolic tangent in place.
