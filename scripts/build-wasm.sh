@@ -12,29 +12,37 @@ wasm-opt --version 2>/dev/null | grep -q "version 132" || { echo "[build-wasm] w
 # Unicode tables alone exceed 200 KB.)
 MAX_WASM_GZIP_BYTES=$((200 * 1024))
 
+# Assembled aside and moved into place at the end, so that pkg/ is never half-built
+# for whoever uses it meanwhile (the demo page, the tests).
+mkdir -p target-wasm
+stage=$(mktemp -d target-wasm/pkg-staging.XXXXXX)
+trap 'rm -rf "$stage"' EXIT
+
 build() { # variant target-dir rustflags
   echo "[build-wasm] $1 build (CARGO_TARGET_DIR=$2${3:+, RUSTFLAGS=$3})"
   RUSTFLAGS="$3" CARGO_TARGET_DIR="$PWD/$2" \
     wasm-pack --log-level warn build --mode no-install wasm --target web --release \
-      --out-dir "../pkg/$1" --out-name dkp_lstm_wasm --no-pack
+      --out-dir "$PWD/$stage/$1" --out-name dkp_lstm_wasm --no-pack
   # wasm-pack's own package.json/README/.gitignore stay out: pkg/ is one package.
-  rm -f "pkg/$1/.gitignore" "pkg/$1/package.json" "pkg/$1/README.md"
+  rm -f "$stage/$1/.gitignore" "$stage/$1/package.json" "$stage/$1/README.md"
 }
 
-rm -rf pkg
 build simd target-simd "-C target-feature=+simd128"
 build scalar target-wasm ""
-
-cp npm/index.js npm/index.d.ts npm/README.md npm/package.json pkg/
+cp npm/index.js npm/index.d.ts npm/README.md npm/package.json "$stage/"
 
 over=0
-for f in pkg/simd/dkp_lstm_wasm_bg.wasm pkg/scalar/dkp_lstm_wasm_bg.wasm; do
+for variant in simd scalar; do
+  f=$stage/$variant/dkp_lstm_wasm_bg.wasm
   size=$(stat -c %s "$f")
   gz=$(gzip -9 -c "$f" | wc -c)
-  printf '[build-wasm] %-36s %7d bytes (%d KB, gzip %d KB)\n' "$f" "$size" $((size / 1024)) $((gz / 1024))
+  printf '[build-wasm] pkg/%s/dkp_lstm_wasm_bg.wasm: %d bytes (%d KB, gzip %d KB)\n' "$variant" "$size" $((size / 1024)) $((gz / 1024))
   if [ "$gz" -gt "$MAX_WASM_GZIP_BYTES" ]; then
-    echo "[build-wasm] $f exceeds the budget of $MAX_WASM_GZIP_BYTES bytes gzip-compressed" >&2
+    echo "[build-wasm] the $variant module exceeds the budget of $MAX_WASM_GZIP_BYTES bytes gzip-compressed" >&2
     over=1
   fi
 done
-exit "$over"
+[ "$over" = 0 ] || exit 1
+rm -rf pkg
+mv "$stage" pkg
+echo "[build-wasm] pkg/ ready: the npm package dkp-lstm"
