@@ -31,7 +31,7 @@ async function runInChromium() {
   const server = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
     try {
-      const body = path === '/' ? '<!doctype html><title>bench</title>' : await readFile(join(ROOT, path));
+      const body = path === '/' ? '<!doctype html><title>bench</title><link rel=icon href=data:,>' : await readFile(join(ROOT, path));
       res.writeHead(200, { 'content-type': types[extname(path)] ?? 'text/html' }).end(body);
     } catch {
       res.writeHead(404).end();

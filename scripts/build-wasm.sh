@@ -16,6 +16,7 @@ MAX_WASM_GZIP_BYTES=$((200 * 1024))
 # for whoever uses it meanwhile (the demo page, the tests).
 mkdir -p target-wasm
 stage=$(mktemp -d target-wasm/pkg-staging.XXXXXX)
+chmod 755 "$stage"
 trap 'rm -rf "$stage"' EXIT
 
 build() { # variant target-dir rustflags

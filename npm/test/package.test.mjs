@@ -135,7 +135,6 @@ for (const build of builds) {
 for (const kind of KINDS) {
   test(`simd and scalar agree: ${kind}`, () => {
     const bytes = simd.randomModel(spec(kind, { seed: 21 }));
-    assert.deepEqual(bytes, scalar.randomModel(spec(kind, { seed: 21 })), 'random models are bit-identical');
     const [a, b] = [simd.Model.load(bytes), scalar.Model.load(bytes)];
     for (const m of [a, b]) m.feed('the cat sat on the mat');
     const pa = a.topK(8).predictions;
