@@ -187,12 +187,10 @@ pub fn random_model_bytes(spec: JsValue) -> JsResult<Vec<u8>> {
         ..d
     };
     // Refuse before allocating: running out of wasm memory traps the instance.
-    let (h, v) = (spec.hidden, spec.vocab);
-    let dense = (h.checked_mul(8 * h))
-        .and_then(|gates| gates.checked_mul(spec.layers))
-        .and_then(|lstm| v.checked_mul(2 * h).and_then(|io| io.checked_add(lstm)));
-    if dense.is_none_or(|n| n > MAX_RANDOM_VALUES) {
-        return Err(invalid("spec", format!("{} layers of {h} over {v} tokens exceed {MAX_RANDOM_VALUES} dense values", spec.layers)));
+    if dense_values(&spec).is_none_or(|n| n > MAX_RANDOM_VALUES) {
+        let (l, h, v) = (spec.layers, spec.hidden, spec.vocab);
+        let reason = format!("a {l}x{h} model over {v} tokens exceeds {MAX_RANDOM_VALUES} dense values");
+        return Err(invalid("spec", reason));
     }
     Ok(random_model(&spec)?.to_bytes()?)
 }
@@ -212,7 +210,8 @@ pub fn build_info() -> JsResult<JsValue> {
 #[wasm_bindgen(js_name = benchKernel)]
 pub fn bench_kernel(name: &str, rows: usize, cols: usize, iters: usize) -> JsResult<JsValue> {
     if rows == 0 || cols == 0 || rows.saturating_mul(cols) > MAX_RANDOM_VALUES || iters == 0 {
-        let reason = format!("{rows}x{cols} over {iters} calls; need sides ≥ 1, at most {MAX_RANDOM_VALUES} values, ≥ 1 call");
+        let reason =
+            format!("{rows}x{cols} over {iters} calls; need sides ≥ 1, at most {MAX_RANDOM_VALUES} values, ≥ 1 call");
         return Err(invalid("shape", reason));
     }
     let shape = match name {
@@ -239,6 +238,13 @@ const MAX_RANDOM_VALUES: usize = 1 << 28;
 /// The core's error for a bad argument, as a JS `Error`.
 fn invalid(name: &'static str, reason: String) -> JsError {
     Error::InvalidArgument { name, reason }.into()
+}
+
+/// Values of the spec's model with every matrix dense: 4h×2h gates per layer, v×h
+/// embedding and output.
+fn dense_values(s: &RandomSpec) -> Option<usize> {
+    let gates = s.hidden.checked_mul(s.hidden)?.checked_mul(8)?.checked_mul(s.layers)?;
+    gates.checked_add(s.vocab.checked_mul(s.hidden)?.checked_mul(2)?)
 }
 
 /// A JS number as a seed: a non-negative integer that JavaScript represents exactly.

@@ -23,7 +23,8 @@ fn spec(v: Value) -> JsValue {
 }
 
 fn model(kind: &str) -> (Vec<u8>, Model) {
-    let bytes = random_model_bytes(spec(json!({ "kind": kind, "cf": 4, "hidden": 16, "vocab": 40, "seed": 9 }))).unwrap();
+    let bytes =
+        random_model_bytes(spec(json!({ "kind": kind, "cf": 4, "hidden": 16, "vocab": 40, "seed": 9 }))).unwrap();
     let model = Model::load(&bytes).unwrap();
     (bytes, model)
 }
@@ -57,11 +58,8 @@ fn predictions_match_the_core() {
     assert_eq!((fed["tokens"].clone(), fed["unknown"].clone()), (json!(3), json!(1)));
     session.feed_text("the cat sat");
     let top = plain(m.top_k(5));
-    let expected: Vec<Value> = session
-        .top_k(5)
-        .into_iter()
-        .map(|p| json!({ "id": p.id, "token": p.token, "prob": p.prob }))
-        .collect();
+    let expected: Vec<Value> =
+        session.top_k(5).into_iter().map(|p| json!({ "id": p.id, "token": p.token, "prob": p.prob })).collect();
     assert_eq!(top["predictions"], json!(expected));
     assert!(top["ms"].as_f64().unwrap() >= 0.0);
 
@@ -83,7 +81,9 @@ fn errors_carry_the_core_message() {
     assert!(message(m.set_seed(f64::NAN).unwrap_err()).starts_with("invalid `seed`"));
     assert!(message(m.sample_next(-1.0, 0).unwrap_err()).starts_with("invalid `temperature`"));
     assert!(message(random_model_bytes(spec(json!({ "layer": 2 }))).unwrap_err()).contains("unknown field `layer`"));
-    assert!(message(random_model_bytes(spec(json!({ "kind": "kp", "cf": 1e9 }))).unwrap_err()).starts_with("cannot build"));
+    assert!(
+        message(random_model_bytes(spec(json!({ "kind": "kp", "cf": 1e9 }))).unwrap_err()).starts_with("cannot build")
+    );
     assert!(message(bench_kernel("gemv", 0, 4, 1).unwrap_err()).starts_with("invalid `shape`"));
     // The model still answers after every error above.
     assert_eq!(plain(m.top_k(2))["predictions"].as_array().unwrap().len(), 2);
