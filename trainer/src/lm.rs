@@ -7,7 +7,7 @@ use dkp_lstm::{Embedding, Gates, LstmLayer, MatVec, Matrix, Model, Tokenizer, We
 
 use crate::config::{CmrConfig, CmrMode, TrainConfig};
 use crate::error::{Error, Result};
-use crate::ops::{cross_entropy, lstm_cell, projected_cross_entropy};
+use crate::ops::{cross_entropy, lstm_layer, projected_cross_entropy};
 use crate::rng::Rng;
 use crate::weights::WeightParam;
 
@@ -83,9 +83,16 @@ enum Ready<'a> {
     Paths(&'a WeightParam),
 }
 
+/// Transposed gate weights for a window: `(I+H) × 4H`, or `(I+H) × 8H` holding the
+/// structured part and then the co-matrix when co-matrix dropout needs them apart.
+enum Gate {
+    One(Tensor),
+    Two(Tensor),
+}
+
 struct Prepared<'a> {
     embedding: Tensor,
-    gates: Vec<Ready<'a>>,
+    gates: Vec<Gate>,
     biases: Vec<Tensor>,
     output: Ready<'a>,
     output_bias: Tensor,
@@ -220,8 +227,11 @@ impl Lm {
         let mut gates = vec![];
         for l in &self.layers {
             gates.push(match paths(&l.w) {
-                true => Ready::Paths(&l.w),
-                false => Ready::Fixed(fix(l.w.materialise()?.t()?.contiguous()?)),
+                true => {
+                    let (base, s) = (l.w.materialise_base()?.expect("doped"), l.w.sparse()?.expect("doped"));
+                    Gate::Two(fix(Tensor::cat(&[&base, &s], 0)?.t()?.contiguous()?))
+                }
+                false => Gate::One(fix(l.w.materialise()?.t()?.contiguous()?)),
             });
         }
         Ok(Prepared {
@@ -273,35 +283,27 @@ impl Lm {
         let want_norms = ctx.as_ref().is_some_and(|c| c.norms);
         for (l, layer) in self.layers.iter().enumerate() {
             let (hd, input) = (layer.hidden, layer.input);
-            let (mut h, mut c) = (state.h[l].clone(), state.c[l].clone());
             if want_norms {
-                let xh = Tensor::cat(&[&x.narrow(0, 0, batch)?, &h], 1)?;
+                let xh = Tensor::cat(&[&x.narrow(0, 0, batch)?, &state.h[l]], 1)?;
                 if let Some((b, s)) = layer.w.path_norms(&xh)? {
                     norms.push(PathNorms { name: layer.w.name.clone(), base: b, sparse: s });
                 }
             }
-            // Without co-matrix dropout the input half of every step is one matmul.
-            let pre = match &p.gates[l] {
-                Ready::Fixed(wt) => Some((x.matmul(&wt.narrow(0, 0, input)?)?.broadcast_add(&p.biases[l])?, wt.narrow(0, input, hd)?)),
-                Ready::Paths(_) => None,
+            // The input half of every step is one matmul for the whole window.
+            let (wt, bias, mask) = match &p.gates[l] {
+                Gate::One(wt) => (wt, p.biases[l].clone(), None),
+                Gate::Two(wt) => {
+                    let bias = Tensor::cat(&[&p.biases[l], &p.biases[l].zeros_like()?], 0)?;
+                    (wt, bias, Some(self.cmr_mask(steps, batch, 4 * hd, &mut ctx)))
+                }
             };
-            let mut outs = Vec::with_capacity(steps);
-            for t in 0..steps {
-                let g = match &pre {
-                    Some((gx, whh)) => (gx.narrow(0, t * batch, batch)? + h.matmul(whh)?)?,
-                    None => {
-                        let xh = Tensor::cat(&[&x.narrow(0, t * batch, batch)?, &h], 1)?;
-                        Self::apply(&p.gates[l], &xh, &mut ctx)?.broadcast_add(&p.biases[l])?
-                    }
-                };
-                let hc = lstm_cell(&g, &c)?;
-                h = hc.narrow(1, 0, hd)?.contiguous()?;
-                c = hc.narrow(1, hd, hd)?.contiguous()?;
-                outs.push(h.clone());
-            }
-            state.h[l] = h;
-            state.c[l] = c;
-            x = Tensor::cat(&outs, 0)?;
+            let gx = x.matmul(&wt.narrow(0, 0, input)?)?.broadcast_add(&bias)?;
+            let vec = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1()?) };
+            let y = lstm_layer(&gx, &wt.narrow(0, input, hd)?, vec(&state.h[l])?, vec(&state.c[l])?, mask)?;
+            let last = y.narrow(0, (steps - 1) * batch, batch)?.detach();
+            state.h[l] = last.narrow(1, 0, hd)?.contiguous()?;
+            state.c[l] = last.narrow(1, hd, hd)?.contiguous()?;
+            x = y.narrow(1, 0, hd)?.contiguous()?;
             if let Some(c) = ctx.as_deref_mut() {
                 x = dropout(x, p_drop, c.rng)?;
             }
@@ -312,6 +314,24 @@ impl Lm {
             }
         }
         Ok((x, norms))
+    }
+
+    /// The co-matrix dropout mask of a window (`steps·batch × width`): per element, or one
+    /// draw per time step for the whole term; all ones without a training context.
+    fn cmr_mask(&self, steps: usize, batch: usize, width: usize, ctx: &mut Option<&mut TrainCtx>) -> Vec<f32> {
+        let n = steps * batch * width;
+        let Some(ctx) = ctx.as_deref_mut() else { return vec![1.0; n] };
+        let p = ctx.cmr.rate;
+        match ctx.cmr.mode {
+            CmrMode::Off => vec![1.0; n],
+            CmrMode::Element => ctx.rng.dropout_mask(n, p),
+            CmrMode::Term => (0..steps)
+                .flat_map(|_| {
+                    let keep = if ctx.rng.uniform() < p { 0.0 } else { 1.0 / (1.0 - p) };
+                    std::iter::repeat_n(keep, batch * width)
+                })
+                .collect(),
+        }
     }
 
     /// Logits of the top layer's outputs.

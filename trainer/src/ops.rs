@@ -9,7 +9,7 @@
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, InplaceOp2, Layout, Shape, Storage, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -19,8 +19,11 @@ use rayon::prelude::*;
 fn fast_exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
+    // Adding and subtracting 1.5·2^23 rounds to the nearest integer without a call to
+    // `floorf` (the baseline x86-64 target has no rounding instruction).
+    const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     f32::from_bits(((n as i32 + 127) as u32) << 23) * p
@@ -85,8 +88,13 @@ impl<'a> View<'a> {
     }
 }
 
-/// `dst (m×n, row-major) (+)= lhs · rhs`.
+/// `dst (m×n, row-major) (+)= lhs · rhs`, on the rayon threads when it is large enough to pay.
 fn matmul(dst: &mut [f32], accumulate: bool, lhs: View, rhs: View) {
+    let big = lhs.rows * lhs.cols * rhs.cols >= 1 << 20;
+    matmul_with(dst, accumulate, lhs, rhs, if big { parallelism() } else { Parallelism::None })
+}
+
+fn matmul_with(dst: &mut [f32], accumulate: bool, lhs: View, rhs: View, par: Parallelism) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert!(rhs.rows == k && dst.len() == m * n, "matmul shapes");
     let last = |v: &View| if v.rows == 0 || v.cols == 0 { 0 } else { (v.rows - 1) * v.rs + (v.cols - 1) * v.cs };
@@ -113,7 +121,7 @@ fn matmul(dst: &mut [f32], accumulate: bool, lhs: View, rhs: View) {
             false,
             false,
             false,
-            parallelism(),
+            par,
         )
     }
 }
@@ -182,11 +190,10 @@ impl CustomOp3 for ProjectedCrossEntropy {
             row.iter_mut().for_each(|p| *p *= k);
             row[t as usize] -= k;
         });
-        let (hv, wv): (Vec<f32>, Vec<f32>) = (h.flatten_all()?.to_vec1()?, w.flatten_all()?.to_vec1()?);
         let mut dh = vec![0f32; n * hd];
-        matmul(&mut dh, false, View::new(&g, n, v), View::new(&wv, v, hd));
+        with_values(w, |wv| matmul(&mut dh, false, View::new(&g, n, v), View::new(wv, v, hd)))?;
         let mut dw = vec![0f32; v * hd];
-        matmul(&mut dw, false, View::new(&g, n, v).t(), View::new(&hv, n, hd));
+        with_values(h, |hv| matmul(&mut dw, false, View::new(&g, n, v).t(), View::new(hv, n, hd)))?;
         let mut db = vec![0f32; v];
         for row in g.chunks_exact(v.max(1)) {
             db.iter_mut().zip(row).for_each(|(d, &x)| *d += x);
@@ -196,15 +203,147 @@ impl CustomOp3 for ProjectedCrossEntropy {
     }
 }
 
-/// One LSTM cell update from the gate pre-activations `g` (`B × 4H`, gates i, f, g, o) and
-/// the previous cell state `c` (`B × H`): returns `[h' | c']` (`B × 2H`) with
-/// `c' = σ(f)·c + σ(i)·tanh(g)` and `h' = σ(o)·tanh(c')`. One op instead of a dozen small
-/// ones per time step, forward and backward.
-pub fn lstm_cell(g: &Tensor, c: &Tensor) -> candle_core::Result<Tensor> {
-    g.contiguous()?.apply_op2(&c.contiguous()?, LstmCell)
+/// A whole LSTM layer over a window, as one op.
+///
+/// `gx` (`T·B × P·4H`) holds each step's input contribution (bias included) and `w`
+/// (`H × P·4H`) the transposed recurrent weights, for `P = 1` plain part or `P = 2` parts
+/// (structured, then co-matrix). With two parts, step `t`'s gate pre-activations are
+/// `pre₁ + mask_t ⊙ pre₂`: `mask` (`T·B × 4H`) is co-matrix dropout. Starting from `h0`,
+/// `c0` (`B × H`, no gradient), returns `[h_t | c_t]` for every step (`T·B × 2H`).
+/// Backward runs back-propagation through time by hand: one small matmul per step and
+/// one large one for the weight gradient.
+pub fn lstm_layer(gx: &Tensor, w: &Tensor, h0: Vec<f32>, c0: Vec<f32>, mask: Option<Vec<f32>>) -> candle_core::Result<Tensor> {
+    let op = LstmLayer { h0, c0, mask, gates: Mutex::new(None) };
+    gx.contiguous()?.apply_op2(&w.contiguous()?, op)
 }
 
-struct LstmCell;
+struct LstmLayer {
+    h0: Vec<f32>,
+    c0: Vec<f32>,
+    mask: Option<Vec<f32>>,
+    /// Gate pre-activations of the forward pass, for the backward pass.
+    gates: Mutex<Option<Vec<f32>>>,
+}
+
+impl LstmLayer {
+    /// `(T, B, H, P)` from the shapes, checked.
+    fn dims(&self, gx: &[usize], w: &[usize]) -> candle_core::Result<(usize, usize, usize, usize)> {
+        let err = |m: String| candle_core::Error::Msg(m);
+        let (&[tb, width], &[hd, width2]) = (gx, w) else { return Err(err("need gx: T·B × P·4H and w: H × P·4H".into())) };
+        let b = self.h0.len() / hd.max(1);
+        let parts = width / (4 * hd).max(1);
+        if hd == 0 || b == 0 || width != width2 || width != parts * 4 * hd || !(1..=2).contains(&parts) || self.c0.len() != b * hd || tb % b != 0 {
+            return Err(err(format!("lstm layer shapes disagree: gx {tb}×{width}, w {hd}×{width2}, state {}", self.h0.len())));
+        }
+        if parts == 2 && self.mask.as_ref().map(Vec::len) != Some(tb * 4 * hd) || parts == 1 && self.mask.is_some() {
+            return Err(err("a co-matrix mask goes with exactly two weight parts".into()));
+        }
+        Ok((tb / b, b, hd, parts))
+    }
+}
+
+impl CustomOp2 for LstmLayer {
+    fn name(&self) -> &'static str {
+        "lstm-layer"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (gx, w) = (contiguous(s1, l1, "gx")?, contiguous(s2, l2, "w")?);
+        let (t_len, b, hd, parts) = self.dims(l1.dims(), l2.dims())?;
+        let (h4, width) = (4 * hd, parts * 4 * hd);
+        let mut gates = vec![0f32; t_len * b * h4];
+        let mut out = vec![0f32; t_len * b * 2 * hd];
+        let (mut h, mut c) = (self.h0.clone(), self.c0.clone());
+        let mut pre = vec![0f32; b * width];
+        let mut act = vec![0f32; h4];
+        for t in 0..t_len {
+            pre.copy_from_slice(&gx[t * b * width..(t + 1) * b * width]);
+            matmul_with(&mut pre, true, View::new(&h, b, hd), View::new(w, hd, width), Parallelism::None);
+            let g_t = &mut gates[t * b * h4..(t + 1) * b * h4];
+            for (r, g) in g_t.chunks_exact_mut(h4).enumerate() {
+                let p = &pre[r * width..(r + 1) * width];
+                g.copy_from_slice(&p[..h4]);
+                if let Some(mask) = &self.mask {
+                    let m = &mask[(t * b + r) * h4..(t * b + r + 1) * h4];
+                    g.iter_mut().zip(&p[h4..]).zip(m).for_each(|((g, &s), &m)| *g += m * s);
+                }
+            }
+            let o_t = &mut out[t * b * 2 * hd..(t + 1) * b * 2 * hd];
+            for r in 0..b {
+                activate(&g_t[r * h4..(r + 1) * h4], hd, &mut act);
+                let (h_out, c_out) = o_t[r * 2 * hd..(r + 1) * 2 * hd].split_at_mut(hd);
+                for j in 0..hd {
+                    let c_new = act[hd + j] * c[r * hd + j] + act[j] * act[2 * hd + j];
+                    c_out[j] = c_new;
+                    h_out[j] = act[3 * hd + j] * tanh1(c_new);
+                }
+                h[r * hd..(r + 1) * hd].copy_from_slice(h_out);
+                c[r * hd..(r + 1) * hd].copy_from_slice(c_out);
+            }
+        }
+        *self.gates.lock().expect("not poisoned") = Some(gates);
+        Ok((CpuStorage::F32(out), Shape::from((t_len * b, 2 * hd))))
+    }
+
+    fn bwd(&self, gx: &Tensor, w: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let gates = self.gates.lock().expect("not poisoned").take().ok_or_else(|| candle_core::Error::Msg("backward ran twice".into()))?;
+        let (t_len, b, hd, parts) = self.dims(gx.dims(), w.dims())?;
+        let (h4, width) = (4 * hd, parts * 4 * hd);
+        let grad = grad.contiguous()?;
+        let mut dpre = vec![0f32; t_len * b * width];
+        let mut h_prev_all = vec![0f32; t_len * b * hd];
+        let (mut dh_next, mut dc_next) = (vec![0f32; b * hd], vec![0f32; b * hd]);
+        let mut act = vec![0f32; h4];
+        with_values(res, |y| {
+            with_values(&grad, |dy| {
+                with_values(w, |wv| {
+                    for t in (0..t_len).rev() {
+                        let prev = |r: usize| -> (&[f32], &[f32]) {
+                            if t == 0 {
+                                (&self.h0[r * hd..(r + 1) * hd], &self.c0[r * hd..(r + 1) * hd])
+                            } else {
+                                let row = &y[((t - 1) * b + r) * 2 * hd..((t - 1) * b + r + 1) * 2 * hd];
+                                row.split_at(hd)
+                            }
+                        };
+                        let dp_t = &mut dpre[t * b * width..(t + 1) * b * width];
+                        for r in 0..b {
+                            let (h_prev, c_prev) = prev(r);
+                            h_prev_all[(t * b + r) * hd..(t * b + r + 1) * hd].copy_from_slice(h_prev);
+                            let i_row = t * b + r;
+                            activate(&gates[i_row * h4..(i_row + 1) * h4], hd, &mut act);
+                            let (yr, dyr) = (&y[i_row * 2 * hd..(i_row + 1) * 2 * hd], &dy[i_row * 2 * hd..(i_row + 1) * 2 * hd]);
+                            let dg = &mut dp_t[r * width..r * width + h4];
+                            for j in 0..hd {
+                                let (i, f, gg, o) = (act[j], act[hd + j], act[2 * hd + j], act[3 * hd + j]);
+                                let tc = tanh1(yr[hd + j]);
+                                let dh = dyr[j] + dh_next[r * hd + j];
+                                let dct = dyr[hd + j] + dc_next[r * hd + j] + dh * o * (1.0 - tc * tc);
+                                dg[j] = dct * gg * i * (1.0 - i);
+                                dg[hd + j] = dct * c_prev[j] * f * (1.0 - f);
+                                dg[2 * hd + j] = dct * i * (1.0 - gg * gg);
+                                dg[3 * hd + j] = dh * tc * o * (1.0 - o);
+                                dc_next[r * hd + j] = dct * f;
+                            }
+                            if let Some(mask) = &self.mask {
+                                let m = &mask[i_row * h4..(i_row + 1) * h4];
+                                let (d1, d2) = dp_t[r * width..(r + 1) * width].split_at_mut(h4);
+                                d2.iter_mut().zip(d1.iter()).zip(m).for_each(|((d2, &d1), &m)| *d2 = d1 * m);
+                            }
+                        }
+                        // dh_{t-1} = dpre_t · wᵀ.
+                        matmul_with(&mut dh_next, false, View::new(dp_t, b, width), View::new(wv, hd, width).t(), Parallelism::None);
+                    }
+                })
+            })
+        })???;
+        // dw = Σ_t h_{t-1}ᵀ · dpre_t as one matmul.
+        let mut dw = vec![0f32; hd * width];
+        matmul(&mut dw, false, View::new(&h_prev_all, t_len * b, hd).t(), View::new(&dpre, t_len * b, width));
+        let dev = gx.device();
+        Ok((Some(Tensor::from_vec(dpre, (t_len * b, width), dev)?), Some(Tensor::from_vec(dw, (hd, width), dev)?)))
+    }
+}
 
 #[inline(always)]
 fn sigmoid1(x: f32) -> f32 {
@@ -216,65 +355,53 @@ fn tanh1(x: f32) -> f32 {
     2.0 * sigmoid1(2.0 * x) - 1.0
 }
 
-/// Activated gates of one row: (i, f, g, o) slices of length H.
+/// Activated gates of one row: σ on i, f and o, tanh on g (each H long).
 fn activate(g: &[f32], hd: usize, out: &mut [f32]) {
-    for (j, (o, &x)) in out.iter_mut().zip(g).enumerate() {
-        *o = if j / hd == 2 { tanh1(x) } else { sigmoid1(x) };
+    for (k, (o, x)) in out.chunks_exact_mut(hd).zip(g.chunks_exact(hd)).enumerate() {
+        if k == 2 {
+            o.iter_mut().zip(x).for_each(|(o, &x)| *o = tanh1(x));
+        } else {
+            o.iter_mut().zip(x).for_each(|(o, &x)| *o = sigmoid1(x));
+        }
     }
 }
 
-impl CustomOp2 for LstmCell {
+
+/// Runs `f` on the values of a contiguous f32 tensor, without copying them.
+pub fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let (a, b) = layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("tensor must be contiguous".into()))?;
+    match &*storage {
+        Storage::Cpu(CpuStorage::F32(d)) => Ok(f(&d[a..b])),
+        _ => Err(candle_core::Error::Msg("tensor must be f32 on the CPU".into())),
+    }
+}
+
+/// `w ← a·w + b·x` element-wise, in place (`w` and `x` same shape, contiguous).
+pub fn axpby_in_place(w: &Tensor, a: f32, b: f32, x: &Tensor) -> candle_core::Result<()> {
+    w.inplace_op2(x, &Axpby { a, b })
+}
+
+struct Axpby {
+    a: f32,
+    b: f32,
+}
+
+impl InplaceOp2 for Axpby {
     fn name(&self) -> &'static str {
-        "lstm-cell"
+        "axpby"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (g, c) = (contiguous(s1, l1, "gates")?, contiguous(s2, l2, "cell state")?);
-        let (&[b, h4], &[b2, hd]) = (l1.dims(), l2.dims()) else {
-            return Err(candle_core::Error::Msg("need gates B×4H and cell state B×H".into()));
-        };
-        if b != b2 || h4 != 4 * hd {
-            return Err(candle_core::Error::Msg(format!("gates {b}×{h4} do not match cell state {b2}×{hd}")));
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
+        let x = contiguous(s2, l2, "x")?;
+        let (a, b) = l1.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("w must be contiguous".into()))?;
+        let CpuStorage::F32(w) = s1 else { return Err(candle_core::Error::Msg("w must be f32".into())) };
+        let w = &mut w[a..b];
+        if w.len() != x.len() {
+            return Err(candle_core::Error::Msg(format!("axpby of {} and {} values", w.len(), x.len())));
         }
-        let mut out = vec![0f32; b * 2 * hd];
-        let mut a = vec![0f32; h4];
-        for ((gr, cr), or) in g.chunks_exact(h4).zip(c.chunks_exact(hd)).zip(out.chunks_exact_mut(2 * hd)) {
-            activate(gr, hd, &mut a);
-            let (h_out, c_out) = or.split_at_mut(hd);
-            for j in 0..hd {
-                let c_new = a[hd + j] * cr[j] + a[j] * a[2 * hd + j];
-                c_out[j] = c_new;
-                h_out[j] = a[3 * hd + j] * tanh1(c_new);
-            }
-        }
-        Ok((CpuStorage::F32(out), Shape::from((b, 2 * hd))))
-    }
-
-    fn bwd(&self, g: &Tensor, c: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (b, h4) = g.dims2()?;
-        let hd = h4 / 4;
-        let (gv, cv): (Vec<f32>, Vec<f32>) = (g.flatten_all()?.to_vec1()?, c.flatten_all()?.to_vec1()?);
-        let (rv, dv): (Vec<f32>, Vec<f32>) = (res.flatten_all()?.to_vec1()?, grad.flatten_all()?.to_vec1()?);
-        let (mut dg, mut dc) = (vec![0f32; b * h4], vec![0f32; b * hd]);
-        let mut a = vec![0f32; h4];
-        for r in 0..b {
-            activate(&gv[r * h4..(r + 1) * h4], hd, &mut a);
-            let (res_r, d_r) = (&rv[r * 2 * hd..(r + 1) * 2 * hd], &dv[r * 2 * hd..(r + 1) * 2 * hd]);
-            let (dg_r, dc_r, c_r) = (&mut dg[r * h4..(r + 1) * h4], &mut dc[r * hd..(r + 1) * hd], &cv[r * hd..(r + 1) * hd]);
-            for j in 0..hd {
-                let (i, f, gg, o) = (a[j], a[hd + j], a[2 * hd + j], a[3 * hd + j]);
-                let tc = tanh1(res_r[hd + j]);
-                let (dh, dc_out) = (d_r[j], d_r[hd + j]);
-                let dct = dc_out + dh * o * (1.0 - tc * tc);
-                dg_r[j] = dct * gg * i * (1.0 - i);
-                dg_r[hd + j] = dct * c_r[j] * f * (1.0 - f);
-                dg_r[2 * hd + j] = dct * i * (1.0 - gg * gg);
-                dg_r[3 * hd + j] = dh * tc * o * (1.0 - o);
-                dc_r[j] = dct * f;
-            }
-        }
-        let dev = g.device();
-        Ok((Some(Tensor::from_vec(dg, (b, h4), dev)?), Some(Tensor::from_vec(dc, (b, hd), dev)?)))
+        w.iter_mut().zip(x).for_each(|(w, &x)| *w = self.a * *w + self.b * x);
+        Ok(())
     }
 }
 
@@ -423,28 +550,51 @@ mod tests {
         }
     }
 
+    /// The layer written with plain candle ops, step by step.
+    fn reference_layer(gx: &Tensor, w: &Tensor, h0: &Tensor, c0: &Tensor, mask: Option<&Tensor>, b: usize) -> Tensor {
+        let hd = h0.dim(1).unwrap();
+        let sig = |t: Tensor| (t.neg().unwrap().exp().unwrap() + 1.0).unwrap().recip().unwrap();
+        let (mut h, mut c) = (h0.clone(), c0.clone());
+        let mut outs = vec![];
+        for t in 0..gx.dim(0).unwrap() / b {
+            let pre = (gx.narrow(0, t * b, b).unwrap() + h.matmul(w).unwrap()).unwrap();
+            let g = match mask {
+                None => pre,
+                Some(m) => (pre.narrow(1, 0, 4 * hd).unwrap() + (pre.narrow(1, 4 * hd, 4 * hd).unwrap() * m.narrow(0, t * b, b).unwrap()).unwrap()).unwrap(),
+            };
+            let (i, f) = (sig(g.narrow(1, 0, hd).unwrap()), sig(g.narrow(1, hd, hd).unwrap()));
+            let (gg, o) = (g.narrow(1, 2 * hd, hd).unwrap().tanh().unwrap(), sig(g.narrow(1, 3 * hd, hd).unwrap()));
+            c = ((f * &c).unwrap() + (i * gg).unwrap()).unwrap();
+            h = (o * c.tanh().unwrap()).unwrap();
+            outs.push(Tensor::cat(&[&h, &c], 1).unwrap());
+        }
+        Tensor::cat(&outs, 0).unwrap()
+    }
+
     #[test]
-    fn lstm_cell_matches_its_definition_and_gradient() {
+    fn lstm_layer_matches_step_by_step_ops_and_their_gradients() {
         let dev = Device::Cpu;
         let mut rng = crate::rng::Rng::new(4);
-        let (b, hd) = (3, 5);
-        let g = Var::from_vec(rng.uniform_vec(b * 4 * hd, 2.0), (b, 4 * hd), &dev).unwrap();
-        let c = Var::from_vec(rng.uniform_vec(b * hd, 1.0), (b, hd), &dev).unwrap();
-        let w = Tensor::from_vec(rng.uniform_vec(b * 2 * hd, 1.0), (b, 2 * hd), &dev).unwrap();
-        let fused = lstm_cell(g.as_tensor(), c.as_tensor()).unwrap();
-        let gt = g.as_tensor();
-        let sig = |t: Tensor| (t.neg().unwrap().exp().unwrap() + 1.0).unwrap().recip().unwrap();
-        let (i, f) = (sig(gt.narrow(1, 0, hd).unwrap()), sig(gt.narrow(1, hd, hd).unwrap()));
-        let (gg, o) = (gt.narrow(1, 2 * hd, hd).unwrap().tanh().unwrap(), sig(gt.narrow(1, 3 * hd, hd).unwrap()));
-        let c2 = ((f * c.as_tensor()).unwrap() + (i * gg).unwrap()).unwrap();
-        let h2 = (o * c2.tanh().unwrap()).unwrap();
-        let plain = Tensor::cat(&[&h2, &c2], 1).unwrap();
-        let diff = (&fused - &plain).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        assert!(diff < 1e-6, "{diff}");
-        let (g1, g2) = ((fused * &w).unwrap().sum_all().unwrap().backward().unwrap(), (plain * &w).unwrap().sum_all().unwrap().backward().unwrap());
-        for v in [&g, &c] {
-            let d = (g1.get(v).unwrap() - g2.get(v).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(d < 1e-5, "{d}");
+        let (t_len, b, hd) = (4, 3, 5);
+        for parts in [1, 2] {
+            let width = parts * 4 * hd;
+            let gx = Var::from_vec(rng.uniform_vec(t_len * b * width, 1.5), (t_len * b, width), &dev).unwrap();
+            let w = Var::from_vec(rng.uniform_vec(hd * width, 0.5), (hd, width), &dev).unwrap();
+            let (h0, c0) = (rng.uniform_vec(b * hd, 1.0), rng.uniform_vec(b * hd, 1.0));
+            let mask = (parts == 2).then(|| rng.dropout_mask(t_len * b * 4 * hd, 0.5));
+            let fused = lstm_layer(gx.as_tensor(), w.as_tensor(), h0.clone(), c0.clone(), mask.clone()).unwrap();
+            let mt = mask.map(|m| Tensor::from_vec(m, (t_len * b, 4 * hd), &dev).unwrap());
+            let (h0, c0) = (Tensor::from_vec(h0, (b, hd), &dev).unwrap(), Tensor::from_vec(c0, (b, hd), &dev).unwrap());
+            let plain = reference_layer(gx.as_tensor(), w.as_tensor(), &h0, &c0, mt.as_ref(), b);
+            let diff = (&fused - &plain).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(diff < 1e-5, "{parts} parts: {diff}");
+            let r = Tensor::from_vec(rng.uniform_vec(t_len * b * 2 * hd, 1.0), (t_len * b, 2 * hd), &dev).unwrap();
+            let g1 = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (plain * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            for v in [&gx, &w] {
+                let d = (g1.get(v).unwrap() - g2.get(v).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                assert!(d < 1e-4, "{parts} parts: gradient differs by {d}");
+            }
         }
     }
 }

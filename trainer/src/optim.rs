@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 
+use crate::ops::{axpby_in_place, with_values};
+
 use crate::config::{OptimConfig, OptimKind};
 use crate::error::Result;
 
@@ -31,7 +33,7 @@ impl Optimizer {
         let present: Vec<(&String, &Var, &Tensor)> = vars.iter().filter_map(|(n, v)| grads.get(v).map(|g| (n, v, g))).collect();
         let mut sq = 0.0f64;
         for (_, _, g) in &present {
-            sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+            sq += with_values(g, |v| v.iter().map(|&x| x as f64 * x as f64).sum::<f64>())?;
         }
         let norm = sq.sqrt();
         let scale = if self.cfg.clip > 0.0 && norm > self.cfg.clip { self.cfg.clip / norm } else { 1.0 };
@@ -39,7 +41,8 @@ impl Optimizer {
         let c = self.cfg;
         for (name, var, g) in present {
             match c.kind {
-                OptimKind::Sgd => var.set(&(var.as_tensor() - g.affine(lr * scale, 0.0)?)?)?,
+                // In place: the output and embedding matrices are millions of values.
+                OptimKind::Sgd => axpby_in_place(var.as_tensor(), 1.0, -(lr * scale) as f32, g)?,
                 OptimKind::Adamw => {
                     let g = g.affine(scale, 0.0)?;
                     let (m, v) = match self.moments.remove(name) {

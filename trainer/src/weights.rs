@@ -159,17 +159,17 @@ impl WeightParam {
         v
     }
 
-    /// `S ⊙ M`.
-    fn sparse(&self) -> Result<Option<Tensor>> {
+    /// `S ⊙ M`, if the weight has a sparse part.
+    pub fn sparse(&self) -> Result<Option<Tensor>> {
         Ok(match &self.masked {
             Some(m) => Some(m.var.as_tensor().mul(&m.mask)?),
             None => None,
         })
     }
 
-    /// W as one dense tensor (done once per BPTT window when co-matrix dropout is off).
-    pub fn materialise(&self) -> Result<Tensor> {
-        let base = match &self.base {
+    /// The structured part as one dense tensor, if the weight has one.
+    pub fn materialise_base(&self) -> Result<Option<Tensor>> {
+        Ok(match &self.base {
             Some(Base::Dense(w)) => Some(w.as_tensor().clone()),
             Some(Base::Kron { a, b }) => {
                 let ((m1, n1), (m2, n2)) = (a.dims2()?, b.dims2()?);
@@ -178,8 +178,12 @@ impl WeightParam {
             }
             Some(Base::LowRank { u, v }) => Some(u.matmul(v)?),
             None => None,
-        };
-        Ok(match (base, self.sparse()?) {
+        })
+    }
+
+    /// W as one dense tensor (done once per BPTT window).
+    pub fn materialise(&self) -> Result<Tensor> {
+        Ok(match (self.materialise_base()?, self.sparse()?) {
             (Some(b), Some(s)) => (b + s)?,
             (Some(b), None) => b,
             (None, Some(s)) => s,

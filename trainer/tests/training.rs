@@ -78,13 +78,17 @@ fn whole_model_gradient_matches_finite_differences() {
     let corpus = Corpus::load(cfg.data.as_ref().unwrap()).unwrap();
     let lm = Lm::new(&cfg, corpus.tokenizer.len(), &mut Rng::new(1), &Device::Cpu).unwrap();
     let (x, y) = (&corpus.train[..8], &corpus.train[1..9]);
-    let loss = || {
-        let mut state = State::zeros(&lm, 2, &Device::Cpu).unwrap();
-        let mut rng = Rng::new(0);
-        let mut ctx = TrainCtx { dropout: 0.0, cmr: cfg.cmr, rng: &mut rng, norms: false };
-        lm.train_loss(x, y, 2, &mut state, &mut ctx).unwrap().0
-    };
-    check_gradients(&lm.vars(), &loss, 3e-2);
+    // Each evaluation draws the same co-matrix dropout masks, so the loss is a fixed function.
+    for mode in [CmrMode::Off, CmrMode::Element, CmrMode::Term] {
+        let cmr = dkp_train::config::CmrConfig { mode, rate: 0.5 };
+        let loss = || {
+            let mut state = State::zeros(&lm, 2, &Device::Cpu).unwrap();
+            let mut rng = Rng::new(0);
+            let mut ctx = TrainCtx { dropout: 0.0, cmr, rng: &mut rng, norms: false };
+            lm.train_loss(x, y, 2, &mut state, &mut ctx).unwrap().0
+        };
+        check_gradients(&lm.vars(), &loss, 3e-2);
+    }
 }
 
 #[test]
