@@ -51,6 +51,11 @@ fn kinds(c: &mut Criterion) {
         let p = plan::plan(kind, ROWS, COLS, 25.0, Accounting::Values).expect("25x is reachable");
         let m = random_matrix(p, ROWS, COLS, &mut rng);
         bench_matvec(c, &format!("{kind}25x_2600x1300"), &m, &sets);
+        // Where a doped product's time goes: the structured part and the co-matrix S.
+        if let Matrix::Doped(d) = &m {
+            bench_matvec(c, &format!("{kind}25x_2600x1300_base"), d.base(), &sets);
+            bench_matvec(c, &format!("{kind}25x_2600x1300_s"), &Matrix::Sparse(d.s().clone()), &sets);
+        }
     }
 }
 

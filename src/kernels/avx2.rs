@@ -56,6 +56,8 @@ fn log_softmax(v: &mut [f32]) {
 
 /// Four rows at a time so that each load of `x` feeds four FMAs; two column blocks of
 /// eight per step give eight independent accumulators, enough to hide FMA latency.
+/// The last `n mod 8` columns take one masked step instead of a scalar loop per row,
+/// which matters for the small factors of a Kronecker product (26 or 50 columns).
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA, and `w.len() == y.len() * x.len()`.
@@ -64,21 +66,23 @@ unsafe fn gemv_avx2(w: &[f32], x: &[f32], y: &mut [f32]) {
     let n = x.len();
     match n {
         0 => return,
-        // One column (a Kronecker factor B of shape m×1, as the 25x DKP plan picks) is
-        // an axpy, which streams instead of reducing four 1-element rows at a time.
+        // One column (a Kronecker factor of shape m×1) is an axpy, which streams
+        // instead of reducing four 1-element rows at a time.
         1 => return unsafe { axpy_avx2(x[0], w, y) },
         _ => {}
     }
     let (n16, n8) = (n / 16 * 16, n / 8 * 8);
+    let mask = tail_mask(n - n8);
     let xp = x.as_ptr();
     let mut rows = y.chunks_exact_mut(4);
-    let mut r = 0;
-    for y4 in &mut rows {
-        let wp = w[r * n..(r + 4) * n].as_ptr();
+    let mut blocks = w.chunks_exact(4 * n);
+    for (y4, w4) in (&mut rows).zip(&mut blocks) {
+        let wp = w4.as_ptr();
         let mut acc = [_mm256_setzero_ps(); 8];
         let mut c = 0;
-        // SAFETY: c + 16 ≤ n16 ≤ n, so every load stays inside x and inside the four rows
-        // of w starting at wp (the slice above holds 4·n values).
+        // SAFETY: c + 16 ≤ n16 ≤ n (resp. c + 8 ≤ n8) keeps every load inside x and inside
+        // row k of the block (w4 holds 4·n values, row k starts at k·n); the masked step
+        // reads only lanes n8..n of x and of each row.
         unsafe {
             while c < n16 {
                 let (xa, xb) = (_mm256_loadu_ps(xp.add(c)), _mm256_loadu_ps(xp.add(c + 8)));
@@ -89,32 +93,37 @@ unsafe fn gemv_avx2(w: &[f32], x: &[f32], y: &mut [f32]) {
                 }
                 c += 16;
             }
-            while c < n8 {
+            if c < n8 {
                 let xa = _mm256_loadu_ps(xp.add(c));
                 for (k, pair) in acc.chunks_exact_mut(2).enumerate() {
                     pair[0] = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(k * n + c)), xa, pair[0]);
                 }
-                c += 8;
+            }
+            if n8 < n {
+                let xa = _mm256_maskload_ps(xp.add(n8), mask);
+                for (k, pair) in acc.chunks_exact_mut(2).enumerate() {
+                    pair[1] = _mm256_fmadd_ps(_mm256_maskload_ps(wp.add(k * n + n8), mask), xa, pair[1]);
+                }
             }
         }
-        let s = [
+        let sums = hsum4([
             _mm256_add_ps(acc[0], acc[1]),
             _mm256_add_ps(acc[2], acc[3]),
             _mm256_add_ps(acc[4], acc[5]),
             _mm256_add_ps(acc[6], acc[7]),
-        ];
-        let mut sums = [0.0f32; 4];
-        // SAFETY: `sums` holds exactly four f32, the width of an unaligned 128-bit store.
-        unsafe { _mm_storeu_ps(sums.as_mut_ptr(), hsum4(s)) };
-        for (k, (yr, sum)) in y4.iter_mut().zip(sums).enumerate() {
-            let row = &w[(r + k) * n..(r + k + 1) * n];
-            *yr += sum + scalar::dot(&row[n8..], &x[n8..]);
-        }
-        r += 4;
+        ]);
+        // SAFETY: `y4` holds exactly four f32, one unaligned 128-bit load and store.
+        unsafe { _mm_storeu_ps(y4.as_mut_ptr(), _mm_add_ps(_mm_loadu_ps(y4.as_ptr()), sums)) };
     }
-    for (k, yr) in rows.into_remainder().iter_mut().enumerate() {
-        *yr += dot_avx2(&w[(r + k) * n..(r + k + 1) * n], x);
+    for (yr, row) in rows.into_remainder().iter_mut().zip(blocks.remainder().chunks_exact(n)) {
+        *yr += dot_avx2(row, x);
     }
+}
+
+/// A mask enabling the first `r` of eight lanes (`r ≤ 8`).
+#[target_feature(enable = "avx2,fma")]
+fn tail_mask(r: usize) -> __m256i {
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(r as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 }
 
 /// The sums of four vectors' lanes, as one 128-bit vector `[Σs0, Σs1, Σs2, Σs3]`.
@@ -138,22 +147,29 @@ fn hsum(s: __m256) -> f32 {
 /// The CPU must support AVX2 and FMA; `a.len() == b.len()`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-    let n8 = a.len() / 8 * 8;
+    let n = a.len().min(b.len());
+    let n8 = n / 8 * 8;
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
     let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     let mut c = 0;
-    // SAFETY: c + 16 ≤ n8 ≤ len (resp. c + 8 ≤ n8) keeps every load inside both slices.
+    // SAFETY: c + 16 ≤ n8 (resp. c + 8 ≤ n8) keeps every load inside both slices; the
+    // masked loads read only lanes n8..n.
     unsafe {
         while c + 16 <= n8 {
-            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(c)), _mm256_loadu_ps(b.as_ptr().add(c)), acc0);
-            let (a1, b1) = (_mm256_loadu_ps(a.as_ptr().add(c + 8)), _mm256_loadu_ps(b.as_ptr().add(c + 8)));
-            acc1 = _mm256_fmadd_ps(a1, b1, acc1);
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(ap.add(c)), _mm256_loadu_ps(bp.add(c)), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(ap.add(c + 8)), _mm256_loadu_ps(bp.add(c + 8)), acc1);
             c += 16;
         }
         if c < n8 {
-            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(c)), _mm256_loadu_ps(b.as_ptr().add(c)), acc0);
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(ap.add(c)), _mm256_loadu_ps(bp.add(c)), acc0);
+        }
+        if n8 < n {
+            let mask = tail_mask(n - n8);
+            let (ta, tb) = (_mm256_maskload_ps(ap.add(n8), mask), _mm256_maskload_ps(bp.add(n8), mask));
+            acc1 = _mm256_fmadd_ps(ta, tb, acc1);
         }
     }
-    hsum(_mm256_add_ps(acc0, acc1)) + scalar::dot(&a[n8..], &b[n8..])
+    hsum(_mm256_add_ps(acc0, acc1))
 }
 
 /// Gathers eight `x[col]` at a time. The kernel is a safe function, so the indices
@@ -165,7 +181,6 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn csr_avx2(row_ptr: &[u32], col_idx: &[u32], values: &[f32], x: &[f32], y: &mut [f32]) {
     let last = _mm256_set1_epi32((x.len() - 1) as i32);
-    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for (yr, ends) in y.iter_mut().zip(row_ptr.windows(2)) {
         let (s, e) = (ends[0] as usize, ends[1] as usize);
         let (cols, vals) = (&col_idx[s..e], &values[s..e]);
@@ -186,7 +201,7 @@ unsafe fn csr_avx2(row_ptr: &[u32], col_idx: &[u32], values: &[f32], x: &[f32], 
         // a doping matrix are short, so their tails are a large share of the work.
         let (ct, vt) = (c8.remainder(), v8.remainder());
         if !ct.is_empty() {
-            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(ct.len() as i32), lane);
+            let mask = tail_mask(ct.len());
             // SAFETY: the mask enables exactly the first ct.len() = vt.len() < 8 lanes, which
             // lie inside the slices; masked-off lanes are neither read nor faulted on. The
             // gathered indices are clamped as above, and masked-off lanes gather nothing.
