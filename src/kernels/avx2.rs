@@ -271,10 +271,8 @@ unsafe fn tanh_avx2(v: &mut [f32]) {
 #[target_feature(enable = "avx2,fma")]
 fn exp8_nonpositive(x: __m256) -> __m256 {
     let x = _mm256_max_ps(x, _mm256_set1_ps(EXP_MIN));
-    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
-        x,
-        _mm256_set1_ps(LOG2E),
-    ));
+    let n =
+        _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)));
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
     let mut p = _mm256_set1_ps(EXP_P[0]);

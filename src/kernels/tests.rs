@@ -174,9 +174,8 @@ fn csr_matches_scalar() {
             let mut want = y0.clone();
             scalar::csr(&row_ptr, &col_idx, &values, &x, &mut want);
             let range = |r: usize| row_ptr[r] as usize..row_ptr[r + 1] as usize;
-            let magnitude = |r: usize| {
-                y0[r].abs() + range(r).map(|k| (values[k] * x[col_idx[k] as usize]).abs()).sum::<f32>()
-            };
+            let magnitude =
+                |r: usize| y0[r].abs() + range(r).map(|k| (values[k] * x[col_idx[k] as usize]).abs()).sum::<f32>();
             for k in sets() {
                 let mut got = y0.clone();
                 (k.csr)(&row_ptr, &col_idx, &values, &x, &mut got);
@@ -228,7 +227,8 @@ fn tanh_matches_scalar() {
 #[test]
 fn log_softmax_matches_scalar() {
     let mut rng = Rng::new(5);
-    let mut inputs: Vec<Vec<f32>> = LENGTHS.iter().flat_map(|&n| [0.1, 5.0, 50.0].map(|s| random_vec(&mut rng, n, s))).collect();
+    let mut inputs: Vec<Vec<f32>> =
+        LENGTHS.iter().flat_map(|&n| [0.1, 5.0, 50.0].map(|s| random_vec(&mut rng, n, s))).collect();
     // A vocabulary-sized vector, and one dominated by a single logit.
     inputs.push(random_vec(&mut rng, 10_000, 10.0));
     inputs.push((0..77).map(|i| if i == 40 { 100.0 } else { -(i as f32) }).collect());

@@ -258,7 +258,9 @@ fn build(c: Case) -> Matrix {
     let mut rng = Rng::new(c.seed);
     let (rows, cols) = (c.m1 * c.m2, c.n1 * c.n2);
     let kron = |rng: &mut Rng| Matrix::Kron(Kron::new(dense(rng, c.m1, c.n1), dense(rng, c.m2, c.n2)).expect("valid"));
-    let low = |rng: &mut Rng| Matrix::LowRank(LowRank::new(dense(rng, rows, c.rank), dense(rng, c.rank, cols)).expect("valid"));
+    let low = |rng: &mut Rng| {
+        Matrix::LowRank(LowRank::new(dense(rng, rows, c.rank), dense(rng, c.rank, cols)).expect("valid"))
+    };
     match c.kind {
         "dense" => Matrix::Dense(dense(&mut rng, rows, cols)),
         "kp" => kron(&mut rng),
