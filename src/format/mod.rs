@@ -6,7 +6,7 @@
 
 mod config;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub use config::{names, Config, LayerSpec, TokenizerSpec, WeightSpec, FORMAT_NAME, FORMAT_VERSION};
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
@@ -87,7 +87,8 @@ impl Model {
             .iter()
             .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).expect("sizes match by construction")))
             .collect();
-        safetensors::serialize(views, Some(meta)).map_err(|e| Error::NotSafetensors { reason: e.to_string() })
+        let file = safetensors::serialize(views, Some(meta)).map_err(|e| Error::NotSafetensors { reason: e.to_string() })?;
+        Ok(sort_header(file))
     }
 
     /// Bytes of the tensors this model writes (file size minus header).
@@ -96,6 +97,17 @@ impl Model {
         let biases: usize = self.layers().iter().map(|l| l.bias.len()).sum::<usize>() + self.output_bias().len();
         weights + 4 * biases
     }
+}
+
+/// safetensors writes `__metadata__` in `HashMap` order, which differs from run to run;
+/// rewriting the header with sorted keys makes a model's file bytes deterministic.
+fn sort_header(file: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(file[..8].try_into().expect("safetensors writes an 8-byte length")) as usize;
+    let header: BTreeMap<String, BTreeMap<String, serde_json::Value>> =
+        serde_json::from_slice(&file[8..8 + n]).expect("safetensors writes a JSON object of objects");
+    let mut text = serde_json::to_vec(&header).expect("JSON values serialize");
+    text.resize(text.len().next_multiple_of(8), b' ');
+    [&(text.len() as u64).to_le_bytes()[..], &text, &file[8 + n..]].concat()
 }
 
 /// Bytes a weight occupies in a file.
