@@ -305,13 +305,26 @@ pub fn run_compress(args: &CompressArgs) -> Result<CompressReport> {
     };
     compression["test_ppl_finetuned"] = json!(ppl_finetuned);
     let mut out_model = final_model;
+    let info = out_model.info();
     let mut prov = out_model.provenance().clone();
+    if ppl_finetuned.is_none() {
+        // The source's figures no longer describe this model: replace what changed.
+        prov.remove("valid_ppl");
+        prov.insert("test_ppl".into(), json!(ppl_decomposed));
+        prov.insert("cf".into(), json!({
+            "accounting": acc,
+            "lstm_values": info.lstm_cf, "lstm_values_and_indices": info.lstm_cf_with_indices,
+            "total_values": info.total_cf, "total_values_and_indices": info.total_cf_with_indices,
+        }));
+        if let Some(m) = prov.get_mut("method").and_then(|m| m.as_object_mut()) {
+            m.insert("lstm".into(), json!("dkp"));
+        }
+    }
     for (k, v) in &provenance {
         prov.entry(k.clone()).or_insert(v.clone());
     }
     prov.insert("compression".into(), compression);
     out_model.set_provenance(prov);
-    let info = out_model.info();
     write_atomic(&args.out, &out_model.to_bytes()?)?;
     Ok(CompressReport {
         out: args.out.clone(),
