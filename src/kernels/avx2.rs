@@ -68,6 +68,7 @@ unsafe fn gemv_avx2(w: &[f32], x: &[f32], y: &mut [f32]) {
         0 => return,
         // One column (a Kronecker factor of shape m×1) is an axpy, which streams
         // instead of reducing four 1-element rows at a time.
+        // SAFETY: this function's CPU contract, and w.len() == y.len() when n == 1.
         1 => return unsafe { axpy_avx2(x[0], w, y) },
         _ => {}
     }
