@@ -10,8 +10,7 @@ use super::cephes::{EXP_MIN, EXP_P, LN2_HI, LN2_LO, LOG2E, TANH_P, TANH_SMALL};
 use super::{scalar, Kernels};
 use core::arch::wasm32::*;
 
-/// The SIMD128 kernel table.
-/// `csr` is the scalar one: wasm has no gather, and the scalar kernel already keeps
+/// The SIMD128 kernel table. Its `csr` is the scalar one: wasm has no gather, and the scalar kernel already keeps
 /// four independent partial sums per row.
 pub const KERNELS: Kernels = Kernels { name: "simd128", gemv, axpy, csr: scalar::csr, sigmoid, tanh, log_softmax };
 
