@@ -73,10 +73,15 @@ fn whole_model_gradient_matches_finite_differences() {
     let dir = tempfile::tempdir().unwrap();
     let data = write_corpus(dir.path(), 50);
     let mut cfg = tiny_config(data, dir.path(), WeightKind::Dkp);
-    cfg.output.kind = WeightKind::Kp;
+    cfg.output.kind = WeightKind::Dkp;
     cfg.output.cf = 2.0;
+    cfg.embedding.kind = WeightKind::Kp;
+    cfg.embedding.cf = 2.0;
     let corpus = Corpus::load(cfg.data.as_ref().unwrap()).unwrap();
-    let lm = Lm::new(&cfg, corpus.tokenizer.len(), &mut Rng::new(1), &Device::Cpu).unwrap();
+    let mut lm = Lm::new(&cfg, corpus.tokenizer.len(), &mut Rng::new(1), &Device::Cpu).unwrap();
+    for w in lm.weights_mut() {
+        w.update_mask(0.5).unwrap();
+    }
     let (x, y) = (&corpus.train[..8], &corpus.train[1..9]);
     // Each evaluation draws the same co-matrix dropout masks, so the loss is a fixed function.
     for mode in [CmrMode::Off, CmrMode::Element, CmrMode::Term] {
@@ -211,6 +216,25 @@ fn trainer_perplexity_is_what_the_runtime_computes() {
     assert_eq!(prov["test_ppl"].as_f64().unwrap(), report.test_ppl);
     assert!(prov["cf"]["lstm_values"].as_f64().unwrap() > 1.5);
     assert_eq!(prov["method"]["lstm"], "dkp");
+}
+
+#[test]
+fn char_models_train_and_agree_with_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let text: String = (0..400).map(|i| ["the cat sat. ", "a dog ran! ", "we eat fish\n"][i % 3]).collect();
+    let file = dir.path().join("input.txt");
+    std::fs::write(&file, &text).unwrap();
+    let data = dkp_train::data::DataSpec::from_path(&file).unwrap();
+    let mut cfg = tiny_config(data, dir.path(), WeightKind::Dlowrank);
+    cfg.lstm.cf = 1.5;
+    cfg.epochs = 1;
+    let report = Trainer::new(cfg.clone(), false).unwrap().run(&RunOptions::default()).unwrap();
+    let model = Model::from_bytes(&std::fs::read(&report.model).unwrap()).unwrap();
+    assert_eq!(model.tokenizer().kind(), dkp_lstm::TokenizerKind::Char);
+    let corpus = Corpus::load(cfg.data.as_ref().unwrap()).unwrap();
+    assert!(report.test_ppl < corpus.tokenizer.len() as f64, "{} over {} chars", report.test_ppl, corpus.tokenizer.len());
+    let runtime = Session::new(model).perplexity(&corpus.test.text).unwrap().perplexity;
+    assert!((runtime / report.test_ppl - 1.0).abs() < 1e-3, "runtime {runtime} vs trainer {}", report.test_ppl);
 }
 
 #[test]
