@@ -48,7 +48,7 @@ pub struct TrainConfig {
     pub log_every: usize,
     /// Stop after this many steps in total (smoke runs); the model is still evaluated and exported.
     pub max_steps: Option<usize>,
-    /// Evaluate validation perplexity on at most this many tokens (smoke runs).
+    /// Evaluate validation and test perplexity on at most this many tokens (smoke runs).
     pub max_eval_tokens: Option<usize>,
 }
 

@@ -42,8 +42,9 @@ fn row_max(row: &[f32]) -> f32 {
     acc.into_iter().fold(tail, f32::max)
 }
 
-/// Replaces a row of logits by its softmax; returns `ln Σ exp` of the row.
-fn softmax_in_place(row: &mut [f32]) -> f32 {
+/// Replaces a row of logits `x` by `exp(x − max)`; returns `ln Σ exp x` and `1 / Σ exp(x − max)`,
+/// so `softmax = row · inv` without another pass.
+fn exp_in_place(row: &mut [f32]) -> (f32, f32) {
     let max = row_max(row);
     for v in row.iter_mut() {
         *v = fast_exp(*v - max);
@@ -57,9 +58,7 @@ fn softmax_in_place(row: &mut [f32]) -> f32 {
         }
     }
     let sum = acc.iter().sum::<f32>() + tail;
-    let inv = 1.0 / sum;
-    row.iter_mut().for_each(|v| *v *= inv);
-    max + sum.ln()
+    (max + sum.ln(), 1.0 / sum)
 }
 
 fn parallelism() -> Parallelism {
@@ -137,14 +136,14 @@ fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Res
 /// Mean negative log-likelihood of `targets` under `softmax(h·Wᵀ + b)`, for `h` (`N × H`),
 /// `w` (`V × H`) and `b` (`V`), without an `N × V` tensor in the graph.
 pub fn projected_cross_entropy(h: &Tensor, w: &Tensor, b: &Tensor, targets: &[u32]) -> candle_core::Result<Tensor> {
-    let op = ProjectedCrossEntropy { targets: targets.to_vec(), probs: Mutex::new(None) };
+    let op = ProjectedCrossEntropy { targets: targets.to_vec(), exps: Mutex::new(None) };
     h.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, op)
 }
 
 struct ProjectedCrossEntropy {
     targets: Vec<u32>,
-    /// The softmax of the forward pass, consumed by the backward pass.
-    probs: Mutex<Option<Vec<f32>>>,
+    /// `exp(logits − row max)` and each row's `1 / Σ`, from the forward pass for the backward pass.
+    exps: Mutex<Option<(Vec<f32>, Vec<f32>)>>,
 }
 
 impl CustomOp3 for ProjectedCrossEntropy {
@@ -170,24 +169,27 @@ impl CustomOp3 for ProjectedCrossEntropy {
         }
         let mut logits: Vec<f32> = b.repeat(n);
         matmul(&mut logits, true, View::new(h, n, hd), View::new(w, v, hd).t());
-        let nll: f64 = logits
+        let (nll, inv): (Vec<f64>, Vec<f32>) = logits
             .par_chunks_mut(v.max(1))
             .zip(self.targets.par_iter())
             .map(|(row, &t)| {
                 let x = row[t as usize];
-                (softmax_in_place(row) - x) as f64
+                let (lse, inv) = exp_in_place(row);
+                ((lse - x) as f64, inv)
             })
-            .sum();
-        *self.probs.lock().expect("not poisoned") = Some(logits);
+            .unzip();
+        let nll: f64 = nll.iter().sum();
+        *self.exps.lock().expect("not poisoned") = Some((logits, inv));
         Ok((CpuStorage::F32(vec![(nll / n.max(1) as f64) as f32]), Shape::from(())))
     }
 
     fn bwd(&self, h: &Tensor, w: &Tensor, _b: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let mut g = self.probs.lock().expect("not poisoned").take().ok_or_else(|| candle_core::Error::Msg("backward ran twice".into()))?;
+        let (mut g, inv) = self.exps.lock().expect("not poisoned").take().ok_or_else(|| candle_core::Error::Msg("backward ran twice".into()))?;
         let ((n, hd), (v, _)) = (h.dims2()?, w.dims2()?);
         let k = grad.to_scalar::<f32>()? / n.max(1) as f32;
-        g.par_chunks_mut(v.max(1)).zip(self.targets.par_iter()).for_each(|(row, &t)| {
-            row.iter_mut().for_each(|p| *p *= k);
+        g.par_chunks_mut(v.max(1)).zip(self.targets.par_iter()).zip(inv.par_iter()).for_each(|((row, &t), &inv)| {
+            let scale = k * inv;
+            row.iter_mut().for_each(|p| *p *= scale);
             row[t as usize] -= k;
         });
         let mut dh = vec![0f32; n * hd];
