@@ -45,7 +45,7 @@ pub mod tokenizer;
 
 pub use error::{Error, Result};
 pub use kernels::Kernels;
-pub use lstm::{Gates, LstmLayer};
+pub use lstm::{Gates, LstmLayer, StepBuffers};
 pub use matrix::{MatVec, Matrix};
 pub use model::{Embedding, Model, ValueType, Weight, MAX_DIM, MAX_LAYERS};
 pub use session::{Perplexity, Prediction, Session};

@@ -42,6 +42,28 @@ impl LstmLayer {
     }
 }
 
+/// Working memory of [`LstmLayer::step`], allocated once for a stack of layers so
+/// that a step allocates nothing. No buffer is read before it is written.
+#[derive(Debug, Clone)]
+pub struct StepBuffers {
+    gates: Vec<f32>,
+    concat: Vec<f32>,
+    /// Matrix scratch, also lent to other products of the model (the output layer).
+    pub scratch: Vec<f32>,
+}
+
+impl StepBuffers {
+    /// Buffers for `layers`, with at least `scratch` values of matrix scratch.
+    pub fn new(layers: &[LstmLayer], scratch: usize) -> StepBuffers {
+        let max = |f: fn(&LstmLayer) -> usize| layers.iter().map(f).max().unwrap_or(0);
+        StepBuffers {
+            gates: vec![0.0; max(|l| 4 * l.hidden)],
+            concat: vec![0.0; max(LstmLayer::concat_len)],
+            scratch: vec![0.0; max(LstmLayer::scratch_len).max(scratch)],
+        }
+    }
+}
+
 impl LstmLayer {
     /// Length of the `[x; h]` buffer [`LstmLayer::step`] needs (fused gates only).
     pub fn concat_len(&self) -> usize {
@@ -56,21 +78,11 @@ impl LstmLayer {
         self.weights().iter().map(|(_, w)| w.matrix.scratch_len()).max().unwrap_or(0)
     }
 
-    /// Advances `(h, c)` by one step on input `x`.
-    ///
-    /// `gates` holds `4H`, `concat` at least [`LstmLayer::concat_len`] and `scratch` at
-    /// least [`LstmLayer::scratch_len`] values; none is read before being written.
-    pub fn step(
-        &self,
-        k: &Kernels,
-        x: &[f32],
-        h: &mut [f32],
-        c: &mut [f32],
-        gates: &mut [f32],
-        concat: &mut [f32],
-        scratch: &mut [f32],
-    ) {
+    /// Advances `(h, c)` by one step on input `x`, using `buf` (sized by
+    /// [`StepBuffers::new`] for this layer) as working memory.
+    pub fn step(&self, k: &Kernels, x: &[f32], h: &mut [f32], c: &mut [f32], buf: &mut StepBuffers) {
         let hd = self.hidden;
+        let (gates, concat, scratch) = (&mut buf.gates[..4 * hd], &mut buf.concat, &mut buf.scratch);
         gates.copy_from_slice(&self.bias);
         match &self.gates {
             Gates::Fused(w) => {

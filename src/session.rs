@@ -1,6 +1,7 @@
 //! Running a model token by token: recurrent state, reusable buffers, predictions.
 
 use crate::error::{Error, Result};
+use crate::lstm::StepBuffers;
 use crate::matrix::MatVec;
 use crate::model::Model;
 use crate::sample::{self, Rng, Sampling};
@@ -13,9 +14,7 @@ pub struct Session {
     model: Model,
     h: Vec<Vec<f32>>,
     c: Vec<Vec<f32>>,
-    gates: Vec<f32>,
-    concat: Vec<f32>,
-    scratch: Vec<f32>,
+    buf: StepBuffers,
     embedded: Vec<f32>,
     log_probs: Vec<f32>,
     log_probs_fresh: bool,
@@ -50,19 +49,10 @@ impl Session {
     /// Prepares buffers for `model` and resets the state.
     pub fn new(model: Model) -> Session {
         let layers = model.layers();
-        let widest = layers.iter().map(|l| 4 * l.hidden).max().unwrap_or(0);
-        let scratch = layers
-            .iter()
-            .map(|l| l.scratch_len())
-            .chain([model.output().matrix.scratch_len()])
-            .max()
-            .unwrap_or(0);
         let mut s = Session {
             h: layers.iter().map(|l| vec![0.0; l.hidden]).collect(),
             c: layers.iter().map(|l| vec![0.0; l.hidden]).collect(),
-            gates: vec![0.0; widest],
-            concat: vec![0.0; layers.iter().map(|l| l.concat_len()).max().unwrap_or(0)],
-            scratch: vec![0.0; scratch],
+            buf: StepBuffers::new(layers, model.output().matrix.scratch_len()),
             embedded: vec![0.0; model.embedding_dim()],
             log_probs: vec![0.0; model.vocab_size()],
             log_probs_fresh: false,
@@ -126,15 +116,7 @@ impl Session {
         for (i, layer) in m.layers.iter().enumerate() {
             let (below, here) = self.h.split_at_mut(i);
             let x: &[f32] = if i == 0 { &self.embedded } else { &below[i - 1] };
-            layer.step(
-                &k,
-                x,
-                &mut here[0],
-                &mut self.c[i],
-                &mut self.gates[..4 * layer.hidden],
-                &mut self.concat,
-                &mut self.scratch,
-            );
+            layer.step(&k, x, &mut here[0], &mut self.c[i], &mut self.buf);
         }
         self.history += 1;
         self.log_probs_fresh = false;
@@ -146,7 +128,7 @@ impl Session {
             let m = &self.model;
             let top = self.h.last().expect("a model has layers");
             self.log_probs.copy_from_slice(&m.output_bias);
-            m.output.matrix.matvec(&m.kernels, top, &mut self.log_probs, &mut self.scratch);
+            m.output.matrix.matvec(&m.kernels, top, &mut self.log_probs, &mut self.buf.scratch);
             (m.kernels.log_softmax)(&mut self.log_probs);
             self.log_probs_fresh = true;
         }
