@@ -12,6 +12,9 @@ export const MODELS = [
 
 // The LSTM's fused gate matrix of layer 2 (4H x 2H).
 export const KERNEL_SHAPE = [2600, 1300];
+// Dense products from in-cache to out-of-cache sizes (256 KB, 1.6 MB, 13 MB of weights):
+// how much SIMD gains depends on whether the weights stream from memory.
+export const GEMV_SHAPES = [[256, 256], [650, 650], KERNEL_SHAPE];
 
 /** Runs everything on both builds; `load` is the package's loader. */
 export async function runSuite(load, { tokens = 200, iters = 200, log = () => {} } = {}) {
@@ -38,11 +41,14 @@ export async function runSuite(load, { tokens = 200, iters = 200, log = () => {}
       results.models.push(row);
       log(row);
     }
-    for (const name of ['gemv', 'kp', 'dkp']) {
-      m.benchKernel(name, ...KERNEL_SHAPE, 10); // warm-up
-      const calls = [0, 1, 2, 3, 4].map(() => m.benchKernel(name, ...KERNEL_SHAPE, iters).us_per_call);
-      calls.sort((a, b) => a - b);
-      const row = { variant: m.variant, kernel: name, rows: KERNEL_SHAPE[0], cols: KERNEL_SHAPE[1], us_per_call: calls[2] };
+    const kernels = [...GEMV_SHAPES.map((shape) => ['gemv', shape]), ['kp', KERNEL_SHAPE], ['dkp', KERNEL_SHAPE]];
+    for (const [name, [rows, cols]] of kernels) {
+      // The same number of multiply-adds per run at every size.
+      const calls = Math.max(10, Math.round(iters * (KERNEL_SHAPE[0] * KERNEL_SHAPE[1]) / (rows * cols)));
+      m.benchKernel(name, rows, cols, 10); // warm-up
+      const runs = [0, 1, 2, 3, 4].map(() => m.benchKernel(name, rows, cols, calls).us_per_call);
+      runs.sort((a, b) => a - b);
+      const row = { variant: m.variant, kernel: name, rows, cols, us_per_call: runs[2] };
       results.kernels.push(row);
       log(row);
     }
@@ -66,10 +72,14 @@ export function markdown({ models, kernels }) {
         `${f(c.us_per_token / s.us_per_token, 2)}x |`,
     );
   }
-  lines.push('', `| kernel (${KERNEL_SHAPE.join('x')}) | SIMD µs/call | scalar µs/call | scalar/SIMD |`, '| --- | ---: | ---: | ---: |');
-  for (const name of ['gemv', 'kp', 'dkp']) {
-    const [s, c] = [find(kernels, 'kernel', name, 'simd'), find(kernels, 'kernel', name, 'scalar')];
-    lines.push(`| ${name} | ${f(s.us_per_call, 1)} | ${f(c.us_per_call, 1)} | ${f(c.us_per_call / s.us_per_call, 2)}x |`);
+  lines.push('', '| kernel | weights | SIMD µs/call | SIMD GFLOP/s | scalar µs/call | scalar/SIMD |', '| --- | ---: | ---: | ---: | ---: | ---: |');
+  for (const s of kernels.filter((r) => r.variant === 'simd')) {
+    const c = kernels.find((r) => r.variant === 'scalar' && r.kernel === s.kernel && r.rows === s.rows && r.cols === s.cols);
+    const dense = s.kernel === 'gemv';
+    lines.push(
+      `| ${s.kernel} ${s.rows}x${s.cols} | ${dense ? `${f((4 * s.rows * s.cols) / 1024)} KB` : '25x'} | ${f(s.us_per_call, 1)} | ` +
+        `${dense ? f((2 * s.rows * s.cols) / s.us_per_call / 1e3, 2) : '–'} | ${f(c.us_per_call, 1)} | ${f(c.us_per_call / s.us_per_call, 2)}x |`,
+    );
   }
   return lines.join('\n');
 }
