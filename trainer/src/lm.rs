@@ -76,8 +76,8 @@ pub struct TrainCtx<'a> {
     pub norms: bool,
 }
 
-/// A weight ready for a window: materialised (transposed for the gates, as is for the
-/// output projection), or applied path by path when co-matrix dropout needs the two paths apart.
+/// The output projection ready for a window: materialised, or applied path by path when
+/// co-matrix dropout needs the two paths apart.
 enum Ready<'a> {
     Fixed(Tensor),
     Paths(&'a WeightParam),
@@ -246,26 +246,21 @@ impl Lm {
         })
     }
 
-    /// `x · Wᵀ`, with co-matrix dropout on a doped weight's sparse path.
-    fn apply(r: &Ready, x: &Tensor, ctx: &mut Option<&mut TrainCtx>) -> Result<Tensor> {
-        match r {
-            Ready::Fixed(wt) => Ok(x.matmul(wt)?),
-            Ready::Paths(w) => {
-                let base = w.apply_base(x)?.expect("doped");
-                let s = w.apply_sparse(x)?.expect("doped");
-                let Some(ctx) = ctx.as_deref_mut() else { return Ok((base + s)?) };
-                let rate = ctx.cmr.rate;
-                let s = match ctx.cmr.mode {
-                    CmrMode::Off => Some(s),
-                    CmrMode::Element => Some(dropout(s, rate, ctx.rng)?),
-                    CmrMode::Term => (ctx.rng.uniform() >= rate).then(|| s.affine(1.0 / (1.0 - rate as f64), 0.0)).transpose()?,
-                };
-                Ok(match s {
-                    Some(s) => (base + s)?,
-                    None => base,
-                })
-            }
-        }
+    /// `x · Wᵀ` of a doped weight, path by path, with co-matrix dropout on the sparse path.
+    fn apply_paths(w: &WeightParam, x: &Tensor, ctx: &mut Option<&mut TrainCtx>) -> Result<Tensor> {
+        let base = w.apply_base(x)?.expect("doped");
+        let s = w.apply_sparse(x)?.expect("doped");
+        let Some(ctx) = ctx.as_deref_mut() else { return Ok((base + s)?) };
+        let rate = ctx.cmr.rate;
+        let s = match ctx.cmr.mode {
+            CmrMode::Off => Some(s),
+            CmrMode::Element => Some(dropout(s, rate, ctx.rng)?),
+            CmrMode::Term => (ctx.rng.uniform() >= rate).then(|| s.affine(1.0 / (1.0 - rate as f64), 0.0)).transpose()?,
+        };
+        Ok(match s {
+            Some(s) => (base + s)?,
+            None => base,
+        })
     }
 
     /// Runs a window of `ids` (time-major, `len·batch`) from `state`, which is advanced.
@@ -338,7 +333,7 @@ impl Lm {
     fn project(p: &Prepared, x: &Tensor, ctx: &mut Option<&mut TrainCtx>) -> Result<Tensor> {
         let y = match &p.output {
             Ready::Fixed(w) => x.matmul(&w.t()?)?,
-            paths => Self::apply(paths, x, ctx)?,
+            Ready::Paths(w) => Self::apply_paths(w, x, ctx)?,
         };
         Ok(y.broadcast_add(&p.output_bias)?)
     }
