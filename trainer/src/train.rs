@@ -201,7 +201,7 @@ impl Trainer {
     fn anneal(&mut self) -> Result<()> {
         let (t0, t1) = self.anneal_steps();
         let step = self.pos.step;
-        if step < t0 || step > t1 || (step != t1 && (step - t0) % self.cfg.doping.mask_every != 0) {
+        if step < t0 || step > t1 || (step != t1 && !(step - t0).is_multiple_of(self.cfg.doping.mask_every)) {
             return Ok(());
         }
         let progress = if t1 == t0 { 1.0 } else { (step - t0) as f64 / (t1 - t0) as f64 };
@@ -305,7 +305,7 @@ impl Trainer {
                     stopped = true;
                     break;
                 }
-                let log_now = (self.pos.step + 1) % self.cfg.log_every == 0;
+                let log_now = (self.pos.step + 1).is_multiple_of(self.cfg.log_every);
                 let (loss, tokens, norms) = self.step(log_now)?;
                 (ep_nll, ep_n) = (ep_nll + loss * tokens as f64, ep_n + tokens);
                 (log_nll, log_n, log_tokens, run_tokens) = (log_nll + loss * tokens as f64, log_n + tokens, log_tokens + tokens, run_tokens + tokens);
@@ -458,7 +458,7 @@ impl Trainer {
                 .collect();
             return Err(bad(format!("was written by a different configuration: {}", diff.join("; "))));
         }
-        let field = |k: &str| -> Result<Value> { Ok(meta.get(k).cloned().ok_or_else(|| bad(format!("description lacks `{k}`")))?) };
+        let field = |k: &str| -> Result<Value> { meta.get(k).cloned().ok_or_else(|| bad(format!("description lacks `{k}`"))) };
         let parse = |k: &str, e: serde_json::Error| bad(format!("bad `{k}`: {e}"));
         self.pos = serde_json::from_value(field("position")?).map_err(|e| parse("position", e))?;
         self.rng = serde_json::from_value(field("rng")?).map_err(|e| parse("rng", e))?;

@@ -321,7 +321,7 @@ mod tests {
                 _ => unreachable!(),
             };
             let m = w.to_matrix().unwrap();
-            assert_eq!(m.kind(), kind.plan_kind().replace("sparse", "sparse"), "{kind:?}");
+            assert_eq!(m.kind(), kind.plan_kind(), "{kind:?}");
             let xs: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
             let (full, split): (Vec<f32>, Vec<f32>) =
                 (full.flatten_all().unwrap().to_vec1().unwrap(), split.flatten_all().unwrap().to_vec1().unwrap());
