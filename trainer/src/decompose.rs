@@ -69,7 +69,7 @@ pub fn dkp_from_dense(w: &WeightParam, cf: f64, acc: Accounting, dev: &Device) -
     let (av, bv) = nearest_kron(&dense, w.cols, a, b);
     let at = Tensor::from_vec(av, (a[0], a[1]), dev)?;
     let bt = Tensor::from_vec(bv, (b[0], b[1]), dev)?;
-    let kron = at.reshape((a[0], 1, a[1], 1))?.broadcast_mul(&bt.reshape((1, b[0], 1, b[1]))?)?.reshape((w.rows, w.cols))?;
+    let kron = crate::ops::kron(&at, &bt)?;
     let residual: Vec<f32> = (Tensor::from_vec(dense, (w.rows, w.cols), dev)? - kron)?.flatten_all()?.to_vec1()?;
     let mut order: Vec<usize> = (0..residual.len()).collect();
     let k = nnz.min(residual.len());

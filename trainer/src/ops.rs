@@ -1,5 +1,5 @@
 //! Custom candle ops: the output projection fused with softmax cross-entropy, plain softmax
-//! cross-entropy, and the LSTM cell.
+//! cross-entropy, a whole LSTM layer, the Kronecker product, and in-place updates.
 //!
 //! With a 10k vocabulary the output layer is most of a step. Done as candle ops it builds
 //! and differentiates several `N × V` tensors (logits, logits + bias, their zero-initialised
@@ -407,6 +407,67 @@ impl InplaceOp2 for Axpby {
     }
 }
 
+/// The Kronecker product `A ⊗ B` (`m1·m2 × n1·n2`), in the runtime's convention
+/// `W[i1·m2 + i2, j1·n2 + j2] = A[i1, j1]·B[i2, j2]`, with its gradients
+/// `dA[i1, j1] = Σ G[block (i1, j1)] ⊙ B` and `dB = Σ_{i1, j1} A[i1, j1]·G[block (i1, j1)]`.
+pub fn kron(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    a.contiguous()?.apply_op2(&b.contiguous()?, Kron)
+}
+
+struct Kron;
+
+impl CustomOp2 for Kron {
+    fn name(&self) -> &'static str {
+        "kron"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (a, b) = (contiguous(s1, l1, "A")?, contiguous(s2, l2, "B")?);
+        let (&[m1, n1], &[m2, n2]) = (l1.dims(), l2.dims()) else {
+            return Err(candle_core::Error::Msg("Kronecker factors must be matrices".into()));
+        };
+        let cols = n1 * n2;
+        let mut w = vec![0f32; m1 * m2 * cols];
+        for i1 in 0..m1 {
+            for i2 in 0..m2 {
+                let row = &mut w[(i1 * m2 + i2) * cols..][..cols];
+                let br = &b[i2 * n2..(i2 + 1) * n2];
+                for (j1, chunk) in row.chunks_exact_mut(n2.max(1)).enumerate().take(n1) {
+                    let av = a[i1 * n1 + j1];
+                    chunk.iter_mut().zip(br).for_each(|(o, &bv)| *o = av * bv);
+                }
+            }
+        }
+        Ok((CpuStorage::F32(w), Shape::from((m1 * m2, cols))))
+    }
+
+    fn bwd(&self, a: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let ((m1, n1), (m2, n2)) = (a.dims2()?, b.dims2()?);
+        let grad = grad.contiguous()?;
+        let cols = n1 * n2;
+        let (mut da, mut db) = (vec![0f32; m1 * n1], vec![0f32; m2 * n2]);
+        with_values(a, |av| {
+            with_values(b, |bv| {
+                with_values(&grad, |g| {
+                    for i1 in 0..m1 {
+                        for i2 in 0..m2 {
+                            let row = &g[(i1 * m2 + i2) * cols..][..cols];
+                            let (br, dbr) = (&bv[i2 * n2..(i2 + 1) * n2], &mut db[i2 * n2..(i2 + 1) * n2]);
+                            for (j1, chunk) in row.chunks_exact(n2.max(1)).enumerate().take(n1) {
+                                da[i1 * n1 + j1] += chunk.iter().zip(br).map(|(&x, &y)| x * y).sum::<f32>();
+                                let aw = av[i1 * n1 + j1];
+                                dbr.iter_mut().zip(chunk).for_each(|(d, &x)| *d += aw * x);
+                            }
+                        }
+                    }
+                })
+            })
+        })???;
+        let dev = a.device();
+        Ok((Some(Tensor::from_vec(da, (m1, n1), dev)?), Some(Tensor::from_vec(db, (m2, n2), dev)?)))
+    }
+}
+
 /// Mean negative log-likelihood of `targets` (u32, `N`) under `logits` (f32, `N × V`).
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {
     logits.apply_op2(targets, SoftmaxCrossEntropy)
@@ -521,6 +582,23 @@ mod tests {
         let diff = (g1 - g2).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(diff < 1e-5, "{diff}");
         assert!(cross_entropy(x.as_tensor(), &Tensor::new(&[9u32, 0, 2], &dev).unwrap()).is_err());
+    }
+
+    #[test]
+    fn kron_matches_broadcasting_and_its_gradient() {
+        let dev = Device::Cpu;
+        let mut rng = crate::rng::Rng::new(6);
+        let a = Var::from_vec(rng.uniform_vec(3 * 4, 1.0), (3, 4), &dev).unwrap();
+        let b = Var::from_vec(rng.uniform_vec(2 * 5, 1.0), (2, 5), &dev).unwrap();
+        let fused = kron(a.as_tensor(), b.as_tensor()).unwrap();
+        let plain = a.reshape((3, 1, 4, 1)).unwrap().broadcast_mul(&b.reshape((1, 2, 1, 5)).unwrap()).unwrap().reshape((6, 20)).unwrap();
+        assert_eq!(fused.to_vec2::<f32>().unwrap(), plain.to_vec2::<f32>().unwrap());
+        let r = Tensor::from_vec(rng.uniform_vec(6 * 20, 1.0), (6, 20), &dev).unwrap();
+        let (g1, g2) = ((fused * &r).unwrap().sum_all().unwrap().backward().unwrap(), (plain * &r).unwrap().sum_all().unwrap().backward().unwrap());
+        for v in [&a, &b] {
+            let d = (g1.get(v).unwrap() - g2.get(v).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(d < 1e-5, "{d}");
+        }
     }
 
     #[test]

@@ -171,11 +171,7 @@ impl WeightParam {
     pub fn materialise_base(&self) -> Result<Option<Tensor>> {
         Ok(match &self.base {
             Some(Base::Dense(w)) => Some(w.as_tensor().clone()),
-            Some(Base::Kron { a, b }) => {
-                let ((m1, n1), (m2, n2)) = (a.dims2()?, b.dims2()?);
-                let outer = a.reshape((m1, 1, n1, 1))?.broadcast_mul(&b.reshape((1, m2, 1, n2))?)?;
-                Some(outer.reshape((m1 * m2, n1 * n2))?)
-            }
+            Some(Base::Kron { a, b }) => Some(crate::ops::kron(a, b)?),
             Some(Base::LowRank { u, v }) => Some(u.matmul(v)?),
             None => None,
         })
