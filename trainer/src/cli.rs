@@ -118,6 +118,7 @@ impl TrainArgs {
                 TrainConfig::from_toml(&text, &path.display().to_string())?
             }
             (None, true, Some(name)) => config_of_run(&self.runs_dir.clone().unwrap_or_else(|| "runs".into()).join(name))?,
+            (None, true, None) => return Err(config_err("--resume", "needs --config FILE or --name NAME to find the run")),
             _ => TrainConfig::default(),
         };
         if let Some(d) = &self.data {

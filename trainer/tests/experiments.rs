@@ -56,3 +56,28 @@ fn the_whole_model_config_fits_in_one_megabyte() {
     let bytes = lm.to_model(&tok, Default::default()).unwrap().to_bytes().unwrap();
     assert!(bytes.len() < 1 << 20, "{} bytes", bytes.len());
 }
+
+#[test]
+fn command_line_flags_override_the_config_file() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: dkp_train::cli::TrainArgs,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for split in ["train", "valid", "test"] {
+        std::fs::write(dir.path().join(format!("{split}.txt")), " a b c \n").unwrap();
+    }
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../experiments/dkp-25x-cmr.toml");
+    let (f, d) = (file.to_str().unwrap(), dir.path().to_str().unwrap());
+    let cli = Cli::try_parse_from(["dkp", "--config", f, "--data", d, "--cf", "10", "--cmr", "term", "--set", "cmr.rate=0.3", "--epochs", "3"]).unwrap();
+    let cfg = cli.args.config().unwrap();
+    assert_eq!(cfg.name, "dkp-25x-cmr");
+    assert_eq!((cfg.lstm.cf, cfg.cmr.mode, cfg.cmr.rate, cfg.epochs), (10.0, dkp_train::config::CmrMode::Term, 0.3, 3));
+    assert!(matches!(cfg.data, Some(dkp_train::data::DataSpec::Word { .. })));
+    let cli = Cli::try_parse_from(["dkp", "--resume"]).unwrap();
+    assert!(cli.args.config().unwrap_err().to_string().contains("--resume"));
+    let cli = Cli::try_parse_from(["dkp", "--config", f, "--set", "nonsense.field=1"]).unwrap();
+    assert!(cli.args.config().is_err());
+}
