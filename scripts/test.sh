@@ -24,6 +24,7 @@ step() { # name command...
 
 step "toolchain (scripts/setup.sh)" bash scripts/setup.sh
 step "native: cargo test --workspace" cargo test --workspace
+step "format: files written from Python load and score like a NumPy LSTM" bash scripts/test-python-export.sh
 step "wasm: build both variants and assemble pkg/" bash scripts/build-wasm.sh
 for build in simd scalar; do
   for runner in node chrome firefox; do
