@@ -337,7 +337,13 @@ impl Trainer {
                 valid_ppl,
                 at_target: self.at_target(),
             };
-            bar.println(format!("epoch {}: train ppl {:.2}, valid ppl {:.2}", record.epoch + 1, record.train_ppl, valid_ppl));
+            let line = format!("epoch {}: train ppl {:.2}, valid ppl {:.2}", record.epoch + 1, record.train_ppl, valid_ppl);
+            // A bar drawn to a file or pipe is hidden, and so would be its printed lines.
+            match (opts.progress, bar.is_hidden()) {
+                (true, true) => eprintln!("{line}"),
+                (true, false) => bar.println(line),
+                (false, _) => {}
+            }
             self.append_metric(json!({"type": "valid", "epoch": self.pos.epoch + 1, "step": self.pos.step, "valid_ppl": valid_ppl,
                 "train_ppl": record.train_ppl, "lr": record.lr, "at_target": record.at_target, "density": self.densities()?}))?;
             if record.at_target && self.best.as_ref().is_none_or(|(b, _)| valid_ppl < b.valid_ppl) {
