@@ -69,7 +69,7 @@ pub struct TrainReport {
     pub epochs: usize,
     /// Steps taken.
     pub steps: usize,
-    /// Mean training throughput in this process, tokens per second.
+    /// Mean training throughput in this process, tokens per second of training steps.
     pub tokens_per_s: f64,
     /// Validation and test words mapped to `<unk>`.
     pub unknown: [usize; 2],
@@ -293,10 +293,10 @@ impl Trainer {
                 .progress_chars("=> "),
         );
         bar.set_position(self.pos.step as u64);
-        let started = Instant::now();
         let mut last_ckpt = Instant::now();
         let (mut run_tokens, mut log_tokens, mut log_nll, mut log_n) = (0usize, 0usize, 0.0f64, 0usize);
-        let mut log_time = Instant::now();
+        // Seconds spent in training steps only: evaluation and checkpoints do not count.
+        let (mut log_secs, mut run_secs) = (0.0f64, 0.0f64);
         let mut stopped = false;
         while self.pos.epoch < self.cfg.epochs && !stopped {
             let (mut ep_nll, mut ep_n) = (0.0f64, 0usize);
@@ -306,19 +306,22 @@ impl Trainer {
                     break;
                 }
                 let log_now = (self.pos.step + 1).is_multiple_of(self.cfg.log_every);
+                let t0 = Instant::now();
                 let (loss, tokens, norms) = self.step(log_now)?;
+                let secs = t0.elapsed().as_secs_f64();
+                (log_secs, run_secs) = (log_secs + secs, run_secs + secs);
                 (ep_nll, ep_n) = (ep_nll + loss * tokens as f64, ep_n + tokens);
                 (log_nll, log_n, log_tokens, run_tokens) = (log_nll + loss * tokens as f64, log_n + tokens, log_tokens + tokens, run_tokens + tokens);
                 bar.inc(1);
                 if log_now {
-                    let tok_s = log_tokens as f64 / log_time.elapsed().as_secs_f64();
+                    let tok_s = log_tokens as f64 / log_secs.max(1e-9);
                     bar.set_message(format!("train ppl {:.1}, {tok_s:.0} tok/s", ppl(log_nll, log_n)));
                     self.append_metric(json!({
                         "type": "train", "step": self.pos.step, "epoch": self.pos.epoch as f64 + self.pos.window as f64 / per_epoch as f64,
                         "lr": self.cfg.optim.lr_at(self.pos.epoch), "train_ppl": ppl(log_nll, log_n), "tokens_per_s": tok_s,
                         "density": self.densities()?, "norms": norms,
                     }))?;
-                    (log_nll, log_n, log_tokens, log_time) = (0.0, 0, 0, Instant::now());
+                    (log_nll, log_n, log_tokens, log_secs) = (0.0, 0, 0, 0.0);
                 }
                 if self.cfg.checkpoint_minutes > 0.0 && last_ckpt.elapsed().as_secs_f64() >= 60.0 * self.cfg.checkpoint_minutes {
                     self.save_checkpoint()?;
@@ -361,7 +364,7 @@ impl Trainer {
         if stopped {
             self.save_checkpoint()?;
         }
-        let tokens_per_s = run_tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        let tokens_per_s = run_tokens as f64 / run_secs.max(1e-9);
         self.export(opts, stopped, tokens_per_s)
     }
 
