@@ -19,6 +19,11 @@ use crate::lm::Lm;
 use crate::train::{config_of_run, RunOptions, TrainReport, Trainer};
 
 /// Train an LSTM language model and write it in the runtime's format.
+///
+/// Settings come from `--config` (TOML; see `experiments/` and `docs/training.md`),
+/// overridden by the flags below and by `--set KEY=VALUE`. The run directory
+/// `RUNS_DIR/NAME` receives `model.safetensors` (the best model), `checkpoint.safetensors`,
+/// `metrics.jsonl` and SVG curves; a JSON report is printed at the end.
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
     /// Run configuration (TOML, see experiments/); flags below override it.
@@ -179,6 +184,10 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainReport> {
 }
 
 /// Decompose a trained dense model into doped Kronecker products.
+///
+/// Each LSTM gate matrix becomes its nearest Kronecker product A⊗B at the planner's
+/// shapes plus its largest residual entries as S, optionally fine-tuned with the mask
+/// frozen. With `--data`, test perplexity is reported before and after.
 #[derive(Debug, Clone, Args)]
 pub struct CompressArgs {
     /// The dense model file.
