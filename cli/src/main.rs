@@ -19,6 +19,8 @@ enum Cli {
     Random(cmd::random::Args),
     Generate(cmd::generate::Args),
     Predict(cmd::predict::Args),
+    Train(cmd::train::Args),
+    Compress(cmd::compress::Args),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +31,8 @@ fn main() -> ExitCode {
         Cli::Random(args) => cmd::random::run(args),
         Cli::Generate(args) => cmd::generate::run(args),
         Cli::Predict(args) => cmd::predict::run(args),
+        Cli::Train(args) => cmd::train::run(args),
+        Cli::Compress(args) => cmd::compress::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

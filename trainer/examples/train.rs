@@ -24,7 +24,13 @@ fn main() {
     match out {
         Ok(s) => println!("{s}"),
         Err(e) => {
-            eprintln!("error: {e}");
+            let mut msg = format!("error: {e}");
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                msg += &format!(": {c}");
+                cause = c.source();
+            }
+            eprintln!("{msg}");
             std::process::exit(1);
         }
     }

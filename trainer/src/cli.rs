@@ -27,16 +27,16 @@ use crate::train::{config_of_run, RunOptions, TrainReport, Trainer};
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
     /// Run configuration (TOML, see experiments/); flags below override it.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Data: a directory with PTB-layout word files, or one text file for char level.
-    #[arg(long)]
+    #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
     /// Run name (the run directory is RUNS_DIR/NAME).
     #[arg(long)]
     pub name: Option<String>,
-    /// Parent of run directories.
-    #[arg(long)]
+    /// Parent of run directories [default: runs].
+    #[arg(long, value_name = "DIR")]
     pub runs_dir: Option<PathBuf>,
     /// Epochs.
     #[arg(long)]
@@ -66,7 +66,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: bool,
     /// Also write the final model here.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
@@ -196,13 +196,13 @@ pub struct CompressArgs {
     #[arg(long)]
     pub cf: f64,
     /// Where to write the compressed model.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
     /// Fine-tune this many epochs with the mask frozen (needs --data).
     #[arg(long, default_value_t = 0)]
     pub finetune_epochs: usize,
     /// Data for perplexities and fine-tuning (PTB-layout directory or a char text file).
-    #[arg(long)]
+    #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
     /// Count CSR indices against the budget too.
     #[arg(long)]

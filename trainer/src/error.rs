@@ -61,7 +61,8 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            // The cause is the `source()`, which error reporters print after this.
+            Error::Io { path, .. } => write!(f, "cannot access {}", path.display()),
             Error::Data { path, reason } => write!(f, "data file {}: {reason}", path.display()),
             Error::Config { field, reason } => write!(f, "invalid setting `{field}`: {reason}"),
             Error::Checkpoint { path, reason } => write!(f, "checkpoint {}: {reason}", path.display()),
@@ -77,8 +78,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
-            Error::Runtime(e) => Some(e),
-            Error::Tensor(e) => Some(e),
+            // Runtime and tensor errors are shown in full by `Display` (they are wrapped, not caused).
             _ => None,
         }
     }

@@ -1,11 +1,13 @@
 //! The subcommands, one module each, and what they share: loading a model and printing.
 
 pub mod bench;
+pub mod compress;
 pub mod eval;
 pub mod generate;
 pub mod info;
 pub mod predict;
 pub mod random;
+pub mod train;
 
 use std::path::{Path, PathBuf};
 
