@@ -437,7 +437,7 @@ impl Trainer {
             "metrics_bytes": metrics_bytes,
         });
         let mut tensors = self.lm.state_tensors();
-        tensors.extend(self.opt.tensors().into_iter().map(|(n, t)| (format!("opt.{n}"), t)));
+        tensors.extend(self.opt.tensors()?.into_iter().map(|(n, t)| (format!("opt.{n}"), t)));
         for (l, (h, c)) in self.state.h.iter().zip(&self.state.c).enumerate() {
             tensors.push((format!("state.h.{l}"), h.clone()));
             tensors.push((format!("state.c.{l}"), c.clone()));
@@ -480,7 +480,7 @@ impl Trainer {
             self.best = Some((b, lm));
         }
         let opt: BTreeMap<String, Tensor> = tensors.iter().filter_map(|(k, t)| k.strip_prefix("opt.").map(|n| (n.to_string(), t.clone()))).collect();
-        self.opt.restore(field("opt_step")?.as_u64().ok_or_else(|| bad("bad `opt_step`".into()))?, &opt);
+        self.opt.restore(field("opt_step")?.as_u64().ok_or_else(|| bad("bad `opt_step`".into()))?, &opt)?;
         for l in 0..self.state.h.len() {
             let get = |k: String| tensors.get(&k).cloned().ok_or_else(|| bad(format!("tensor `{k}` is missing")));
             self.state.h[l] = get(format!("state.h.{l}"))?;
