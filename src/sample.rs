@@ -1,8 +1,9 @@
 //! Seeded random numbers and temperature / top-k sampling from log-probabilities.
 
 /// A small, fast, seedable generator (xoshiro128++ seeded by SplitMix64), identical
-/// on every platform so that a seed gives the same text natively and in wasm.
-#[derive(Debug, Clone)]
+/// on every platform so that a seed gives the same text natively and in wasm. Its
+/// whole state serializes, so the trainer's checkpoints can hold it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rng {
     s: [u32; 4],
 }

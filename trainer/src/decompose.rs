@@ -106,7 +106,7 @@ pub fn require_dense(w: &WeightParam, path: &std::path::Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::Rng;
+    use crate::rng::{RandomVec, Rng};
 
     #[test]
     fn recovers_an_exact_kronecker_product() {

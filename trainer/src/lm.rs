@@ -8,7 +8,7 @@ use dkp_lstm::{Embedding, Gates, LstmLayer, MatVec, Matrix, Model, Tokenizer, We
 use crate::config::{CmrConfig, CmrMode, TrainConfig};
 use crate::error::{Error, Result};
 use crate::ops::{cross_entropy, lstm_layer, projected_cross_entropy};
-use crate::rng::Rng;
+use crate::rng::{RandomVec, Rng};
 use crate::weights::WeightParam;
 
 /// One LSTM layer's parameters.

@@ -588,6 +588,7 @@ mod tests {
     fn kron_matches_broadcasting_and_its_gradient() {
         let dev = Device::Cpu;
         let mut rng = crate::rng::Rng::new(6);
+        use crate::rng::RandomVec;
         let a = Var::from_vec(rng.uniform_vec(3 * 4, 1.0), (3, 4), &dev).unwrap();
         let b = Var::from_vec(rng.uniform_vec(2 * 5, 1.0), (2, 5), &dev).unwrap();
         let fused = kron(a.as_tensor(), b.as_tensor()).unwrap();
@@ -614,6 +615,7 @@ mod tests {
     fn projected_loss_matches_matmul_then_cross_entropy() {
         let dev = Device::Cpu;
         let mut rng = crate::rng::Rng::new(9);
+        use crate::rng::RandomVec;
         let (n, hd, v) = (5, 4, 7);
         let h = Var::from_vec(rng.uniform_vec(n * hd, 1.0), (n, hd), &dev).unwrap();
         let w = Var::from_vec(rng.uniform_vec(v * hd, 1.0), (v, hd), &dev).unwrap();
@@ -655,6 +657,7 @@ mod tests {
     fn lstm_layer_matches_step_by_step_ops_and_their_gradients() {
         let dev = Device::Cpu;
         let mut rng = crate::rng::Rng::new(4);
+        use crate::rng::RandomVec;
         let (t_len, b, hd) = (4, 3, 5);
         for parts in [1, 2] {
             let width = parts * 4 * hd;

@@ -10,7 +10,7 @@ use dkp_lstm::MatVec;
 
 use crate::config::WeightKind;
 use crate::error::{Error, Result};
-use crate::rng::Rng;
+use crate::rng::{RandomVec, Rng};
 
 /// The structured part of a weight.
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@ pub fn write_corpus(dir: &Path, train_lines: usize) -> DataSpec {
     let verbs = ["eats", "chases", "sees", "likes"];
     let objects = ["fish", "the ball", "N apples", "a bone", "seeds"];
     let mut rng = Rng::new(42);
-    let mut pick = |n: usize| (rng.next_u64() % n as u64) as usize;
+    let mut pick = |n: usize| rng.below(n);
     let mut text = |lines: usize| {
         let mut s = String::new();
         for _ in 0..lines {
