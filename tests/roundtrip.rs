@@ -46,3 +46,15 @@ fn info_reports_compression() {
     assert_eq!(info.bytes, m.tensor_bytes());
     assert!(info.total_cf > 1.0 && info.total_cf < info.lstm_cf);
 }
+
+/// The header is written with sorted keys, so that a model's file bytes do not
+/// depend on the `HashMap` order in which safetensors emits the metadata.
+#[test]
+fn header_keys_are_sorted() {
+    let bytes = random_model(&spec("dkp", 4.0)).unwrap().to_bytes().unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    let at = |key: &str| header.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("no key {key} in {header}"));
+    let keys = ["__metadata__", "config", "format", "format_version", "layers.0.bias", "output.bias"];
+    assert!(keys.windows(2).all(|k| at(k[0]) < at(k[1])), "keys out of order: {header}");
+}

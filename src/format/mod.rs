@@ -6,7 +6,7 @@
 
 mod config;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 pub use config::{names, Config, LayerSpec, TokenizerSpec, WeightSpec, FORMAT_NAME, FORMAT_VERSION};
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
@@ -101,10 +101,13 @@ impl Model {
 
 /// safetensors writes `__metadata__` in `HashMap` order, which differs from run to run;
 /// rewriting the header with sorted keys makes a model's file bytes deterministic.
+/// A `Value` sorts them at every level: its objects are `BTreeMap`s (serde_json's
+/// `preserve_order` feature is off; `tests/roundtrip.rs` checks the bytes). Going
+/// through `Value`, which the provenance needs anyway, rather than a map of maps
+/// keeps 8 KB of map code out of the WebAssembly module.
 fn sort_header(file: Vec<u8>) -> Vec<u8> {
     let n = u64::from_le_bytes(file[..8].try_into().expect("safetensors writes an 8-byte length")) as usize;
-    let header: BTreeMap<String, BTreeMap<String, serde_json::Value>> =
-        serde_json::from_slice(&file[8..8 + n]).expect("safetensors writes a JSON object of objects");
+    let header: serde_json::Value = serde_json::from_slice(&file[8..8 + n]).expect("safetensors writes JSON");
     let mut text = serde_json::to_vec(&header).expect("JSON values serialize");
     text.resize(text.len().next_multiple_of(8), b' ');
     [&(text.len() as u64).to_le_bytes()[..], &text, &file[8 + n..]].concat()
