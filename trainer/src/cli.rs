@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use candle_core::Device;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use dkp_lstm::plan::Accounting;
 use dkp_lstm::Model;
 use serde::Serialize;
@@ -52,13 +52,13 @@ pub struct TrainArgs {
     pub seed: Option<u64>,
     /// Kind of the LSTM gate weights.
     #[arg(long, value_enum)]
-    pub lstm: Option<KindArg>,
+    pub lstm: Option<WeightKind>,
     /// Compression factor of the LSTM gate weights.
     #[arg(long)]
     pub cf: Option<f64>,
     /// Co-matrix dropout variant.
     #[arg(long, value_enum)]
-    pub cmr: Option<CmrArg>,
+    pub cmr: Option<CmrMode>,
     /// Any other setting as KEY=VALUE (TOML value), e.g. `--set optim.lr=0.5`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -71,47 +71,6 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
-}
-
-/// A weight kind on the command line.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum KindArg {
-    /// Dense.
-    Dense,
-    /// Kronecker product.
-    Kp,
-    /// Doped Kronecker product.
-    Dkp,
-    /// Magnitude pruning.
-    Pruned,
-    /// Low rank.
-    Lowrank,
-    /// Doped low rank.
-    Dlowrank,
-}
-
-/// A co-matrix dropout variant on the command line.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum CmrArg {
-    /// None.
-    Off,
-    /// Per element of S·x.
-    Element,
-    /// Whole S·x term.
-    Term,
-}
-
-impl From<KindArg> for WeightKind {
-    fn from(k: KindArg) -> WeightKind {
-        match k {
-            KindArg::Dense => WeightKind::Dense,
-            KindArg::Kp => WeightKind::Kp,
-            KindArg::Dkp => WeightKind::Dkp,
-            KindArg::Pruned => WeightKind::Pruned,
-            KindArg::Lowrank => WeightKind::Lowrank,
-            KindArg::Dlowrank => WeightKind::Dlowrank,
-        }
-    }
 }
 
 impl TrainArgs {
@@ -148,17 +107,13 @@ impl TrainArgs {
             cfg.seed = v;
         }
         if let Some(v) = self.lstm {
-            cfg.lstm.kind = v.into();
+            cfg.lstm.kind = v;
         }
         if let Some(v) = self.cf {
             cfg.lstm.cf = v;
         }
         if let Some(v) = self.cmr {
-            cfg.cmr.mode = match v {
-                CmrArg::Off => CmrMode::Off,
-                CmrArg::Element => CmrMode::Element,
-                CmrArg::Term => CmrMode::Term,
-            };
+            cfg.cmr.mode = v;
         }
         let cfg = cfg.with_overrides(&self.set)?;
         cfg.validate()?;

@@ -102,8 +102,8 @@ impl Default for ModelConfig {
     }
 }
 
-/// How one weight is parameterised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// How one weight is parameterised (also a `dkp train` flag value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum WeightKind {
     /// Plain dense W.
@@ -188,8 +188,8 @@ impl Default for DopingConfig {
     }
 }
 
-/// Which co-matrix dropout to apply during training.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// Which co-matrix dropout to apply during training (also a `dkp train` flag value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum CmrMode {
     /// No co-matrix dropout.
