@@ -48,5 +48,5 @@ pub use kernels::Kernels;
 pub use lstm::{Gates, LstmLayer, StepBuffers};
 pub use matrix::{MatVec, Matrix};
 pub use model::{Embedding, Model, ValueType, Weight, MAX_DIM, MAX_LAYERS};
-pub use session::{Perplexity, Prediction, Session};
+pub use session::{Perplexity, Prediction, Session, State};
 pub use tokenizer::{Tokenizer, TokenizerKind};

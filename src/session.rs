@@ -21,6 +21,14 @@ pub struct Session {
     history: usize,
 }
 
+/// A snapshot of a session's recurrent state (`h` and `c` of every layer).
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    h: Vec<Vec<f32>>,
+    c: Vec<Vec<f32>>,
+    history: usize,
+}
+
 /// One predicted next token.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Prediction {
@@ -76,6 +84,23 @@ impl Session {
     /// Tokens fed since the last reset (including the boundary token).
     pub fn history(&self) -> usize {
         self.history
+    }
+
+    /// A copy of the recurrent state, to return to with [`Session::restore`].
+    pub fn state(&self) -> State {
+        State { h: self.h.clone(), c: self.c.clone(), history: self.history }
+    }
+
+    /// Returns to a state taken from a session of the same model.
+    ///
+    /// # Panics
+    /// If the state's layer sizes differ from this model's.
+    pub fn restore(&mut self, state: &State) {
+        for (dst, src) in self.h.iter_mut().zip(&state.h).chain(self.c.iter_mut().zip(&state.c)) {
+            dst.copy_from_slice(src);
+        }
+        self.history = state.history;
+        self.log_probs_fresh = false;
     }
 
     /// Zeroes the state and feeds the tokenizer's boundary token (`<eos>`, or a

@@ -58,3 +58,16 @@ fn header_keys_are_sorted() {
     let keys = ["__metadata__", "config", "format", "format_version", "layers.0.bias", "output.bias"];
     assert!(keys.windows(2).all(|k| at(k[0]) < at(k[1])), "keys out of order: {header}");
 }
+
+#[test]
+fn a_restored_state_predicts_as_before() {
+    let mut s = Session::new(random_model(&spec("dkp", 4.0)).unwrap());
+    s.feed_text("the cat of");
+    let (saved, history) = (s.state(), s.history());
+    let before = s.log_probs().to_vec();
+    s.feed_text("w3 w4 w5");
+    assert_ne!(s.log_probs(), &before[..]);
+    s.restore(&saved);
+    assert_eq!(s.log_probs(), &before[..]);
+    assert_eq!(s.history(), history);
+}

@@ -30,8 +30,6 @@ pub struct Model {
     session: Session,
     rng: Rng,
     file_bytes: usize,
-    /// Tokens fed since the last reset, so that `bench` can restore the state by replaying them.
-    fed: Vec<u32>,
 }
 
 #[wasm_bindgen]
@@ -39,7 +37,7 @@ impl Model {
     /// Reads and validates a model file; any defect becomes an `Error` naming it.
     pub fn load(bytes: &[u8]) -> JsResult<Model> {
         let model = dkp_lstm::Model::from_bytes(bytes)?;
-        Ok(Model { session: Session::new(model), rng: Rng::new(0), file_bytes: bytes.len(), fed: vec![] })
+        Ok(Model { session: Session::new(model), rng: Rng::new(0), file_bytes: bytes.len() })
     }
 
     /// Sizes, compression factors and provenance (the core's `ModelInfo`), plus file facts.
@@ -51,7 +49,6 @@ impl Model {
     /// Zeroes the state, as at the start of a text.
     pub fn reset(&mut self) {
         self.session.reset();
-        self.fed.clear();
     }
 
     /// Tokenizes and feeds a text.
@@ -59,7 +56,6 @@ impl Model {
         let t0 = now();
         let enc = self.session.feed_text(text);
         let ms = now() - t0;
-        self.fed.extend(&enc.ids);
         to_js(&Fed { tokens: enc.ids.len(), unknown: enc.unknown, ms })
     }
 
@@ -69,7 +65,6 @@ impl Model {
         let t0 = now();
         self.session.feed(id)?;
         let ms = now() - t0;
-        self.fed.push(id);
         to_js(&Elapsed { ms })
     }
 
@@ -86,7 +81,6 @@ impl Model {
         let t0 = now();
         let score = self.session.perplexity(text)?;
         let ms = now() - t0;
-        self.fed = self.session.model().tokenizer().encode(text).ids;
         to_js(&Scored { score, ms })
     }
 
@@ -104,7 +98,6 @@ impl Model {
         let t0 = now();
         let id = self.session.sample_next(sampling, &mut self.rng);
         let ms = now() - t0;
-        self.fed.push(id);
         to_js(&Sampled { id, token: self.token(id), ms })
     }
 
@@ -118,7 +111,6 @@ impl Model {
             ids.push(self.session.sample_next(sampling, &mut self.rng));
             ms.push(now() - t0);
         }
-        self.fed.extend(&ids);
         let text = self.session.model().tokenizer().decode(&ids);
         to_js(&Generated { text, tokens: ids.iter().map(|&id| self.token(id)).collect(), ms })
     }
@@ -130,6 +122,7 @@ impl Model {
             return Err(invalid("n", "bench needs at least one token".into()));
         }
         let vocab = self.session.model().vocab_size();
+        let saved = self.session.state();
         let mut rng = Rng::new(0x5eed);
         let (mut lstm, mut output, mut total) = (vec![], vec![], vec![]);
         for _ in 0..n {
@@ -143,10 +136,7 @@ impl Model {
             output.push(1e3 * (t2 - t1));
             total.push(1e3 * (t2 - t0));
         }
-        self.session.reset();
-        for &id in &self.fed {
-            self.session.feed(id)?;
-        }
+        self.session.restore(&saved);
         to_js(&Bench {
             us_per_token: median(total.clone()),
             lstm_us_per_token: median(lstm),
