@@ -74,9 +74,33 @@ fn chart(path: &Path, title: &str, series: &Series, log_y: bool) -> Result<()> {
         }};
     }
     if log_y {
-        draw!(builder.build_cartesian_2d(0.0..x_max, (y_min * 0.9..y_max * 1.1).log_scale()).map_err(|e| fail(e.to_string()))?);
+        // Whole decades: plotters labels a log axis only within complete decades, and the
+        // end of training (perplexity well under 100) would otherwise have no labels.
+        let (lo, hi) = (10f64.powf(y_min.log10().floor()), 10f64.powf(y_max.log10().ceil()));
+        draw!(builder.build_cartesian_2d(0.0..x_max, (lo..hi).log_scale()).map_err(|e| fail(e.to_string()))?);
     } else {
         draw!(builder.build_cartesian_2d(0.0..x_max, (y_min.min(0.0))..y_max * 1.05).map_err(|e| fail(e.to_string()))?);
     }
     root.present().map_err(|e| fail(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perplexity_axis_is_labelled_where_training_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = dir.path().join("metrics.jsonl");
+        let lines: Vec<String> = (1..=20)
+            .map(|i| format!(r#"{{"type":"train","step":{},"train_ppl":{}}}"#, i * 100, 5000.0 / i as f64))
+            .collect();
+        std::fs::write(&metrics, lines.join("\n")).unwrap();
+        write_plots(&metrics, dir.path()).unwrap();
+        let svg = std::fs::read_to_string(dir.path().join("ppl.svg")).unwrap();
+        // The run ends at 250: some axis label must lie at or below it.
+        let labels: Vec<f64> = svg.split("<text").filter_map(|t| t.split('>').nth(1)?.split('<').next()?.trim().parse().ok()).collect();
+        assert!(labels.iter().any(|&l| l > 0.0 && l <= 250.0 && l != 200.0), "labels {labels:?}");
+        assert!(!dir.path().join("density.svg").exists(), "no density plot without doped weights");
+    }
 }
