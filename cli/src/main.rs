@@ -21,6 +21,8 @@ enum Cli {
     Predict(cmd::predict::Args),
     Train(cmd::train::Args),
     Compress(cmd::compress::Args),
+    Convert(cmd::convert::Args),
+    Plot(cmd::plot::Args),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +35,8 @@ fn main() -> ExitCode {
         Cli::Predict(args) => cmd::predict::run(args),
         Cli::Train(args) => cmd::train::run(args),
         Cli::Compress(args) => cmd::compress::run(args),
+        Cli::Convert(args) => cmd::convert::run(args),
+        Cli::Plot(args) => cmd::plot::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

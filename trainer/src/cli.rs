@@ -81,8 +81,19 @@ impl TrainArgs {
                 let text = std::fs::read_to_string(path).map_err(io_err(path))?;
                 TrainConfig::from_toml(&text, &path.display().to_string())?
             }
-            (None, true, Some(name)) => config_of_run(&self.runs_dir.clone().unwrap_or_else(|| "runs".into()).join(name))?,
-            (None, true, None) => return Err(config_err("--resume", "needs --config FILE or --name NAME to find the run")),
+            (None, true, Some(name)) => config_of_run(
+                &self
+                    .runs_dir
+                    .clone()
+                    .unwrap_or_else(|| "runs".into())
+                    .join(name),
+            )?,
+            (None, true, None) => {
+                return Err(config_err(
+                    "--resume",
+                    "needs --config FILE or --name NAME to find the run",
+                ))
+            }
             _ => TrainConfig::default(),
         };
         if let Some(d) = &self.data {
@@ -135,7 +146,11 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainReport> {
     single_threaded_elementwise();
     let cfg = args.config()?;
     let mut trainer = Trainer::new(cfg, args.resume)?;
-    trainer.run(&RunOptions { resume: args.resume, progress: !args.quiet, out: args.out.clone() })
+    trainer.run(&RunOptions {
+        resume: args.resume,
+        progress: !args.quiet,
+        out: args.out.clone(),
+    })
 }
 
 /// Decompose a trained dense model into doped Kronecker products.
@@ -199,7 +214,10 @@ pub fn run_compress(args: &CompressArgs) -> Result<CompressReport> {
     single_threaded_elementwise();
     let dev = Device::Cpu;
     let bytes = std::fs::read(&args.model).map_err(io_err(&args.model))?;
-    let model = Model::from_bytes(&bytes).map_err(|e| Error::Model { path: args.model.clone(), reason: e.to_string() })?;
+    let model = Model::from_bytes(&bytes).map_err(|e| Error::Model {
+        path: args.model.clone(),
+        reason: e.to_string(),
+    })?;
     let mut lm = Lm::from_model(&model, &args.model, &dev)?;
     for w in lm.weights() {
         require_dense(w, &args.model)?;
@@ -207,14 +225,24 @@ pub fn run_compress(args: &CompressArgs) -> Result<CompressReport> {
     if args.finetune_epochs > 0 && args.data.is_none() {
         return Err(config_err("--finetune-epochs", "fine-tuning needs --data"));
     }
-    let acc = if args.with_indices { Accounting::ValuesAndIndices } else { Accounting::Values };
+    let acc = if args.with_indices {
+        Accounting::ValuesAndIndices
+    } else {
+        Accounting::Values
+    };
     let corpus = match &args.data {
-        Some(d) => Some(Corpus::load_with(&DataSpec::from_path(d)?, Some(model.tokenizer()))?),
+        Some(d) => Some(Corpus::load_with(
+            &DataSpec::from_path(d)?,
+            Some(model.tokenizer()),
+        )?),
         None => None,
     };
     let test_ppl = |lm: &Lm| -> Result<Option<f64>> {
         let Some(c) = &corpus else { return Ok(None) };
-        let n = args.max_eval_tokens.unwrap_or(usize::MAX).min(c.test.ids.len());
+        let n = args
+            .max_eval_tokens
+            .unwrap_or(usize::MAX)
+            .min(c.test.ids.len());
         let (nll, count) = lm.stream_nll(&c.test.ids[..n], c.tokenizer.boundary(), 256)?;
         Ok(Some((nll / count.max(1) as f64).exp()))
     };
@@ -234,8 +262,17 @@ pub fn run_compress(args: &CompressArgs) -> Result<CompressReport> {
     });
     let (final_model, ppl_finetuned) = match (&corpus, args.finetune_epochs) {
         (Some(corpus), n) if n > 0 => {
-            let out_dir = args.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf();
-            let stem = args.out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "compressed".into());
+            let out_dir = args
+                .out
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."))
+                .to_path_buf();
+            let stem = args
+                .out
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "compressed".into());
             let mut cfg = TrainConfig {
                 name: format!("{stem}.finetune"),
                 runs_dir: out_dir,
@@ -259,10 +296,17 @@ pub fn run_compress(args: &CompressArgs) -> Result<CompressReport> {
             cfg.optim.lr = args.lr;
             cfg.optim.lr_decay = 1.0;
             if lm.layers.iter().any(|l| l.hidden != cfg.model.hidden) {
-                return Err(Error::Model { path: args.model.clone(), reason: "fine-tuning needs every layer to have the same hidden size".into() });
+                return Err(Error::Model {
+                    path: args.model.clone(),
+                    reason: "fine-tuning needs every layer to have the same hidden size".into(),
+                });
             }
             let mut trainer = Trainer::with_corpus(cfg, corpus.clone(), Some(lm), false)?;
-            let report = trainer.run(&RunOptions { resume: false, progress: !args.quiet, out: None })?;
+            let report = trainer.run(&RunOptions {
+                resume: false,
+                progress: !args.quiet,
+                out: None,
+            })?;
             let tuned = std::fs::read(&report.model).map_err(io_err(&report.model))?;
             (Model::from_bytes(&tuned)?, Some(report.test_ppl))
         }
@@ -298,4 +342,37 @@ pub fn run_compress(args: &CompressArgs) -> Result<CompressReport> {
         ppl_finetuned,
         lstm_cf: [info.lstm_cf, info.lstm_cf_with_indices],
     })
+}
+
+/// Chart several training runs side by side (SVG), against epochs.
+///
+/// Each `--run LABEL=DIR` names a run directory holding `metrics.jsonl` (as `dkp train`
+/// writes it). `--what ppl` draws each run's validation perplexity per epoch (bold) and
+/// training perplexity (faint); `--what density` the density of each masked weight.
+#[derive(Debug, Clone, Args)]
+pub struct PlotArgs {
+    /// A run to draw, as LABEL=DIR (repeatable).
+    #[arg(long = "run", value_name = "LABEL=DIR", required = true)]
+    pub runs: Vec<String>,
+    /// What to draw.
+    #[arg(long, value_enum, default_value = "ppl")]
+    pub what: crate::plot::Compare,
+    /// Chart title.
+    #[arg(long, default_value = "")]
+    pub title: String,
+    /// The SVG file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// Runs `dkp plot`.
+pub fn run_plot(args: &PlotArgs) -> Result<()> {
+    let mut runs = vec![];
+    for spec in &args.runs {
+        let Some((label, dir)) = spec.split_once('=') else {
+            return Err(config_err("--run", format!("`{spec}` is not LABEL=DIR")));
+        };
+        runs.push((label.to_string(), PathBuf::from(dir).join("metrics.jsonl")));
+    }
+    crate::plot::compare(&runs, args.what, &args.title, &args.out)
 }

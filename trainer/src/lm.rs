@@ -51,8 +51,16 @@ impl State {
     pub fn zeros(lm: &Lm, batch: usize, dev: &Device) -> Result<State> {
         let z = |l: &Layer| Tensor::zeros((batch, l.hidden), DType::F32, dev);
         Ok(State {
-            h: lm.layers.iter().map(z).collect::<candle_core::Result<_>>()?,
-            c: lm.layers.iter().map(z).collect::<candle_core::Result<_>>()?,
+            h: lm
+                .layers
+                .iter()
+                .map(z)
+                .collect::<candle_core::Result<_>>()?,
+            c: lm
+                .layers
+                .iter()
+                .map(z)
+                .collect::<candle_core::Result<_>>()?,
         })
     }
 
@@ -121,44 +129,106 @@ impl Lm {
     /// A freshly initialised model for `vocab` tokens.
     pub fn new(cfg: &TrainConfig, vocab: usize, rng: &mut Rng, dev: &Device) -> Result<Lm> {
         let (m, acc, init) = (&cfg.model, cfg.accounting, cfg.model.init);
-        let e = if m.tie_weights { m.hidden } else { cfg.embedding_dim() };
+        let e = if m.tie_weights {
+            m.hidden
+        } else {
+            cfg.embedding_dim()
+        };
         let embedding = match m.tie_weights {
             true => None,
-            false => Some(WeightParam::new(names::EMBEDDING, cfg.embedding.kind, vocab, e, cfg.embedding.cf, acc, init, rng, dev)?),
+            false => Some(WeightParam::new(
+                names::EMBEDDING,
+                cfg.embedding.kind,
+                vocab,
+                e,
+                cfg.embedding.cf,
+                acc,
+                init,
+                rng,
+                dev,
+            )?),
         };
         let mut layers = vec![];
         let mut input = e;
         for i in 0..m.layers {
             let h = m.hidden;
-            let w = WeightParam::new(&names::layer_weight(i, "w"), cfg.lstm.kind, 4 * h, input + h, cfg.lstm.cf, acc, init, rng, dev)?;
+            let w = WeightParam::new(
+                &names::layer_weight(i, "w"),
+                cfg.lstm.kind,
+                4 * h,
+                input + h,
+                cfg.lstm.cf,
+                acc,
+                init,
+                rng,
+                dev,
+            )?;
             let bias = Var::from_vec(rng.uniform_vec(4 * h, init), 4 * h, dev)?;
-            layers.push(Layer { input, hidden: h, w, bias });
+            layers.push(Layer {
+                input,
+                hidden: h,
+                w,
+                bias,
+            });
             input = h;
         }
-        let output = WeightParam::new(names::OUTPUT, cfg.output.kind, vocab, input, cfg.output.cf, acc, init, rng, dev)?;
+        let output = WeightParam::new(
+            names::OUTPUT,
+            cfg.output.kind,
+            vocab,
+            input,
+            cfg.output.cf,
+            acc,
+            init,
+            rng,
+            dev,
+        )?;
         let output_bias = Var::from_vec(rng.uniform_vec(vocab, init), vocab, dev)?;
-        Ok(Lm { embedding, layers, output, output_bias })
+        Ok(Lm {
+            embedding,
+            layers,
+            output,
+            output_bias,
+        })
     }
 
     /// Every weight matrix.
     pub fn weights(&self) -> Vec<&WeightParam> {
-        self.embedding.iter().chain(self.layers.iter().map(|l| &l.w)).chain([&self.output]).collect()
+        self.embedding
+            .iter()
+            .chain(self.layers.iter().map(|l| &l.w))
+            .chain([&self.output])
+            .collect()
     }
 
     /// Every weight matrix, mutably.
     pub fn weights_mut(&mut self) -> Vec<&mut WeightParam> {
-        self.embedding.iter_mut().chain(self.layers.iter_mut().map(|l| &mut l.w)).chain([&mut self.output]).collect()
+        self.embedding
+            .iter_mut()
+            .chain(self.layers.iter_mut().map(|l| &mut l.w))
+            .chain([&mut self.output])
+            .collect()
     }
 
     /// A copy that shares no storage with `self`.
     pub fn deep_copy(&self) -> Result<Lm> {
         let copy = |v: &Var| -> Result<Var> { Ok(Var::from_tensor(&v.as_tensor().copy()?)?) };
         Ok(Lm {
-            embedding: self.embedding.as_ref().map(WeightParam::deep_copy).transpose()?,
+            embedding: self
+                .embedding
+                .as_ref()
+                .map(WeightParam::deep_copy)
+                .transpose()?,
             layers: self
                 .layers
                 .iter()
-                .map(|l| Ok(Layer { w: l.w.deep_copy()?, bias: copy(&l.bias)?, ..l.clone() }))
+                .map(|l| {
+                    Ok(Layer {
+                        w: l.w.deep_copy()?,
+                        bias: copy(&l.bias)?,
+                        ..l.clone()
+                    })
+                })
                 .collect::<Result<_>>()?,
             output: self.output.deep_copy()?,
             output_bias: copy(&self.output_bias)?,
@@ -167,7 +237,11 @@ impl Lm {
 
     /// Parameters (`param.NAME`) and masks (`mask.WEIGHT`) as named tensors.
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> = self.vars().into_iter().map(|(n, var)| (format!("param.{n}"), var.as_tensor().clone())).collect();
+        let mut v: Vec<(String, Tensor)> = self
+            .vars()
+            .into_iter()
+            .map(|(n, var)| (format!("param.{n}"), var.as_tensor().clone()))
+            .collect();
         for w in self.weights() {
             if let Some(m) = &w.masked {
                 v.push((format!("mask.{}", w.name), m.mask.clone()));
@@ -178,11 +252,20 @@ impl Lm {
 
     /// Restores what [`Lm::state_tensors`] saved (under `prefix`); every tensor must be there
     /// with the right shape.
-    pub fn load_state(&mut self, tensors: &std::collections::BTreeMap<String, Tensor>, prefix: &str) -> std::result::Result<(), String> {
+    pub fn load_state(
+        &mut self,
+        tensors: &std::collections::BTreeMap<String, Tensor>,
+        prefix: &str,
+    ) -> std::result::Result<(), String> {
         let get = |k: String, shape: &[usize]| -> std::result::Result<Tensor, String> {
-            let t = tensors.get(&k).ok_or_else(|| format!("tensor `{k}` is missing"))?;
+            let t = tensors
+                .get(&k)
+                .ok_or_else(|| format!("tensor `{k}` is missing"))?;
             if t.dims() != shape {
-                return Err(format!("tensor `{k}` has shape {:?}, this configuration needs {shape:?}", t.dims()));
+                return Err(format!(
+                    "tensor `{k}` has shape {:?}, this configuration needs {shape:?}",
+                    t.dims()
+                ));
             }
             Ok(t.clone())
         };
@@ -202,7 +285,12 @@ impl Lm {
     /// Every trainable tensor by name, in a fixed order.
     pub fn vars(&self) -> Vec<(String, Var)> {
         let mut v: Vec<(String, Var)> = self.weights().iter().flat_map(|w| w.vars()).collect();
-        v.extend(self.layers.iter().enumerate().map(|(i, l)| (names::layer_bias(i), l.bias.clone())));
+        v.extend(
+            self.layers
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (names::layer_bias(i), l.bias.clone())),
+        );
         v.push((names::OUTPUT_BIAS.into(), self.output_bias.clone()));
         v
     }
@@ -212,10 +300,12 @@ impl Lm {
         self.output.rows
     }
 
-    fn prepare(&self, cmr: bool, detach: bool) -> Result<Prepared<'_>> {
+    /// `cmr` keeps the paths of doped gate weights apart, `cmr_output` those of a doped
+    /// output projection.
+    fn prepare(&self, cmr: bool, cmr_output: bool, detach: bool) -> Result<Prepared<'_>> {
         let fix = |t: Tensor| if detach { t.detach() } else { t };
         let paths = |w: &WeightParam| cmr && w.is_doped();
-        let output_w = match paths(&self.output) {
+        let output_w = match cmr_output && self.output.is_doped() {
             true => None,
             false => Some(fix(self.output.materialise()?)),
         };
@@ -228,7 +318,10 @@ impl Lm {
         for l in &self.layers {
             gates.push(match paths(&l.w) {
                 true => {
-                    let (base, s) = (l.w.materialise_base()?.expect("doped"), l.w.sparse()?.expect("doped"));
+                    let (base, s) = (
+                        l.w.materialise_base()?.expect("doped"),
+                        l.w.sparse()?.expect("doped"),
+                    );
                     Gate::Two(fix(Tensor::cat(&[&base, &s], 0)?.t()?.contiguous()?))
                 }
                 false => Gate::One(fix(l.w.materialise()?.t()?.contiguous()?)),
@@ -237,7 +330,11 @@ impl Lm {
         Ok(Prepared {
             embedding,
             gates,
-            biases: self.layers.iter().map(|l| fix(l.bias.as_tensor().clone())).collect(),
+            biases: self
+                .layers
+                .iter()
+                .map(|l| fix(l.bias.as_tensor().clone()))
+                .collect(),
             output: match output_w {
                 Some(w) => Ready::Fixed(w),
                 None => Ready::Paths(&self.output),
@@ -250,12 +347,16 @@ impl Lm {
     fn apply_paths(w: &WeightParam, x: &Tensor, ctx: &mut Option<&mut TrainCtx>) -> Result<Tensor> {
         let base = w.apply_base(x)?.expect("doped");
         let s = w.apply_sparse(x)?.expect("doped");
-        let Some(ctx) = ctx.as_deref_mut() else { return Ok((base + s)?) };
+        let Some(ctx) = ctx.as_deref_mut() else {
+            return Ok((base + s)?);
+        };
         let rate = ctx.cmr.rate;
         let s = match ctx.cmr.mode {
             CmrMode::Off => Some(s),
             CmrMode::Element => Some(dropout(s, rate, ctx.rng)?),
-            CmrMode::Term => (ctx.rng.uniform() >= rate).then(|| s.affine(1.0 / (1.0 - rate as f64), 0.0)).transpose()?,
+            CmrMode::Term => (ctx.rng.uniform() >= rate)
+                .then(|| s.affine(1.0 / (1.0 - rate as f64), 0.0))
+                .transpose()?,
         };
         Ok(match s {
             Some(s) => (base + s)?,
@@ -265,7 +366,14 @@ impl Lm {
 
     /// Runs a window of `ids` (time-major, `len·batch`) from `state`, which is advanced.
     /// Returns the top layer's outputs (`len·batch × H`) and, if asked, path norms.
-    fn run(&self, p: &Prepared, ids: &[u32], batch: usize, state: &mut State, mut ctx: Option<&mut TrainCtx>) -> Result<(Tensor, Vec<PathNorms>)> {
+    fn run(
+        &self,
+        p: &Prepared,
+        ids: &[u32],
+        batch: usize,
+        state: &mut State,
+        mut ctx: Option<&mut TrainCtx>,
+    ) -> Result<(Tensor, Vec<PathNorms>)> {
         let dev = p.embedding.device();
         let steps = ids.len() / batch;
         let idx = Tensor::from_slice(ids, ids.len(), dev)?;
@@ -281,7 +389,11 @@ impl Lm {
             if want_norms {
                 let xh = Tensor::cat(&[&x.narrow(0, 0, batch)?, &state.h[l]], 1)?;
                 if let Some((b, s)) = layer.w.path_norms(&xh)? {
-                    norms.push(PathNorms { name: layer.w.name.clone(), base: b, sparse: s });
+                    norms.push(PathNorms {
+                        name: layer.w.name.clone(),
+                        base: b,
+                        sparse: s,
+                    });
                 }
             }
             // The input half of every step is one matmul for the whole window.
@@ -289,12 +401,22 @@ impl Lm {
                 Gate::One(wt) => (wt, p.biases[l].clone(), None),
                 Gate::Two(wt) => {
                     let bias = Tensor::cat(&[&p.biases[l], &p.biases[l].zeros_like()?], 0)?;
-                    (wt, bias, Some(self.cmr_mask(steps, batch, 4 * hd, &mut ctx)))
+                    (
+                        wt,
+                        bias,
+                        Some(self.cmr_mask(steps, batch, 4 * hd, &mut ctx)),
+                    )
                 }
             };
             let gx = x.matmul(&wt.narrow(0, 0, input)?)?.broadcast_add(&bias)?;
             let vec = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1()?) };
-            let y = lstm_layer(&gx, &wt.narrow(0, input, hd)?, vec(&state.h[l])?, vec(&state.c[l])?, mask)?;
+            let y = lstm_layer(
+                &gx,
+                &wt.narrow(0, input, hd)?,
+                vec(&state.h[l])?,
+                vec(&state.c[l])?,
+                mask,
+            )?;
             let last = y.narrow(0, (steps - 1) * batch, batch)?.detach();
             state.h[l] = last.narrow(1, 0, hd)?.contiguous()?;
             state.c[l] = last.narrow(1, hd, hd)?.contiguous()?;
@@ -305,7 +427,11 @@ impl Lm {
         }
         if want_norms {
             if let Some((b, s)) = self.output.path_norms(&x.narrow(0, 0, batch)?)? {
-                norms.push(PathNorms { name: self.output.name.clone(), base: b, sparse: s });
+                norms.push(PathNorms {
+                    name: self.output.name.clone(),
+                    base: b,
+                    sparse: s,
+                });
             }
         }
         Ok((x, norms))
@@ -313,16 +439,28 @@ impl Lm {
 
     /// The co-matrix dropout mask of a window (`steps·batch × width`): per element, or one
     /// draw per time step for the whole term; all ones without a training context.
-    fn cmr_mask(&self, steps: usize, batch: usize, width: usize, ctx: &mut Option<&mut TrainCtx>) -> Vec<f32> {
+    fn cmr_mask(
+        &self,
+        steps: usize,
+        batch: usize,
+        width: usize,
+        ctx: &mut Option<&mut TrainCtx>,
+    ) -> Vec<f32> {
         let n = steps * batch * width;
-        let Some(ctx) = ctx.as_deref_mut() else { return vec![1.0; n] };
+        let Some(ctx) = ctx.as_deref_mut() else {
+            return vec![1.0; n];
+        };
         let p = ctx.cmr.rate;
         match ctx.cmr.mode {
             CmrMode::Off => vec![1.0; n],
             CmrMode::Element => ctx.rng.dropout_mask(n, p),
             CmrMode::Term => (0..steps)
                 .flat_map(|_| {
-                    let keep = if ctx.rng.uniform() < p { 0.0 } else { 1.0 / (1.0 - p) };
+                    let keep = if ctx.rng.uniform() < p {
+                        0.0
+                    } else {
+                        1.0 / (1.0 - p)
+                    };
                     std::iter::repeat_n(keep, batch * width)
                 })
                 .collect(),
@@ -339,19 +477,35 @@ impl Lm {
     }
 
     /// Mean cross-entropy of `targets` given the top layer's outputs.
-    fn loss(p: &Prepared, x: &Tensor, targets: &[u32], ctx: &mut Option<&mut TrainCtx>) -> Result<Tensor> {
+    fn loss(
+        p: &Prepared,
+        x: &Tensor,
+        targets: &[u32],
+        ctx: &mut Option<&mut TrainCtx>,
+    ) -> Result<Tensor> {
         Ok(match &p.output {
             Ready::Fixed(w) => projected_cross_entropy(x, w, &p.output_bias, targets)?,
             Ready::Paths(_) => {
                 let logits = Self::project(p, x, ctx)?;
-                cross_entropy(&logits, &Tensor::from_slice(targets, targets.len(), logits.device())?)?
+                cross_entropy(
+                    &logits,
+                    &Tensor::from_slice(targets, targets.len(), logits.device())?,
+                )?
             }
         })
     }
 
     /// Mean loss of one training window (with dropout and co-matrix dropout).
-    pub fn train_loss(&self, ids: &[u32], targets: &[u32], batch: usize, state: &mut State, ctx: &mut TrainCtx) -> Result<(Tensor, Vec<PathNorms>)> {
-        let p = self.prepare(ctx.cmr.mode != CmrMode::Off, false)?;
+    pub fn train_loss(
+        &self,
+        ids: &[u32],
+        targets: &[u32],
+        batch: usize,
+        state: &mut State,
+        ctx: &mut TrainCtx,
+    ) -> Result<(Tensor, Vec<PathNorms>)> {
+        let cmr = ctx.cmr.mode != CmrMode::Off;
+        let p = self.prepare(cmr, cmr && ctx.cmr.output, false)?;
         let mut ctx = Some(ctx);
         let (x, norms) = self.run(&p, ids, batch, state, ctx.as_deref_mut())?;
         Ok((Self::loss(&p, &x, targets, &mut ctx)?, norms))
@@ -359,7 +513,7 @@ impl Lm {
 
     /// Logits of a window without dropout or gradient (for tests and tools).
     pub fn logits(&self, ids: &[u32], batch: usize, state: &mut State) -> Result<Tensor> {
-        let p = self.prepare(false, true)?;
+        let p = self.prepare(false, false, true)?;
         let x = self.run(&p, ids, batch, state, None)?.0;
         Self::project(&p, &x, &mut None)
     }
@@ -367,21 +521,38 @@ impl Lm {
     /// Total negative log-likelihood (nats) and token count of `ids` read as one stream with
     /// batch 1, from a zero state fed `boundary` first — what `dkp_lstm::Session::perplexity`
     /// computes. Without a boundary the first token is scored from the zero state.
-    pub fn stream_nll(&self, ids: &[u32], boundary: Option<u32>, chunk: usize) -> Result<(f64, usize)> {
+    pub fn stream_nll(
+        &self,
+        ids: &[u32],
+        boundary: Option<u32>,
+        chunk: usize,
+    ) -> Result<(f64, usize)> {
         let dev = self.output_bias.device();
-        let p = self.prepare(false, true)?;
+        let p = self.prepare(false, false, true)?;
         let mut state = State::zeros(self, 1, dev)?;
         let (inputs, targets): (Vec<u32>, &[u32]) = match boundary {
-            Some(b) => (std::iter::once(b).chain(ids[..ids.len().saturating_sub(1)].iter().copied()).collect(), ids),
-            None => (ids[..ids.len().saturating_sub(1)].to_vec(), ids.get(1..).unwrap_or(&[])),
+            Some(b) => (
+                std::iter::once(b)
+                    .chain(ids[..ids.len().saturating_sub(1)].iter().copied())
+                    .collect(),
+                ids,
+            ),
+            None => (
+                ids[..ids.len().saturating_sub(1)].to_vec(),
+                ids.get(1..).unwrap_or(&[]),
+            ),
         };
         let mut nll = 0.0f64;
         if boundary.is_none() && !ids.is_empty() {
             // A zero state gives logits = output bias.
             let b = p.output_bias.reshape((1, self.vocab()))?;
-            nll += cross_entropy(&b, &Tensor::from_slice(&ids[..1], 1, dev)?)?.to_scalar::<f32>()? as f64;
+            nll += cross_entropy(&b, &Tensor::from_slice(&ids[..1], 1, dev)?)?.to_scalar::<f32>()?
+                as f64;
         }
-        for (xs, ys) in inputs.chunks(chunk.max(1)).zip(targets.chunks(chunk.max(1))) {
+        for (xs, ys) in inputs
+            .chunks(chunk.max(1))
+            .zip(targets.chunks(chunk.max(1)))
+        {
             let (x, _) = self.run(&p, xs, 1, &mut state, None)?;
             let mean = Self::loss(&p, &x, ys, &mut None)?.to_scalar::<f32>()?;
             nll += mean as f64 * ys.len() as f64;
@@ -390,7 +561,11 @@ impl Lm {
     }
 
     /// The trained model in the runtime's form.
-    pub fn to_model(&self, tokenizer: &Tokenizer, provenance: serde_json::Map<String, serde_json::Value>) -> Result<Model> {
+    pub fn to_model(
+        &self,
+        tokenizer: &Tokenizer,
+        provenance: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Model> {
         let vec = |v: &Var| -> Result<Vec<f32>> { Ok(v.as_tensor().to_vec1()?) };
         let embedding = match &self.embedding {
             Some(e) => Embedding::Own(Weight::f32(e.to_matrix()?)),
@@ -399,10 +574,24 @@ impl Lm {
         let layers = self
             .layers
             .iter()
-            .map(|l| Ok(LstmLayer { input: l.input, hidden: l.hidden, gates: Gates::Fused(Weight::f32(l.w.to_matrix()?)), bias: vec(&l.bias)? }))
+            .map(|l| {
+                Ok(LstmLayer {
+                    input: l.input,
+                    hidden: l.hidden,
+                    gates: Gates::Fused(Weight::f32(l.w.to_matrix()?)),
+                    bias: vec(&l.bias)?,
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         let output = Weight::f32(self.output.to_matrix()?);
-        Ok(Model::new(tokenizer.clone(), embedding, layers, output, vec(&self.output_bias)?, provenance)?)
+        Ok(Model::new(
+            tokenizer.clone(),
+            embedding,
+            layers,
+            output,
+            vec(&self.output_bias)?,
+            provenance,
+        )?)
     }
 
     /// A dense trainable copy of a runtime model whose weights are all dense.
@@ -411,7 +600,10 @@ impl Lm {
             if !matches!(m, Matrix::Dense(_)) {
                 return Err(Error::Model {
                     path: path.to_path_buf(),
-                    reason: format!("weight `{name}` is {}, but only dense models can be decomposed", m.kind()),
+                    reason: format!(
+                        "weight `{name}` is {}, but only dense models can be decomposed",
+                        m.kind()
+                    ),
                 });
             }
             WeightParam::dense_from(name, m, dev)
@@ -426,18 +618,37 @@ impl Lm {
             let w = match &l.gates {
                 Gates::Fused(w) => dense(&name, &w.matrix)?,
                 Gates::Split { ih, hh } => {
-                    let (a, b) = (dense(&name, &ih.matrix)?.materialise()?, dense(&name, &hh.matrix)?.materialise()?);
+                    let (a, b) = (
+                        dense(&name, &ih.matrix)?.materialise()?,
+                        dense(&name, &hh.matrix)?.materialise()?,
+                    );
                     let fused = Tensor::cat(&[&a, &b], 1)?;
                     let (rows, cols) = fused.dims2()?;
-                    let m = Matrix::Dense(dkp_lstm::matrix::Dense::new(rows, cols, fused.flatten_all()?.to_vec1()?).map_err(|reason| Error::Export { name: name.clone(), reason })?);
+                    let m = Matrix::Dense(
+                        dkp_lstm::matrix::Dense::new(rows, cols, fused.flatten_all()?.to_vec1()?)
+                            .map_err(|reason| Error::Export {
+                            name: name.clone(),
+                            reason,
+                        })?,
+                    );
                     WeightParam::dense_from(&name, &m, dev)?
                 }
             };
-            layers.push(Layer { input: l.input, hidden: l.hidden, w, bias: Var::from_slice(&l.bias, l.bias.len(), dev)? });
+            layers.push(Layer {
+                input: l.input,
+                hidden: l.hidden,
+                w,
+                bias: Var::from_slice(&l.bias, l.bias.len(), dev)?,
+            });
         }
         let output = dense(names::OUTPUT, &model.output().matrix)?;
         let ob = model.output_bias();
         debug_assert_eq!(output.rows, model.output().matrix.rows());
-        Ok(Lm { embedding, layers, output, output_bias: Var::from_slice(ob, ob.len(), dev)? })
+        Ok(Lm {
+            embedding,
+            layers,
+            output,
+            output_bias: Var::from_slice(ob, ob.len(), dev)?,
+        })
     }
 }

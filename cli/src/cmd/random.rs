@@ -1,6 +1,5 @@
 //! `dkp random`: write a random-weight model of any kind and size.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -10,7 +9,7 @@ use dkp_lstm::plan::Accounting;
 use dkp_lstm::random::{random_model, RandomSpec};
 use dkp_lstm::{TokenizerKind, ValueType, MAX_DIM, MAX_LAYERS};
 
-use super::thousands;
+use super::{thousands, write_atomically};
 
 /// Weight kinds.
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -110,7 +109,10 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     if !args.force && args.out.exists() {
-        bail!("`{}` exists; pass --force to replace it", args.out.display());
+        bail!(
+            "`{}` exists; pass --force to replace it",
+            args.out.display()
+        );
     }
     let spec = RandomSpec {
         layers: args.layers,
@@ -123,14 +125,26 @@ pub fn run(args: Args) -> Result<()> {
         output_cf: args.output_cf,
         embedding_kind: args.embedding_kind.name().into(),
         fused: !args.split_gates,
-        tokenizer: if args.char { TokenizerKind::Char } else { TokenizerKind::Word },
-        dtype: if args.f16 { ValueType::F16 } else { ValueType::F32 },
-        accounting: if args.count_indices { Accounting::ValuesAndIndices } else { Accounting::Values },
+        tokenizer: if args.char {
+            TokenizerKind::Char
+        } else {
+            TokenizerKind::Word
+        },
+        dtype: if args.f16 {
+            ValueType::F16
+        } else {
+            ValueType::F32
+        },
+        accounting: if args.count_indices {
+            Accounting::ValuesAndIndices
+        } else {
+            Accounting::Values
+        },
         seed: args.seed,
     };
     let model = random_model(&spec).context("cannot build the model")?;
     let bytes = model.to_bytes().context("cannot serialise the model")?;
-    write_atomically(&args, &bytes)?;
+    write_atomically(&args.out, args.force, &bytes)?;
     let info = model.info();
     println!(
         "wrote {}: {} bytes, {} LSTM layers of {}, vocab {}, {} LSTM weights at CF {:.2}, untrained",
@@ -154,7 +168,10 @@ fn check_sizes(a: &Args) -> Result<()> {
     if !(3..=MAX_DIM).contains(&a.vocab) {
         bail!("--vocab {} is outside 3..={MAX_DIM}", a.vocab);
     }
-    for (flag, v) in [("--hidden", a.hidden), ("--embedding-dim", a.embedding_dim.unwrap_or(a.hidden))] {
+    for (flag, v) in [
+        ("--hidden", a.hidden),
+        ("--embedding-dim", a.embedding_dim.unwrap_or(a.hidden)),
+    ] {
         if v == 0 || v > MAX_DIM {
             bail!("{flag} {v} is outside 1..={MAX_DIM}");
         }
@@ -164,23 +181,5 @@ fn check_sizes(a: &Args) -> Result<()> {
     if largest > MAX_ELEMENTS {
         bail!("the largest matrix would have {largest} elements, more than the {MAX_ELEMENTS} a model file may hold");
     }
-    Ok(())
-}
-
-/// Writes through a temporary file in the same folder and renames it into place, so a
-/// reader never sees half a model; without `--force` an existing file is never replaced.
-fn write_atomically(args: &Args, bytes: &[u8]) -> Result<()> {
-    let out = &args.out;
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => std::path::Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a temporary file in `{}`", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write `{}`", tmp.path().display()))?;
-    let persisted = if args.force { tmp.persist(out) } else { tmp.persist_noclobber(out) };
-    persisted.map_err(|e| e.error).with_context(|| format!("cannot write `{}`", out.display()))?;
     Ok(())
 }

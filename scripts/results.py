@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""The PTB results table of docs/results.md, measured from the trained model files.
+
+Every figure comes from the `dkp` CLI on the file itself: `dkp eval --json` on
+ptb.valid.txt and ptb.test.txt, `dkp info --json` for parameters, indices and bytes,
+`dkp bench --json` for native per-token latency. Runs whose model file does not exist
+yet are listed as such. Measurements are cached in runs/results-cache.json, keyed by
+the file's size and modification time, so rerunning after one more run finishes only
+measures that one.
+
+    python3 scripts/results.py                         # print the table
+    python3 scripts/results.py --write docs/results.md # replace the table there
+
+Latency is machine-dependent: run it with nothing else busy (pause training runs with
+`kill -STOP`, resume them with `kill -CONT`).
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(ROOT, "..", "shared", "data", "ptb")
+CACHE = os.path.join(ROOT, "runs", "results-cache.json")
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+# (label, model file relative to the repository root, how it was made)
+ROWS = [
+    ("Dense 2×200 (baseline)", "runs/dense-2x200/model.safetensors", "`experiments/dense-2x200.toml`"),
+    ("DKP 10x, CMR element", "runs/dkp-10x-cmr/model.safetensors", "`experiments/dkp-10x-cmr.toml`"),
+    ("DKP 25x, CMR element 0.5", "runs/dkp-25x-cmr/model.safetensors", "`experiments/dkp-25x-cmr.toml`"),
+    ("DKP 25x, CMR element 0.3", "runs/dkp-25x-cmr-element-0.3/model.safetensors", "`experiments/dkp-25x-cmr-element-0.3.toml`"),
+    ("DKP 25x, CMR whole term", "runs/dkp-25x-cmr-term/model.safetensors", "`experiments/dkp-25x-cmr-term.toml`"),
+    ("DKP 25x, no CMR (CMA ablation)", "runs/dkp-25x-nocmr/model.safetensors", "`experiments/dkp-25x-nocmr.toml`"),
+    ("Magnitude pruning 25x", "runs/pruned-25x/model.safetensors", "`experiments/pruned-25x.toml`"),
+    ("Low-rank (LMF) 25x", "runs/lowrank-25x/model.safetensors", "`experiments/lowrank-25x.toml`"),
+    ("Plain KP 25x", "runs/kp-25x/model.safetensors", "`experiments/kp-25x.toml`"),
+    ("Post-training DKP 25x, decomposed + 1 epoch", "runs/post-dkp25/model.safetensors", "`dkp compress --cf 25 --finetune-epochs 1`"),
+    ("Whole model ≤ 1 MB (demo)", "runs/whole-model-1mb/model.safetensors", "`experiments/whole-model-1mb.toml`"),
+]
+BASELINE = ROWS[0][1]
+
+
+def dkp(binary, *args):
+    out = subprocess.run([binary, *args, "--json"], check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(out.stdout)
+
+
+def measure(binary, path, cache):
+    st = os.stat(os.path.join(ROOT, path))
+    key = f"{path}:{st.st_size}:{st.st_mtime_ns}"
+    if key not in cache:
+        print(f"measuring {path}", file=sys.stderr)
+        info = dkp(binary, "info", path)
+        test = dkp(binary, "eval", path, "--text", os.path.join(DATA, "ptb.test.txt"), "--no-progress")
+        valid = dkp(binary, "eval", path, "--text", os.path.join(DATA, "ptb.valid.txt"), "--no-progress")
+        bench = dkp(binary, "bench", path, "--tokens", "2000", "--warmup", "200")
+        recorded = info["provenance"].get("test_ppl")
+        if recorded is not None and abs(recorded - test["perplexity"]) > 1e-6 * recorded:
+            print(f"warning: {path} records test_ppl {recorded}, dkp eval gives {test['perplexity']}", file=sys.stderr)
+        cache[key] = {
+            "valid": valid["perplexity"],
+            "test": test["perplexity"],
+            "epochs": info["provenance"].get("epochs"),
+            "best_epoch": info["provenance"].get("best_epoch"),
+            "params": info["params"],
+            "indices": sum(info[p]["indices"] for p in ("lstm", "embedding", "output", "biases") if isinstance(info.get(p), dict)),
+            "lstm": info["lstm"],
+            "file_bytes": info["file_bytes"],
+            "lstm_us": bench["lstm_us_per_token"],
+            "total_us": bench["us_per_token"],
+        }
+    return cache[key]
+
+
+def table(results):
+    base = results.get(BASELINE)
+    head = [
+        "method", "valid ppl", "test ppl", "test vs dense", "LSTM CF", "LSTM CF+idx",
+        "model CF", "model CF+idx", "params", "file bytes", "µs/token LSTM", "µs/token all", "made by",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, path, how in ROWS:
+        r = results.get(path)
+        if r is None:
+            lines.append(f"| {label} | not run yet |" + " |" * (len(head) - 3) + f" {how} |")
+            continue
+        lstm = r["lstm"]
+        delta = f"{100 * (r['test'] / base['test'] - 1):+.1f} %" if base else "–"
+        # The whole model is compared with the dense baseline's parameter count.
+        dense = base["params"] if base else float("nan")
+        epochs = f", {r['epochs']} epochs (best {r['best_epoch']})" if r.get("epochs") else ""
+        lines.append("| " + " | ".join([
+            label,
+            f"{r['valid']:.2f}",
+            f"{r['test']:.2f}",
+            delta,
+            f"{lstm['cf']:.1f}",
+            f"{lstm['cf_with_indices']:.1f}",
+            f"{dense / r['params']:.2f}",
+            f"{dense / (r['params'] + r['indices']):.2f}",
+            f"{r['params']:,}",
+            f"{r['file_bytes']:,}",
+            f"{r['lstm_us']:.1f}",
+            f"{r['total_us']:.1f}",
+            how + epochs,
+        ]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dkp", default=os.path.join(ROOT, "target", "release", "dkp"), help="the dkp binary")
+    ap.add_argument("--write", metavar="MD", help="replace the table between the results markers in this file")
+    args = ap.parse_args()
+    cache = json.load(open(CACHE)) if os.path.exists(CACHE) else {}
+    results = {}
+    for _, path, _ in ROWS:
+        if os.path.exists(os.path.join(ROOT, path)):
+            results[path] = measure(args.dkp, path, cache)
+            os.makedirs(os.path.dirname(CACHE), exist_ok=True)
+            json.dump(cache, open(CACHE, "w"), indent=1)
+    text = table(results)
+    if not args.write:
+        sys.stdout.write(text)
+        return
+    doc = open(args.write).read()
+    if BEGIN not in doc or END not in doc:
+        sys.exit(f"{args.write} has no {BEGIN} … {END} block")
+    new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{text}{END}", doc, flags=re.S)
+    open(args.write, "w").write(new)
+
+
+if __name__ == "__main__":
+    main()
