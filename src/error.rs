@@ -148,11 +148,12 @@ impl fmt::Display for Error {
             }
             Error::NotSafetensors { reason } => write!(f, "not a safetensors file: {reason}"),
             Error::BadMetadata { reason } => write!(f, "bad dkp-lstm metadata: {reason}"),
-            Error::UnsupportedVersion { found, supported } => write!(
-                f,
-                "unsupported format version `{found}` (this runtime reads version {supported})"
-            ),
-            Error::InvalidConfig { field, reason } => write!(f, "invalid config `{field}`: {reason}"),
+            Error::UnsupportedVersion { found, supported } => {
+                write!(f, "unsupported format version `{found}` (this runtime reads version {supported})")
+            }
+            Error::InvalidConfig { field, reason } => {
+                write!(f, "invalid config `{field}`: {reason}")
+            }
             Error::TooLarge { what, value, max } => {
                 write!(f, "{what} of {value} exceeds the limit of {max}")
             }
@@ -170,10 +171,9 @@ impl fmt::Display for Error {
             Error::NonFinite { name, index } => {
                 write!(f, "tensor `{name}` holds a NaN or infinite value at index {index}")
             }
-            Error::VocabMismatch { vocab, rows, matrix } => write!(
-                f,
-                "vocabulary has {vocab} entries but the {matrix} matrix has {rows} rows"
-            ),
+            Error::VocabMismatch { vocab, rows, matrix } => {
+                write!(f, "vocabulary has {vocab} entries but the {matrix} matrix has {rows} rows")
+            }
             Error::EmptyText => write!(f, "the text holds no tokens"),
             Error::AllUnknown { words } => {
                 write!(f, "all {words} words of the text are outside the vocabulary")

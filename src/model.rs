@@ -38,10 +38,7 @@ pub struct Weight {
 impl Weight {
     /// An f32-stored weight.
     pub fn f32(matrix: Matrix) -> Weight {
-        Weight {
-            matrix,
-            dtype: ValueType::F32,
-        }
+        Weight { matrix, dtype: ValueType::F32 }
     }
 }
 
@@ -84,10 +81,7 @@ impl Model {
     ) -> Result<Model> {
         let vocab = tokenizer.len();
         if layers.is_empty() {
-            return Err(config_err(
-                "layers",
-                "a model needs at least one LSTM layer",
-            ));
+            return Err(config_err("layers", "a model needs at least one LSTM layer"));
         }
         if layers.len() > MAX_LAYERS {
             return Err(Error::TooLarge {
@@ -101,11 +95,7 @@ impl Model {
             Embedding::Tied => last,
             Embedding::Own(w) => {
                 if w.matrix.rows() != vocab {
-                    return Err(Error::VocabMismatch {
-                        vocab,
-                        rows: w.matrix.rows(),
-                        matrix: "embedding",
-                    });
+                    return Err(Error::VocabMismatch { vocab, rows: w.matrix.rows(), matrix: "embedding" });
                 }
                 w.matrix.cols()
             }
@@ -114,27 +104,17 @@ impl Model {
         for (i, l) in layers.iter().enumerate() {
             let field = |f: &str| format!("layers[{i}].{f}");
             if l.hidden == 0 || l.hidden > MAX_DIM {
-                return Err(config_err(
-                    field("hidden"),
-                    format!("hidden size {} is outside 1..={MAX_DIM}", l.hidden),
-                ));
+                return Err(config_err(field("hidden"), format!("hidden size {} is outside 1..={MAX_DIM}", l.hidden)));
             }
             if l.input != input {
-                return Err(config_err(
-                    field("input"),
-                    format!("is {} but the layer below gives {input}", l.input),
-                ));
+                return Err(config_err(field("input"), format!("is {} but the layer below gives {input}", l.input)));
             }
             let h4 = 4 * l.hidden;
             let expect = |name: &str, w: &Weight, cols: usize| -> Result<()> {
                 if (w.matrix.rows(), w.matrix.cols()) != (h4, cols) {
                     return Err(config_err(
                         field(name),
-                        format!(
-                            "is {}x{}, expected {h4}x{cols}",
-                            w.matrix.rows(),
-                            w.matrix.cols()
-                        ),
+                        format!("is {}x{}, expected {h4}x{cols}", w.matrix.rows(), w.matrix.cols()),
                     ));
                 }
                 Ok(())
@@ -147,44 +127,23 @@ impl Model {
                 }
             }
             if l.bias.len() != h4 {
-                return Err(config_err(
-                    field("bias"),
-                    format!("has {} entries, expected {h4}", l.bias.len()),
-                ));
+                return Err(config_err(field("bias"), format!("has {} entries, expected {h4}", l.bias.len())));
             }
             input = l.hidden;
         }
         if output.matrix.rows() != vocab {
-            return Err(Error::VocabMismatch {
-                vocab,
-                rows: output.matrix.rows(),
-                matrix: "output",
-            });
+            return Err(Error::VocabMismatch { vocab, rows: output.matrix.rows(), matrix: "output" });
         }
         if output.matrix.cols() != last {
             return Err(config_err(
                 "output",
-                format!(
-                    "has {} columns but the last layer gives {last}",
-                    output.matrix.cols()
-                ),
+                format!("has {} columns but the last layer gives {last}", output.matrix.cols()),
             ));
         }
         if output_bias.len() != vocab {
-            return Err(config_err(
-                "output.bias",
-                format!("has {} entries, expected {vocab}", output_bias.len()),
-            ));
+            return Err(config_err("output.bias", format!("has {} entries, expected {vocab}", output_bias.len())));
         }
-        Ok(Model {
-            tokenizer,
-            embedding,
-            layers,
-            output,
-            output_bias,
-            provenance,
-            kernels: Kernels::best(),
-        })
+        Ok(Model { tokenizer, embedding, layers, output, output_bias, provenance, kernels: Kernels::best() })
     }
 
     /// The same model running on another kernel set.

@@ -192,7 +192,9 @@ mod tests {
         let Plan::Dkp { a, b, nnz } = plan("dkp", 800, 400, 25.0, Accounting::Values).unwrap() else { panic!() };
         let total = a[0] * a[1] + b[0] * b[1] + nnz;
         assert!((total as f64 - 800.0 * 400.0 / 25.0).abs() < 1.0, "{total}");
-        let Plan::Dkp { nnz: nnz_i, .. } = plan("dkp", 800, 400, 25.0, Accounting::ValuesAndIndices).unwrap() else { panic!() };
+        let Plan::Dkp { nnz: nnz_i, .. } = plan("dkp", 800, 400, 25.0, Accounting::ValuesAndIndices).unwrap() else {
+            panic!()
+        };
         assert!(nnz_i < nnz / 2 + 1);
     }
 

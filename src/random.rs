@@ -130,9 +130,8 @@ pub fn random_model(spec: &RandomSpec) -> Result<Model> {
 /// A random matrix of the planned shape, scaled so that `W·x` keeps the scale of `x`.
 pub fn random_matrix(p: Plan, rows: usize, cols: usize, rng: &mut Rng) -> Matrix {
     let scale = 1.0 / (cols as f32).sqrt();
-    let mut dense = |r: usize, c: usize, a: f32| {
-        Dense::new(r, c, (0..r * c).map(|_| rng.symmetric(a)).collect()).expect("sized")
-    };
+    let mut dense =
+        |r: usize, c: usize, a: f32| Dense::new(r, c, (0..r * c).map(|_| rng.symmetric(a)).collect()).expect("sized");
     let kron = |dense: &mut dyn FnMut(usize, usize, f32) -> Dense, a: [usize; 2], b: [usize; 2]| {
         let s = scale.sqrt();
         Matrix::Kron(Kron::new(dense(a[0], a[1], s), dense(b[0], b[1], s)).expect("planned"))

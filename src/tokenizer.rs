@@ -63,8 +63,12 @@ impl Tokenizer {
         let unk = find("tokenizer.unk", unk)?;
         let eos = match (kind, eos) {
             (TokenizerKind::Word, Some(e)) => Some(find("tokenizer.eos", e)?),
-            (TokenizerKind::Word, None) => return Err(config_err("tokenizer.eos", "word tokenizers need an end-of-sentence token")),
-            (TokenizerKind::Char, Some(_)) => return Err(config_err("tokenizer.eos", "char tokenizers have no end-of-sentence token")),
+            (TokenizerKind::Word, None) => {
+                return Err(config_err("tokenizer.eos", "word tokenizers need an end-of-sentence token"))
+            }
+            (TokenizerKind::Char, Some(_)) => {
+                return Err(config_err("tokenizer.eos", "char tokenizers have no end-of-sentence token"))
+            }
             (TokenizerKind::Char, None) => None,
         };
         Ok(Tokenizer { kind, tokens, index, unk, eos })

@@ -394,7 +394,9 @@ fn wrong_dtype_of_values() {
         let mut f = File::of("dkp", 4.0);
         f.retype(name, dtype);
         match f.load() {
-            Err(Error::WrongDtype { name: n, found: fnd, .. }) => assert_eq!((n.as_str(), fnd.as_str()), (name, found)),
+            Err(Error::WrongDtype { name: n, found: fnd, .. }) => {
+                assert_eq!((n.as_str(), fnd.as_str()), (name, found))
+            }
             other => panic!("{name} as {found}: {other:?}"),
         }
     }

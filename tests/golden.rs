@@ -69,12 +69,16 @@ fn golden_log_probs_on_every_kernel_set() {
         for &kernels in &sets {
             let got = run(model.clone().with_kernels(kernels), &case.ids);
             assert_eq!(got.len(), case.log_probs.len());
-            let (worst, at) = got
-                .iter()
-                .zip(&case.log_probs)
-                .map(|(g, e)| (g - e).abs())
-                .zip(0..)
-                .fold((0.0f32, 0), |best, (d, i)| if d > best.0 || d.is_nan() { (d, i) } else { best });
+            let (worst, at) = got.iter().zip(&case.log_probs).map(|(g, e)| (g - e).abs()).zip(0..).fold(
+                (0.0f32, 0),
+                |best, (d, i)| {
+                    if d > best.0 || d.is_nan() {
+                        (d, i)
+                    } else {
+                        best
+                    }
+                },
+            );
             assert!(
                 worst <= TOLERANCE,
                 "{} on {}: log p[{at}] is {} instead of {} (|Δ| {worst} > {TOLERANCE})",

@@ -9,9 +9,11 @@ fn spec(kind: &str, cf: f64) -> RandomSpec {
 
 #[test]
 fn every_kind_round_trips() {
-    for (kind, cf) in [("dense", 1.0), ("kp", 4.0), ("dkp", 4.0), ("lowrank", 4.0), ("dlowrank", 3.0), ("sparse", 5.0)] {
+    for (kind, cf) in [("dense", 1.0), ("kp", 4.0), ("dkp", 4.0), ("lowrank", 4.0), ("dlowrank", 3.0), ("sparse", 5.0)]
+    {
         for fused in [true, false] {
-            let m = random_model(&RandomSpec { fused, output_kind: kind.into(), output_cf: cf, ..spec(kind, cf) }).unwrap();
+            let m =
+                random_model(&RandomSpec { fused, output_kind: kind.into(), output_cf: cf, ..spec(kind, cf) }).unwrap();
             let bytes = m.to_bytes().unwrap();
             let back = Model::from_bytes(&bytes).unwrap();
             assert_eq!(back.config(), m.config(), "{kind}");
@@ -27,7 +29,12 @@ fn every_kind_round_trips() {
 
 #[test]
 fn tied_char_and_f16_models_round_trip() {
-    let s = RandomSpec { embedding_kind: "tied".into(), tokenizer: TokenizerKind::Char, dtype: ValueType::F16, ..spec("dkp", 4.0) };
+    let s = RandomSpec {
+        embedding_kind: "tied".into(),
+        tokenizer: TokenizerKind::Char,
+        dtype: ValueType::F16,
+        ..spec("dkp", 4.0)
+    };
     let m = random_model(&s).unwrap();
     let bytes = m.to_bytes().unwrap();
     let back = Model::from_bytes(&bytes).unwrap();

@@ -28,28 +28,21 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 
 fn ok_json(dir: &Path, args: &[&str]) -> Value {
     let stdout = ok(dir, args);
-    serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("dkp {args:?} printed invalid JSON ({e}): {stdout}"))
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("dkp {args:?} printed invalid JSON ({e}): {stdout}"))
 }
 
 /// Runs `dkp`, expects it to fail readably, and returns its stderr.
 fn fails(dir: &Path, args: &[&str]) -> String {
     let out = run(dir, args, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "dkp {args:?} should fail with exit code 1: {stderr}"
-    );
+    assert_eq!(out.status.code(), Some(1), "dkp {args:?} should fail with exit code 1: {stderr}");
     assert!(stderr.starts_with("error: "), "unreadable error: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
 }
 
 fn num(v: &Value, key: &str) -> f64 {
-    v[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("`{key}` missing or not a number in {v}"))
+    v[key].as_f64().unwrap_or_else(|| panic!("`{key}` missing or not a number in {v}"))
 }
 
 /// `dkp random --out NAME` with small defaults that `extra` may override.
@@ -70,60 +63,25 @@ fn every_kind_from_random_to_generate() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("text.txt"), TEXT).unwrap();
-    for (kind, cf) in [
-        ("dense", "1"),
-        ("kp", "4"),
-        ("dkp", "4"),
-        ("lowrank", "4"),
-        ("dlowrank", "3"),
-        ("sparse", "5"),
-    ] {
+    for (kind, cf) in [("dense", "1"), ("kp", "4"), ("dkp", "4"), ("lowrank", "4"), ("dlowrank", "3"), ("sparse", "5")]
+    {
         let name = format!("{kind}.safetensors");
-        let path = random(
-            d,
-            &name,
-            &[
-                "--kind",
-                kind,
-                "--cf",
-                cf,
-                "--output-kind",
-                kind,
-                "--output-cf",
-                cf,
-            ],
-        );
+        let path = random(d, &name, &["--kind", kind, "--cf", cf, "--output-kind", kind, "--output-cf", cf]);
 
         let info = ok_json(d, &["info", &name, "--json"]);
-        for key in [
-            "params",
-            "bytes",
-            "lstm_cf",
-            "lstm_cf_with_indices",
-            "total_cf",
-            "total_cf_with_indices",
-            "file_bytes",
-        ] {
+        for key in
+            ["params", "bytes", "lstm_cf", "lstm_cf_with_indices", "total_cf", "total_cf_with_indices", "file_bytes"]
+        {
             assert!(num(&info, key) > 0.0, "{kind}: {key} in {info}");
         }
-        assert_eq!(
-            num(&info, "file_bytes") as u64,
-            std::fs::metadata(&path).unwrap().len(),
-            "{kind}"
-        );
-        assert!(
-            num(&info, "bytes") < num(&info, "file_bytes"),
-            "{kind}: tensors are smaller than the file"
-        );
+        assert_eq!(num(&info, "file_bytes") as u64, std::fs::metadata(&path).unwrap().len(), "{kind}");
+        assert!(num(&info, "bytes") < num(&info, "file_bytes"), "{kind}: tensors are smaller than the file");
         assert_eq!(info["provenance"]["trained"], Value::Bool(false), "{kind}");
         if !["kp", "lowrank"].contains(&kind) {
             // Factor shapes and ranks are whole numbers, so kp and lowrank only come close
             // to their CF; the doped and sparse kinds fill the budget with non-zeros.
             let want: f64 = cf.parse().unwrap();
-            assert!(
-                (num(&info, "lstm_cf") - want).abs() / want < 0.02,
-                "{kind}: {info}"
-            );
+            assert!((num(&info, "lstm_cf") - want).abs() / want < 0.02, "{kind}: {info}");
         }
         let table = ok(d, &["info", &name]);
         for needle in ["LSTM weights", "whole model", "layers.0.w", kind, "trained"] {
@@ -133,49 +91,26 @@ fn every_kind_from_random_to_generate() {
         let eval = ok_json(d, &["eval", &name, "--text", "text.txt", "--json"]);
         let ppl = num(&eval, "perplexity");
         assert!(ppl.is_finite() && ppl > 1.0, "{kind}: {eval}");
-        assert_eq!(
-            num(&eval, "tokens"),
-            20.0,
-            "{kind}: 17 words and 3 line ends"
-        );
+        assert_eq!(num(&eval, "tokens"), 20.0, "{kind}: 17 words and 3 line ends");
         assert_eq!(num(&eval, "unknown"), 0.0);
         assert!((num(&eval, "nll") / 20.0).exp() - ppl < 1e-9 * ppl);
         assert!(num(&eval, "seconds") >= 0.0);
 
-        let bench = ok_json(
-            d,
-            &["bench", &name, "--tokens", "30", "--warmup", "3", "--json"],
-        );
-        let (total, lstm, output) = (
-            num(&bench, "us_per_token"),
-            num(&bench, "lstm_us_per_token"),
-            num(&bench, "output_us_per_token"),
-        );
+        let bench = ok_json(d, &["bench", &name, "--tokens", "30", "--warmup", "3", "--json"]);
+        let (total, lstm, output) =
+            (num(&bench, "us_per_token"), num(&bench, "lstm_us_per_token"), num(&bench, "output_us_per_token"));
         assert!(lstm > 0.0 && output > 0.0, "{kind}: {bench}");
-        assert!(
-            total >= lstm.max(output),
-            "{kind}: the median total is at least each part's median: {bench}"
-        );
+        assert!(total >= lstm.max(output), "{kind}: the median total is at least each part's median: {bench}");
         assert!(!bench["kernels"].as_str().unwrap().is_empty());
 
-        let args = [
-            "generate", &name, "--prompt", "the cat", "--tokens", "12", "--seed", "4",
-        ];
+        let args = ["generate", &name, "--prompt", "the cat", "--tokens", "12", "--seed", "4"];
         let text = ok(d, &args);
         assert!(text.starts_with("the cat"), "{kind}: {text}");
         assert!(text.split_whitespace().count() > 2, "{kind}: {text}");
         assert_eq!(ok(d, &args), text, "{kind}: a seed fixes the text");
 
-        let top = ok_json(
-            d,
-            &["predict", &name, "--text", "the cat", "--k", "3", "--json"],
-        );
-        let probs: Vec<f64> = top
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| num(p, "prob"))
-            .collect();
+        let top = ok_json(d, &["predict", &name, "--text", "the cat", "--k", "3", "--json"]);
+        let probs: Vec<f64> = top.as_array().unwrap().iter().map(|p| num(p, "prob")).collect();
         assert_eq!(probs.len(), 3);
         assert!(probs.windows(2).all(|w| w[0] >= w[1]), "{kind}: {probs:?}");
         assert!(ok(d, &["predict", &name, "--text", "the cat"]).contains("rank"));
@@ -185,19 +120,12 @@ fn every_kind_from_random_to_generate() {
 #[test]
 fn dkp_at_cf_10_reports_cf_10() {
     let dir = tempfile::tempdir().unwrap();
-    random(
-        dir.path(),
-        "m.st",
-        &["--kind", "dkp", "--cf", "10", "--hidden", "50"],
-    );
+    random(dir.path(), "m.st", &["--kind", "dkp", "--cf", "10", "--hidden", "50"]);
     let info = ok_json(dir.path(), &["info", "m.st", "--json"]);
     let cf = num(&info, "lstm_cf");
     assert!((cf - 10.0).abs() / 10.0 < 0.02, "{cf}");
     assert!(num(&info, "lstm_cf_with_indices") < cf);
-    assert!(
-        num(&info, "total_cf") < cf,
-        "the dense embedding and output dilute the whole model's CF"
-    );
+    assert!(num(&info, "total_cf") < cf, "the dense embedding and output dilute the whole model's CF");
 }
 
 #[test]
@@ -207,28 +135,12 @@ fn eval_equals_one_perplexity_call() {
     let path = random(d, "m.st", &["--kind", "dkp", "--cf", "4"]);
     let text = TEXT.repeat(50);
     std::fs::write(d.join("long.txt"), &text).unwrap();
-    let eval = ok_json(
-        d,
-        &[
-            "eval",
-            "m.st",
-            "--text",
-            "long.txt",
-            "--json",
-            "--kernels",
-            "scalar",
-        ],
-    );
-    let model = Model::from_bytes(&std::fs::read(path).unwrap())
-        .unwrap()
-        .with_kernels(dkp_lstm::Kernels::scalar());
+    let eval = ok_json(d, &["eval", "m.st", "--text", "long.txt", "--json", "--kernels", "scalar"]);
+    let model = Model::from_bytes(&std::fs::read(path).unwrap()).unwrap().with_kernels(dkp_lstm::Kernels::scalar());
     let want = Session::new(model).perplexity(&text).unwrap();
     // Equal up to the JSON round trip of an f64.
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs();
-    assert!(
-        close(num(&eval, "perplexity"), want.perplexity),
-        "{eval} vs {want:?}"
-    );
+    assert!(close(num(&eval, "perplexity"), want.perplexity), "{eval} vs {want:?}");
     assert!(close(num(&eval, "nll"), want.nll), "{eval} vs {want:?}");
     assert_eq!(num(&eval, "tokens") as usize, want.tokens);
     assert!(ok(d, &["eval", "m.st", "--text", "long.txt"]).contains("perplexity"));
@@ -238,42 +150,19 @@ fn eval_equals_one_perplexity_call() {
 fn other_shapes_char_f16_split_and_tied() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let extra = [
-        "--kind",
-        "dkp",
-        "--cf",
-        "4",
-        "--char",
-        "--f16",
-        "--split-gates",
-        "--embedding-kind",
-        "tied",
-    ];
+    let extra = ["--kind", "dkp", "--cf", "4", "--char", "--f16", "--split-gates", "--embedding-kind", "tied"];
     random(d, "c.st", &extra);
     let info = ok_json(d, &["info", "c.st", "--json"]);
     assert_eq!(info["tied"], Value::Bool(true));
     assert_eq!(info["tokenizer"], "char");
-    let names: Vec<&str> = info["weights"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["name"].as_str().unwrap())
-        .collect();
-    assert!(
-        names.contains(&"layers.0.w_ih") && names.contains(&"layers.0.w_hh"),
-        "{names:?}"
-    );
+    let names: Vec<&str> = info["weights"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"layers.0.w_ih") && names.contains(&"layers.0.w_hh"), "{names:?}");
     let greedy = ["generate", "c.st", "--tokens", "20", "--temperature", "0"];
     let text = ok(d, &greedy);
     assert!(text.chars().count() > 20, "{text:?}");
     assert_eq!(ok(d, &greedy), text);
     std::fs::write(d.join("t.txt"), "hello world\n").unwrap();
-    assert!(
-        num(
-            &ok_json(d, &["eval", "c.st", "--text", "t.txt", "--json"]),
-            "perplexity"
-        ) > 1.0
-    );
+    assert!(num(&ok_json(d, &["eval", "c.st", "--text", "t.txt", "--json"]), "perplexity") > 1.0);
 }
 
 #[test]
@@ -284,41 +173,16 @@ fn convert_to_f16_halves_the_values_and_records_the_converted_perplexity() {
     std::fs::write(d.join("t.txt"), TEXT.repeat(5)).unwrap();
     let wrote = ok(d, &["convert", "m.st", "--out", "h.st", "--test", "t.txt"]);
     assert!(wrote.contains("test_ppl"), "{wrote}");
-    let (f32_info, f16_info) = (
-        ok_json(d, &["info", "m.st", "--json"]),
-        ok_json(d, &["info", "h.st", "--json"]),
-    );
-    let values = |i: &Value| {
-        i["weights"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| num(w, "bytes"))
-            .sum::<f64>()
-    };
-    assert_eq!(
-        values(&f16_info) * 2.0,
-        values(&f32_info),
-        "f16 halves every value's bytes"
-    );
+    let (f32_info, f16_info) = (ok_json(d, &["info", "m.st", "--json"]), ok_json(d, &["info", "h.st", "--json"]));
+    let values = |i: &Value| i["weights"].as_array().unwrap().iter().map(|w| num(w, "bytes")).sum::<f64>();
+    assert_eq!(values(&f16_info) * 2.0, values(&f32_info), "f16 halves every value's bytes");
     // The recorded perplexity is what `dkp eval` measures on the converted file.
-    let eval = num(
-        &ok_json(d, &["eval", "h.st", "--text", "t.txt", "--json"]),
-        "perplexity",
-    );
+    let eval = num(&ok_json(d, &["eval", "h.st", "--text", "t.txt", "--json"]), "perplexity");
     let recorded = num(&f16_info["provenance"], "test_ppl");
-    assert!(
-        (eval - recorded).abs() <= 1e-9 * eval,
-        "{eval} vs {recorded}"
-    );
+    assert!((eval - recorded).abs() <= 1e-9 * eval, "{eval} vs {recorded}");
     assert_eq!(f16_info["provenance"]["converted"]["dtype"], "f16");
     assert!(fails(d, &["convert", "m.st", "--out", "h.st"]).contains("--force"));
-    ok(
-        d,
-        &[
-            "convert", "h.st", "--out", "h.st", "--dtype", "f32", "--force",
-        ],
-    );
+    ok(d, &["convert", "h.st", "--out", "h.st", "--dtype", "f32", "--force"]);
     assert!(f16_info["provenance"].get("valid_ppl").is_none());
 }
 
@@ -327,31 +191,11 @@ fn kernels_from_flag_and_environment() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     random(d, "m.st", &[]);
-    let bench = ok_json(
-        d,
-        &[
-            "bench",
-            "m.st",
-            "--tokens",
-            "5",
-            "--warmup",
-            "0",
-            "--json",
-            "--kernels",
-            "scalar",
-        ],
-    );
+    let bench = ok_json(d, &["bench", "m.st", "--tokens", "5", "--warmup", "0", "--json", "--kernels", "scalar"]);
     assert_eq!(bench["kernels"], "scalar");
-    let out = run(
-        d,
-        &["bench", "m.st", "--tokens", "5", "--json"],
-        &[("DKP_KERNELS", "scalar")],
-    );
+    let out = run(d, &["bench", "m.st", "--tokens", "5", "--json"], &[("DKP_KERNELS", "scalar")]);
     assert!(out.status.success());
-    assert_eq!(
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()["kernels"],
-        "scalar"
-    );
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap()["kernels"], "scalar");
     let err = fails(d, &["bench", "m.st", "--kernels", "vax"]);
     assert!(err.contains("vax") && err.contains("scalar"), "{err}");
     let out = run(d, &["info", "m.st"], &[("DKP_KERNELS", "vax")]);
@@ -366,10 +210,7 @@ fn text_of_only_unknown_words_fails_readably() {
     random(d, "m.st", &[]);
     std::fs::write(d.join("zoo.txt"), "zebra giraffe okapi").unwrap();
     let err = fails(d, &["eval", "m.st", "--text", "zoo.txt"]);
-    assert!(
-        err.contains("zoo.txt") && err.contains("outside the vocabulary"),
-        "{err}"
-    );
+    assert!(err.contains("zoo.txt") && err.contains("outside the vocabulary"), "{err}");
     std::fs::write(d.join("empty.txt"), "").unwrap();
     assert!(fails(d, &["eval", "m.st", "--text", "empty.txt"]).contains("no tokens"));
     std::fs::write(d.join("bin.txt"), [0xff, 0xfe, 0x00]).unwrap();
@@ -386,18 +227,12 @@ fn bad_model_files_fail_readably() {
     std::fs::write(d.join("half.st"), &bytes[..bytes.len() / 2]).unwrap();
     for cmd in ["info", "bench", "generate"] {
         let err = fails(d, &[cmd, "half.st"]);
-        assert!(
-            err.contains("half.st") && err.contains("truncated"),
-            "{cmd}: {err}"
-        );
+        assert!(err.contains("half.st") && err.contains("truncated"), "{cmd}: {err}");
     }
     std::fs::write(d.join("notes.txt"), "just some notes, not a model\n").unwrap();
     assert!(fails(d, &["info", "notes.txt"]).contains("not a safetensors file"));
     let err = fails(d, &["info", "missing.st"]);
-    assert!(
-        err.contains("cannot read model file") && err.contains("missing.st"),
-        "{err}"
-    );
+    assert!(err.contains("cannot read model file") && err.contains("missing.st"), "{err}");
 }
 
 #[test]
@@ -408,17 +243,10 @@ fn random_writes_atomically_and_never_overwrites_without_force() {
     let first = std::fs::read(&path).unwrap();
     let err = fails(d, &["random", "--seed", "2", "--out", "m.st"]);
     assert!(err.contains("m.st") && err.contains("--force"), "{err}");
-    assert_eq!(
-        std::fs::read(&path).unwrap(),
-        first,
-        "the refused write left the file alone"
-    );
+    assert_eq!(std::fs::read(&path).unwrap(), first, "the refused write left the file alone");
     ok(d, &["random", "--seed", "2", "--out", "m.st", "--force"]);
     assert_ne!(std::fs::read(&path).unwrap(), first);
-    let files: Vec<_> = std::fs::read_dir(d)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let files: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(files, ["m.st"], "no temporary file is left behind");
 }
 
@@ -426,11 +254,7 @@ fn random_writes_atomically_and_never_overwrites_without_force() {
 fn random_rejects_impossible_requests() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    assert!(fails(
-        d,
-        &["random", "--kind", "lowrank", "--cf", "1000", "--out", "x.st"]
-    )
-    .contains("cannot build"));
+    assert!(fails(d, &["random", "--kind", "lowrank", "--cf", "1000", "--out", "x.st"]).contains("cannot build"));
     assert!(fails(d, &["random", "--cf", "0.5", "--out", "x.st"]).contains("cf"));
     assert!(fails(d, &["random", "--hidden", "1000000000", "--out", "x.st"]).contains("--hidden"));
     assert!(fails(d, &["random", "--hidden", "100000", "--out", "x.st"]).contains("elements"));
@@ -465,15 +289,9 @@ fn help_describes_every_subcommand() {
                 "--force",
             ],
         ),
-        (
-            "generate",
-            &["--prompt", "--tokens", "--temperature", "--top-k", "--seed"],
-        ),
+        ("generate", &["--prompt", "--tokens", "--temperature", "--top-k", "--seed"]),
         ("predict", &["--text", "--k"]),
-        (
-            "convert",
-            &["--out", "--dtype", "--test", "--valid", "--force"],
-        ),
+        ("convert", &["--out", "--dtype", "--test", "--valid", "--force"]),
         ("plot", &["--run", "--what", "--title", "--out"]),
     ] {
         assert!(top.contains(cmd), "`{cmd}` not in --help");

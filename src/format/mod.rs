@@ -87,7 +87,8 @@ impl Model {
             .iter()
             .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).expect("sizes match by construction")))
             .collect();
-        let file = safetensors::serialize(views, Some(meta)).map_err(|e| Error::NotSafetensors { reason: e.to_string() })?;
+        let file =
+            safetensors::serialize(views, Some(meta)).map_err(|e| Error::NotSafetensors { reason: e.to_string() })?;
         Ok(sort_header(file))
     }
 
@@ -122,7 +123,16 @@ pub fn weight_bytes(w: &Weight) -> usize {
 impl WeightSpec {
     /// The spec of a tied embedding.
     pub fn tied() -> WeightSpec {
-        WeightSpec { kind: "tied".into(), rows: 0, cols: 0, dtype: ValueType::F32, a: None, b: None, rank: None, nnz: None }
+        WeightSpec {
+            kind: "tied".into(),
+            rows: 0,
+            cols: 0,
+            dtype: ValueType::F32,
+            a: None,
+            b: None,
+            rank: None,
+            nnz: None,
+        }
     }
 }
 
@@ -134,7 +144,8 @@ impl From<&Weight> for WeightSpec {
 
 fn spec_of(w: &Weight) -> WeightSpec {
     let m = &w.matrix;
-    let mut spec = WeightSpec { kind: m.kind().into(), rows: m.rows(), cols: m.cols(), dtype: w.dtype, ..WeightSpec::tied() };
+    let mut spec =
+        WeightSpec { kind: m.kind().into(), rows: m.rows(), cols: m.cols(), dtype: w.dtype, ..WeightSpec::tied() };
     let (base, s) = match m {
         Matrix::Doped(d) => (d.base(), Some(d.s())),
         Matrix::Sparse(s) => (m, Some(s)),
@@ -234,10 +245,7 @@ fn open(bytes: &[u8]) -> Result<(SafeTensors<'_>, Option<HashMap<String, String>
 /// The end of the data section that a header claims, if it can be read.
 fn data_end(header: &[u8]) -> Option<u64> {
     let v: serde_json::Value = serde_json::from_slice(header).ok()?;
-    v.as_object()?
-        .values()
-        .filter_map(|t| t.get("data_offsets")?.get(1)?.as_u64())
-        .max()
+    v.as_object()?.values().filter_map(|t| t.get("data_offsets")?.get(1)?.as_u64()).max()
 }
 
 fn read_config(meta: Option<HashMap<String, String>>) -> Result<Config> {
@@ -255,7 +263,10 @@ fn read_config(meta: Option<HashMap<String, String>>) -> Result<Config> {
     let json = meta.get("config").ok_or_else(|| bad("no `config` key"))?;
     let config: Config = serde_json::from_str(json).map_err(|e| bad(&format!("config JSON: {e}")))?;
     if config.architecture != "lstm-lm" {
-        return Err(config_err("architecture", format!("`{}` is not supported (expected `lstm-lm`)", config.architecture)));
+        return Err(config_err(
+            "architecture",
+            format!("`{}` is not supported (expected `lstm-lm`)", config.architecture),
+        ));
     }
     Ok(config)
 }
@@ -284,7 +295,11 @@ impl Reader<'_, '_> {
         };
         // Before allocating per layer: the header alone may list millions of layers.
         if c.layers.len() > MAX_LAYERS {
-            return Err(Error::TooLarge { what: "layer count".into(), value: c.layers.len() as u64, max: MAX_LAYERS as u64 });
+            return Err(Error::TooLarge {
+                what: "layer count".into(),
+                value: c.layers.len() as u64,
+                max: MAX_LAYERS as u64,
+            });
         }
         let mut layers = Vec::with_capacity(c.layers.len());
         for (i, l) in c.layers.iter().enumerate() {
@@ -323,7 +338,10 @@ impl Reader<'_, '_> {
         let kron = |this: &mut Self| -> Result<Matrix> {
             let (a, b) = (need_shape("a", spec.a)?, need_shape("b", spec.b)?);
             if a[0].checked_mul(b[0]) != Some(rows) || a[1].checked_mul(b[1]) != Some(cols) {
-                return Err(config_err(field("a"), format!("factors {a:?} and {b:?} do not make a {rows}x{cols} matrix")));
+                return Err(config_err(
+                    field("a"),
+                    format!("factors {a:?} and {b:?} do not make a {rows}x{cols} matrix"),
+                ));
             }
             let a = this.dense(&names::join(prefix, names::KRON_A), a[0], a[1], spec.dtype)?;
             let b = this.dense(&names::join(prefix, names::KRON_B), b[0], b[1], spec.dtype)?;
@@ -346,10 +364,15 @@ impl Reader<'_, '_> {
             let values = this.values(&names::join(prefix, names::SPARSE_VALUES), &[nnz])?;
             let col_idx = this.indices(&names::join(prefix, names::SPARSE_COL_IDX), nnz)?;
             let row_ptr = this.indices(&names::join(prefix, names::SPARSE_ROW_PTR), rows + 1)?;
-            Csr::new(rows, cols, row_ptr, col_idx, values).map_err(|reason| Error::InvalidSparse { name: prefix.into(), reason })
+            Csr::new(rows, cols, row_ptr, col_idx, values)
+                .map_err(|reason| Error::InvalidSparse { name: prefix.into(), reason })
         };
         if rows as u64 * cols as u64 > MAX_ELEMENTS {
-            return Err(Error::TooLarge { what: format!("matrix `{prefix}`"), value: rows as u64 * cols as u64, max: MAX_ELEMENTS });
+            return Err(Error::TooLarge {
+                what: format!("matrix `{prefix}`"),
+                value: rows as u64 * cols as u64,
+                max: MAX_ELEMENTS,
+            });
         }
         let dope = |base: Matrix, s: Csr| Doped::new(base, s).map(Matrix::Doped).map_err(|r| config_err(prefix, r));
         let matrix = match spec.kind.as_str() {
@@ -416,7 +439,9 @@ impl Reader<'_, '_> {
     fn indices(&mut self, name: &str, len: usize) -> Result<Vec<u32>> {
         let t = self.tensor(name, &[len])?;
         let v: Vec<i64> = match t.dtype() {
-            Dtype::I32 => t.data().chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().expect("4")) as i64).collect(),
+            Dtype::I32 => {
+                t.data().chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().expect("4")) as i64).collect()
+            }
             Dtype::I64 => t.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8"))).collect(),
             d => return Err(Error::WrongDtype { name: name.into(), found: format!("{d:?}"), expected: "I32 or I64" }),
         };
@@ -434,7 +459,11 @@ impl Reader<'_, '_> {
     fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<TensorView<'_>> {
         let t = self.st.tensor(name).map_err(|_| Error::MissingTensor { name: name.into() })?;
         if t.shape() != shape {
-            return Err(Error::ShapeMismatch { name: name.into(), expected: shape.to_vec(), found: t.shape().to_vec() });
+            return Err(Error::ShapeMismatch {
+                name: name.into(),
+                expected: shape.to_vec(),
+                found: t.shape().to_vec(),
+            });
         }
         self.used.insert(name.to_string());
         Ok(t)

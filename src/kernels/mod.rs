@@ -30,14 +30,12 @@ mod cephes {
     /// number rather than going subnormal (the callers only ever add it to ≥ 1).
     pub const EXP_MIN: f32 = -87.336_55;
     /// exp(r) ≈ 1 + r + r²·(P0·r⁵ + … + P5).
-    pub const EXP_P: [f32; 6] =
-        [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_6e-1, 0.5];
+    pub const EXP_P: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_6e-1, 0.5];
     /// Below this `|x|`, tanh(x) ≈ x + x³·(T0·x⁸ + … + T4); above it, (1 − e)/(1 + e)
     /// with `e = exp(−2|x|)` has no cancellation.
     pub const TANH_SMALL: f32 = 0.625;
     /// Cephes `tanhf` odd polynomial on `|x| < 0.625`.
-    pub const TANH_P: [f32; 5] =
-        [-5.704_988_7e-3, 2.063_908_8e-2, -5.373_971_5e-2, 1.333_144_2e-1, -3.333_328e-1];
+    pub const TANH_P: [f32; 5] = [-5.704_988_7e-3, 2.063_908_8e-2, -5.373_971_5e-2, 1.333_144_2e-1, -3.333_328e-1];
 }
 
 /// The CSR kernel's signature: `(row_ptr, col_idx, values, x, y)`.
@@ -115,14 +113,12 @@ impl Kernels {
     /// test run that asked for a set cannot silently run another.
     pub fn from_env() -> crate::Result<Kernels> {
         match std::env::var("DKP_KERNELS") {
-            Ok(name) if !name.is_empty() => Kernels::by_name(&name).ok_or_else(|| {
-                crate::Error::InvalidArgument {
-                    name: "DKP_KERNELS",
-                    reason: format!(
-                        "kernel set `{name}` is not available here (available: {})",
-                        Kernels::available().iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
-                    ),
-                }
+            Ok(name) if !name.is_empty() => Kernels::by_name(&name).ok_or_else(|| crate::Error::InvalidArgument {
+                name: "DKP_KERNELS",
+                reason: format!(
+                    "kernel set `{name}` is not available here (available: {})",
+                    Kernels::available().iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+                ),
             }),
             _ => Ok(Kernels::best()),
         }

@@ -3,15 +3,7 @@
 use super::Kernels;
 
 /// The scalar kernel table.
-pub const KERNELS: Kernels = Kernels {
-    name: "scalar",
-    gemv,
-    axpy,
-    csr,
-    sigmoid,
-    tanh,
-    log_softmax,
-};
+pub const KERNELS: Kernels = Kernels { name: "scalar", gemv, axpy, csr, sigmoid, tanh, log_softmax };
 
 /// Dense matrix × vector, accumulating into `y`.
 pub fn gemv(w: &[f32], x: &[f32], y: &mut [f32]) {

@@ -28,21 +28,13 @@ impl Csr {
             return Err(format!("row_ptr has {} entries, expected {}", row_ptr.len(), rows + 1));
         }
         if col_idx.len() != values.len() {
-            return Err(format!(
-                "{} column indices but {} values",
-                col_idx.len(),
-                values.len()
-            ));
+            return Err(format!("{} column indices but {} values", col_idx.len(), values.len()));
         }
         if row_ptr[0] != 0 {
             return Err(format!("row_ptr[0] is {}, expected 0", row_ptr[0]));
         }
         if row_ptr[rows] as usize != values.len() {
-            return Err(format!(
-                "row_ptr[{rows}] is {} but there are {} values",
-                row_ptr[rows],
-                values.len()
-            ));
+            return Err(format!("row_ptr[{rows}] is {} but there are {} values", row_ptr[rows], values.len()));
         }
         // All of row_ptr first: with it monotone and ending at nnz, every row's range
         // lies inside `col_idx`, so the slicing below cannot go out of bounds.

@@ -55,10 +55,13 @@ pub fn save(path: &Path, meta: &serde_json::Value, tensors: &[(String, Tensor)])
     meta["hash"] = serde_json::Value::String(hash(&raw));
     let views: Vec<(String, TensorView)> = raw
         .iter()
-        .map(|(n, b)| (n.clone(), TensorView::new(Dtype::F32, shapes[n].clone(), b).expect("sizes match by construction")))
+        .map(|(n, b)| {
+            (n.clone(), TensorView::new(Dtype::F32, shapes[n].clone(), b).expect("sizes match by construction"))
+        })
         .collect();
     let metadata = HashMap::from([(META_KEY.to_string(), meta.to_string())]);
-    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Checkpoint { path: path.into(), reason: e.to_string() })?;
+    let bytes = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::Checkpoint { path: path.into(), reason: e.to_string() })?;
     write_atomic(path, &bytes)
 }
 
@@ -66,12 +69,20 @@ pub fn save(path: &Path, meta: &serde_json::Value, tensors: &[(String, Tensor)])
 pub fn load(path: &Path, dev: &Device) -> Result<(serde_json::Value, BTreeMap<String, Tensor>)> {
     let bad = |reason: String| Error::Checkpoint { path: path.into(), reason };
     let bytes = std::fs::read(path).map_err(io_err(path))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a readable checkpoint ({e})")))?;
+    let (_, header) =
+        SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a readable checkpoint ({e})")))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a readable checkpoint ({e})")))?;
-    let meta_text = header.metadata().as_ref().and_then(|m| m.get(META_KEY)).ok_or_else(|| bad("no dkp-train description (not a trainer checkpoint)".into()))?;
+    let meta_text = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(META_KEY))
+        .ok_or_else(|| bad("no dkp-train description (not a trainer checkpoint)".into()))?;
     let meta: serde_json::Value = serde_json::from_str(meta_text).map_err(|e| bad(format!("bad description: {e}")))?;
     if meta["version"].as_u64() != Some(CHECKPOINT_VERSION as u64) {
-        return Err(bad(format!("written by checkpoint version {}, this trainer reads {CHECKPOINT_VERSION}", meta["version"])));
+        return Err(bad(format!(
+            "written by checkpoint version {}, this trainer reads {CHECKPOINT_VERSION}",
+            meta["version"]
+        )));
     }
     let mut raw = BTreeMap::new();
     let mut tensors = BTreeMap::new();
@@ -79,7 +90,8 @@ pub fn load(path: &Path, dev: &Device) -> Result<(serde_json::Value, BTreeMap<St
         if view.dtype() != Dtype::F32 {
             return Err(bad(format!("tensor `{name}` is not f32")));
         }
-        let data: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let data: Vec<f32> =
+            view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         tensors.insert(name.clone(), Tensor::from_vec(data, view.shape(), dev)?);
         raw.insert(name, view.data().to_vec());
     }

@@ -81,18 +81,11 @@ impl TrainArgs {
                 let text = std::fs::read_to_string(path).map_err(io_err(path))?;
                 TrainConfig::from_toml(&text, &path.display().to_string())?
             }
-            (None, true, Some(name)) => config_of_run(
-                &self
-                    .runs_dir
-                    .clone()
-                    .unwrap_or_else(|| "runs".into())
-                    .join(name),
-            )?,
+            (None, true, Some(name)) => {
+                config_of_run(&self.runs_dir.clone().unwrap_or_else(|| "runs".into()).join(name))?
+            }
             (None, true, None) => {
-                return Err(config_err(
-                    "--resume",
-                    "needs --config FILE or --name NAME to find the run",
-                ))
+                return Err(config_err("--resume", "needs --config FILE or --name NAME to find the run"))
             }
             _ => TrainConfig::default(),
         };
@@ -146,11 +139,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainReport> {
     single_threaded_elementwise();
     let cfg = args.config()?;
     let mut trainer = Trainer::new(cfg, args.resume)?;
-    trainer.run(&RunOptions {
-        resume: args.resume,
-        progress: !args.quiet,
-        out: args.out.clone(),
-    })
+    trainer.run(&RunOptions { resume: args.resume, progress: !args.quiet, out: args.out.clone() })
 }
 
 /// Decompose a trained dense model into doped Kronecker products.
@@ -214,10 +203,8 @@ pub fn run_compress(args: &CompressArgs) -> Result<CompressReport> {
     single_threaded_elementwise();
     let dev = Device::Cpu;
     let bytes = std::fs::read(&args.model).map_err(io_err(&args.model))?;
-    let model = Model::from_bytes(&bytes).map_err(|e| Error::Model {
-        path: args.model.clone(),
-        reason: e.to_string(),
-    })?;
+    let model =
+        Model::from_bytes(&bytes).map_err(|e| Error::Model { path: args.model.clone(), reason: e.to_string() })?;
     let mut lm = Lm::from_model(&model, &args.model, &dev)?;
     for w in lm.weights() {
         require_dense(w, &args.model)?;
@@ -225,24 +212,14 @@ pub fn run_compress(args: &CompressArgs) -> Result<CompressReport> {
     if args.finetune_epochs > 0 && args.data.is_none() {
         return Err(config_err("--finetune-epochs", "fine-tuning needs --data"));
     }
-    let acc = if args.with_indices {
-        Accounting::ValuesAndIndices
-    } else {
-        Accounting::Values
-    };
+    let acc = if args.with_indices { Accounting::ValuesAndIndices } else { Accounting::Values };
     let corpus = match &args.data {
-        Some(d) => Some(Corpus::load_with(
-            &DataSpec::from_path(d)?,
-            Some(model.tokenizer()),
-        )?),
+        Some(d) => Some(Corpus::load_with(&DataSpec::from_path(d)?, Some(model.tokenizer()))?),
         None => None,
     };
     let test_ppl = |lm: &Lm| -> Result<Option<f64>> {
         let Some(c) = &corpus else { return Ok(None) };
-        let n = args
-            .max_eval_tokens
-            .unwrap_or(usize::MAX)
-            .min(c.test.ids.len());
+        let n = args.max_eval_tokens.unwrap_or(usize::MAX).min(c.test.ids.len());
         let (nll, count) = lm.stream_nll(&c.test.ids[..n], c.tokenizer.boundary(), 256)?;
         Ok(Some((nll / count.max(1) as f64).exp()))
     };
@@ -268,11 +245,8 @@ pub fn run_compress(args: &CompressArgs) -> Result<CompressReport> {
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(std::path::Path::new("."))
                 .to_path_buf();
-            let stem = args
-                .out
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "compressed".into());
+            let stem =
+                args.out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "compressed".into());
             let mut cfg = TrainConfig {
                 name: format!("{stem}.finetune"),
                 runs_dir: out_dir,
@@ -302,11 +276,7 @@ pub fn run_compress(args: &CompressArgs) -> Result<CompressReport> {
                 });
             }
             let mut trainer = Trainer::with_corpus(cfg, corpus.clone(), Some(lm), false)?;
-            let report = trainer.run(&RunOptions {
-                resume: false,
-                progress: !args.quiet,
-                out: None,
-            })?;
+            let report = trainer.run(&RunOptions { resume: false, progress: !args.quiet, out: None })?;
             let tuned = std::fs::read(&report.model).map_err(io_err(&report.model))?;
             (Model::from_bytes(&tuned)?, Some(report.test_ppl))
         }
@@ -320,11 +290,14 @@ pub fn run_compress(args: &CompressArgs) -> Result<CompressReport> {
         // The source's figures no longer describe this model: replace what changed.
         prov.remove("valid_ppl");
         prov.insert("test_ppl".into(), json!(ppl_decomposed));
-        prov.insert("cf".into(), json!({
-            "accounting": acc,
-            "lstm_values": info.lstm_cf, "lstm_values_and_indices": info.lstm_cf_with_indices,
-            "total_values": info.total_cf, "total_values_and_indices": info.total_cf_with_indices,
-        }));
+        prov.insert(
+            "cf".into(),
+            json!({
+                "accounting": acc,
+                "lstm_values": info.lstm_cf, "lstm_values_and_indices": info.lstm_cf_with_indices,
+                "total_values": info.total_cf, "total_values_and_indices": info.total_cf_with_indices,
+            }),
+        );
         if let Some(m) = prov.get_mut("method").and_then(|m| m.as_object_mut()) {
             m.insert("lstm".into(), json!("dkp"));
         }

@@ -98,14 +98,7 @@ pub struct ModelConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig {
-            layers: 2,
-            hidden: 200,
-            embedding_dim: None,
-            dropout: 0.0,
-            init: 0.1,
-            tie_weights: false,
-        }
+        ModelConfig { layers: 2, hidden: 200, embedding_dim: None, dropout: 0.0, init: 0.1, tie_weights: false }
     }
 }
 
@@ -153,10 +146,7 @@ impl WeightKind {
     }
     /// Whether the kind has a sparse, mask-annealed part.
     pub fn is_masked(self) -> bool {
-        matches!(
-            self,
-            WeightKind::Dkp | WeightKind::Pruned | WeightKind::Dlowrank
-        )
+        matches!(self, WeightKind::Dkp | WeightKind::Pruned | WeightKind::Dlowrank)
     }
 }
 
@@ -172,10 +162,7 @@ pub struct WeightConfig {
 
 impl Default for WeightConfig {
     fn default() -> Self {
-        WeightConfig {
-            kind: WeightKind::Dense,
-            cf: 1.0,
-        }
+        WeightConfig { kind: WeightKind::Dense, cf: 1.0 }
     }
 }
 
@@ -197,12 +184,7 @@ pub struct DopingConfig {
 
 impl Default for DopingConfig {
     fn default() -> Self {
-        DopingConfig {
-            start_density: 1.0,
-            start_epoch: 1.0,
-            end_epoch: 8.0,
-            mask_every: 100,
-        }
+        DopingConfig { start_density: 1.0, start_epoch: 1.0, end_epoch: 8.0, mask_every: 100 }
     }
 }
 
@@ -236,11 +218,7 @@ pub struct CmrConfig {
 
 impl Default for CmrConfig {
     fn default() -> Self {
-        CmrConfig {
-            mode: CmrMode::Off,
-            rate: 0.5,
-            output: true,
-        }
+        CmrConfig { mode: CmrMode::Off, rate: 0.5, output: true }
     }
 }
 
@@ -299,10 +277,7 @@ impl Default for OptimConfig {
 impl OptimConfig {
     /// The learning rate of 0-based epoch `epoch`.
     pub fn lr_at(&self, epoch: usize) -> f64 {
-        self.lr
-            * self
-                .lr_decay
-                .powi((epoch + 1).saturating_sub(self.decay_after) as i32)
+        self.lr * self.lr_decay.powi((epoch + 1).saturating_sub(self.decay_after) as i32)
     }
 }
 
@@ -317,12 +292,9 @@ impl TrainConfig {
         if overrides.is_empty() {
             return Ok(self.clone());
         }
-        let mut root =
-            toml::Value::try_from(self).map_err(|e| config_err("config", e.to_string()))?;
+        let mut root = toml::Value::try_from(self).map_err(|e| config_err("config", e.to_string()))?;
         for o in overrides {
-            let (key, value) = o
-                .split_once('=')
-                .ok_or_else(|| config_err(o, "expected KEY=VALUE"))?;
+            let (key, value) = o.split_once('=').ok_or_else(|| config_err(o, "expected KEY=VALUE"))?;
             let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
                 Ok(mut t) => t.remove("v").expect("parsed"),
                 Err(_) => toml::Value::String(value.to_string()),
@@ -330,20 +302,15 @@ impl TrainConfig {
             let mut node = &mut root;
             let parts: Vec<&str> = key.trim().split('.').collect();
             for (i, part) in parts.iter().enumerate() {
-                let table = node
-                    .as_table_mut()
-                    .ok_or_else(|| config_err(key, "is not a table path"))?;
+                let table = node.as_table_mut().ok_or_else(|| config_err(key, "is not a table path"))?;
                 if i + 1 == parts.len() {
                     table.insert(part.to_string(), value.clone());
                     break;
                 }
-                node = table
-                    .entry(part.to_string())
-                    .or_insert_with(|| toml::Value::Table(Default::default()));
+                node = table.entry(part.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
             }
         }
-        root.try_into()
-            .map_err(|e: toml::de::Error| config_err("override", e.to_string()))
+        root.try_into().map_err(|e: toml::de::Error| config_err("override", e.to_string()))
     }
 
     /// Checks the settings that the rest of the trainer relies on.
@@ -353,28 +320,16 @@ impl TrainConfig {
             return Err(config_err("model", "layers and hidden must be at least 1"));
         }
         if !(0.0..1.0).contains(&m.dropout) {
-            return Err(config_err(
-                "model.dropout",
-                format!("{} is not in [0, 1)", m.dropout),
-            ));
+            return Err(config_err("model.dropout", format!("{} is not in [0, 1)", m.dropout)));
         }
         if m.tie_weights && m.embedding_dim.is_some_and(|e| e != m.hidden) {
-            return Err(config_err(
-                "model.embedding_dim",
-                "tied weights need embedding_dim = hidden",
-            ));
+            return Err(config_err("model.embedding_dim", "tied weights need embedding_dim = hidden"));
         }
         if self.cmr.mode != CmrMode::Off && !(0.0..1.0).contains(&self.cmr.rate) {
-            return Err(config_err(
-                "cmr.rate",
-                format!("{} is not in [0, 1)", self.cmr.rate),
-            ));
+            return Err(config_err("cmr.rate", format!("{} is not in [0, 1)", self.cmr.rate)));
         }
         if self.epochs == 0 || self.batch_size == 0 || self.bptt == 0 || self.log_every == 0 {
-            return Err(config_err(
-                "epochs/batch_size/bptt/log_every",
-                "must be at least 1",
-            ));
+            return Err(config_err("epochs/batch_size/bptt/log_every", "must be at least 1"));
         }
         let d = &self.doping;
         if !(0.0..=1.0).contains(&d.start_density)
@@ -387,23 +342,13 @@ impl TrainConfig {
                 "need 0 ≤ start_density ≤ 1, 0 ≤ start_epoch ≤ end_epoch and mask_every ≥ 1",
             ));
         }
-        for (name, w) in [
-            ("lstm", &self.lstm),
-            ("output", &self.output),
-            ("embedding", &self.embedding),
-        ] {
+        for (name, w) in [("lstm", &self.lstm), ("output", &self.output), ("embedding", &self.embedding)] {
             if !(w.cf.is_finite() && w.cf >= 1.0) {
-                return Err(config_err(
-                    format!("{name}.cf"),
-                    format!("{} is not a number ≥ 1", w.cf),
-                ));
+                return Err(config_err(format!("{name}.cf"), format!("{} is not a number ≥ 1", w.cf)));
             }
         }
         if self.data.is_none() {
-            return Err(config_err(
-                "data",
-                "no data given (set [data] in the config or pass --data DIR)",
-            ));
+            return Err(config_err("data", "no data given (set [data] in the config or pass --data DIR)"));
         }
         Ok(())
     }
@@ -426,26 +371,17 @@ mod tests {
     #[test]
     fn overrides_reach_nested_fields() {
         let c = TrainConfig::default()
-            .with_overrides(&[
-                "lstm.kind=\"dkp\"".into(),
-                "lstm.cf=25".into(),
-                "cmr.mode=element".into(),
-            ])
+            .with_overrides(&["lstm.kind=\"dkp\"".into(), "lstm.cf=25".into(), "cmr.mode=element".into()])
             .unwrap();
         assert_eq!(c.lstm.kind, WeightKind::Dkp);
         assert_eq!(c.lstm.cf, 25.0);
         assert_eq!(c.cmr.mode, CmrMode::Element);
-        assert!(TrainConfig::default()
-            .with_overrides(&["nope=1".into()])
-            .is_err());
+        assert!(TrainConfig::default().with_overrides(&["nope=1".into()]).is_err());
     }
 
     #[test]
     fn zaremba_schedule() {
         let o = OptimConfig::default();
-        assert_eq!(
-            (o.lr_at(0), o.lr_at(3), o.lr_at(4), o.lr_at(5)),
-            (1.0, 1.0, 0.5, 0.25)
-        );
+        assert_eq!((o.lr_at(0), o.lr_at(3), o.lr_at(4), o.lr_at(5)), (1.0, 1.0, 0.5, 0.25));
     }
 }

@@ -47,7 +47,11 @@ impl DataSpec {
         if path.is_dir() {
             Self::word_dir(path)
         } else if path.is_file() {
-            Ok(DataSpec::Char { file: path.to_path_buf(), valid_fraction: default_fraction(), test_fraction: default_fraction() })
+            Ok(DataSpec::Char {
+                file: path.to_path_buf(),
+                valid_fraction: default_fraction(),
+                test_fraction: default_fraction(),
+            })
         } else {
             Err(Error::Data { path: path.to_path_buf(), reason: "does not exist".into() })
         }
@@ -163,7 +167,10 @@ impl Corpus {
                 let n_valid = (n as f64 * valid_fraction) as usize;
                 let n_train = n - n_valid - n_test;
                 if n_valid == 0 || n_test == 0 {
-                    return Err(Error::Data { path: file.clone(), reason: format!("{n} characters are too few to split") });
+                    return Err(Error::Data {
+                        path: file.clone(),
+                        reason: format!("{n} characters are too few to split"),
+                    });
                 }
                 let part = |a: usize, b: usize| chars[a..b].iter().collect::<String>();
                 let train_text = part(0, n_train);
@@ -173,7 +180,8 @@ impl Corpus {
                         let mut cs: Vec<char> = train_text.chars().collect();
                         cs.sort_unstable();
                         cs.dedup();
-                        let tokens = std::iter::once("<unk>".to_string()).chain(cs.into_iter().map(String::from)).collect();
+                        let tokens =
+                            std::iter::once("<unk>".to_string()).chain(cs.into_iter().map(String::from)).collect();
                         Tokenizer::new(TokenizerKind::Char, tokens, "<unk>", None)?
                     }
                 };

@@ -64,7 +64,9 @@ pub fn nearest_kron(w: &[f32], cols: usize, a: [usize; 2], b: [usize; 2]) -> (Ve
 /// A doped Kronecker weight approximating the dense `w` at compression `cf`: nearest A⊗B,
 /// and the largest residual entries as S with a frozen mask.
 pub fn dkp_from_dense(w: &WeightParam, cf: f64, acc: Accounting, dev: &Device) -> Result<WeightParam> {
-    let Plan::Dkp { a, b, nnz } = plan::plan("dkp", w.rows, w.cols, cf, acc)? else { unreachable!("dkp plans are dkp") };
+    let Plan::Dkp { a, b, nnz } = plan::plan("dkp", w.rows, w.cols, cf, acc)? else {
+        unreachable!("dkp plans are dkp")
+    };
     let dense: Vec<f32> = w.materialise()?.flatten_all()?.to_vec1()?;
     let (av, bv) = nearest_kron(&dense, w.cols, a, b);
     let at = Tensor::from_vec(av, (a[0], a[1]), dev)?;
@@ -139,9 +141,17 @@ mod tests {
     #[test]
     fn residual_is_no_larger_than_the_dense_norm() {
         let dev = Device::Cpu;
-        let w = WeightParam::new("w", WeightKind::Dense, 16, 12, 1.0, Accounting::Values, 0.1, &mut Rng::new(2), &dev).unwrap();
+        let w = WeightParam::new("w", WeightKind::Dense, 16, 12, 1.0, Accounting::Values, 0.1, &mut Rng::new(2), &dev)
+            .unwrap();
         let d = dkp_from_dense(&w, 4.0, Accounting::Values, &dev).unwrap();
-        let diff = (w.materialise().unwrap() - d.materialise().unwrap()).unwrap().sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        let diff = (w.materialise().unwrap() - d.materialise().unwrap())
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         let norm = w.materialise().unwrap().sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(diff < 0.5 * norm, "{diff} vs {norm}");
         assert_eq!(d.nnz().unwrap(), d.masked.as_ref().unwrap().target_nnz);

@@ -65,7 +65,9 @@ impl fmt::Display for Error {
             Error::Io { path, .. } => write!(f, "cannot access {}", path.display()),
             Error::Data { path, reason } => write!(f, "data file {}: {reason}", path.display()),
             Error::Config { field, reason } => write!(f, "invalid setting `{field}`: {reason}"),
-            Error::Checkpoint { path, reason } => write!(f, "checkpoint {}: {reason}", path.display()),
+            Error::Checkpoint { path, reason } => {
+                write!(f, "checkpoint {}: {reason}", path.display())
+            }
             Error::Model { path, reason } => write!(f, "model {}: {reason}", path.display()),
             Error::Export { name, reason } => write!(f, "cannot export weight `{name}`: {reason}"),
             Error::Runtime(e) => write!(f, "{e}"),

@@ -51,16 +51,8 @@ impl State {
     pub fn zeros(lm: &Lm, batch: usize, dev: &Device) -> Result<State> {
         let z = |l: &Layer| Tensor::zeros((batch, l.hidden), DType::F32, dev);
         Ok(State {
-            h: lm
-                .layers
-                .iter()
-                .map(z)
-                .collect::<candle_core::Result<_>>()?,
-            c: lm
-                .layers
-                .iter()
-                .map(z)
-                .collect::<candle_core::Result<_>>()?,
+            h: lm.layers.iter().map(z).collect::<candle_core::Result<_>>()?,
+            c: lm.layers.iter().map(z).collect::<candle_core::Result<_>>()?,
         })
     }
 
@@ -129,11 +121,7 @@ impl Lm {
     /// A freshly initialised model for `vocab` tokens.
     pub fn new(cfg: &TrainConfig, vocab: usize, rng: &mut Rng, dev: &Device) -> Result<Lm> {
         let (m, acc, init) = (&cfg.model, cfg.accounting, cfg.model.init);
-        let e = if m.tie_weights {
-            m.hidden
-        } else {
-            cfg.embedding_dim()
-        };
+        let e = if m.tie_weights { m.hidden } else { cfg.embedding_dim() };
         let embedding = match m.tie_weights {
             true => None,
             false => Some(WeightParam::new(
@@ -164,71 +152,34 @@ impl Lm {
                 dev,
             )?;
             let bias = Var::from_vec(rng.uniform_vec(4 * h, init), 4 * h, dev)?;
-            layers.push(Layer {
-                input,
-                hidden: h,
-                w,
-                bias,
-            });
+            layers.push(Layer { input, hidden: h, w, bias });
             input = h;
         }
-        let output = WeightParam::new(
-            names::OUTPUT,
-            cfg.output.kind,
-            vocab,
-            input,
-            cfg.output.cf,
-            acc,
-            init,
-            rng,
-            dev,
-        )?;
+        let output =
+            WeightParam::new(names::OUTPUT, cfg.output.kind, vocab, input, cfg.output.cf, acc, init, rng, dev)?;
         let output_bias = Var::from_vec(rng.uniform_vec(vocab, init), vocab, dev)?;
-        Ok(Lm {
-            embedding,
-            layers,
-            output,
-            output_bias,
-        })
+        Ok(Lm { embedding, layers, output, output_bias })
     }
 
     /// Every weight matrix.
     pub fn weights(&self) -> Vec<&WeightParam> {
-        self.embedding
-            .iter()
-            .chain(self.layers.iter().map(|l| &l.w))
-            .chain([&self.output])
-            .collect()
+        self.embedding.iter().chain(self.layers.iter().map(|l| &l.w)).chain([&self.output]).collect()
     }
 
     /// Every weight matrix, mutably.
     pub fn weights_mut(&mut self) -> Vec<&mut WeightParam> {
-        self.embedding
-            .iter_mut()
-            .chain(self.layers.iter_mut().map(|l| &mut l.w))
-            .chain([&mut self.output])
-            .collect()
+        self.embedding.iter_mut().chain(self.layers.iter_mut().map(|l| &mut l.w)).chain([&mut self.output]).collect()
     }
 
     /// A copy that shares no storage with `self`.
     pub fn deep_copy(&self) -> Result<Lm> {
         let copy = |v: &Var| -> Result<Var> { Ok(Var::from_tensor(&v.as_tensor().copy()?)?) };
         Ok(Lm {
-            embedding: self
-                .embedding
-                .as_ref()
-                .map(WeightParam::deep_copy)
-                .transpose()?,
+            embedding: self.embedding.as_ref().map(WeightParam::deep_copy).transpose()?,
             layers: self
                 .layers
                 .iter()
-                .map(|l| {
-                    Ok(Layer {
-                        w: l.w.deep_copy()?,
-                        bias: copy(&l.bias)?,
-                        ..l.clone()
-                    })
-                })
+                .map(|l| Ok(Layer { w: l.w.deep_copy()?, bias: copy(&l.bias)?, ..l.clone() }))
                 .collect::<Result<_>>()?,
             output: self.output.deep_copy()?,
             output_bias: copy(&self.output_bias)?,
@@ -237,11 +188,8 @@ impl Lm {
 
     /// Parameters (`param.NAME`) and masks (`mask.WEIGHT`) as named tensors.
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> = self
-            .vars()
-            .into_iter()
-            .map(|(n, var)| (format!("param.{n}"), var.as_tensor().clone()))
-            .collect();
+        let mut v: Vec<(String, Tensor)> =
+            self.vars().into_iter().map(|(n, var)| (format!("param.{n}"), var.as_tensor().clone())).collect();
         for w in self.weights() {
             if let Some(m) = &w.masked {
                 v.push((format!("mask.{}", w.name), m.mask.clone()));
@@ -258,14 +206,9 @@ impl Lm {
         prefix: &str,
     ) -> std::result::Result<(), String> {
         let get = |k: String, shape: &[usize]| -> std::result::Result<Tensor, String> {
-            let t = tensors
-                .get(&k)
-                .ok_or_else(|| format!("tensor `{k}` is missing"))?;
+            let t = tensors.get(&k).ok_or_else(|| format!("tensor `{k}` is missing"))?;
             if t.dims() != shape {
-                return Err(format!(
-                    "tensor `{k}` has shape {:?}, this configuration needs {shape:?}",
-                    t.dims()
-                ));
+                return Err(format!("tensor `{k}` has shape {:?}, this configuration needs {shape:?}", t.dims()));
             }
             Ok(t.clone())
         };
@@ -285,12 +228,7 @@ impl Lm {
     /// Every trainable tensor by name, in a fixed order.
     pub fn vars(&self) -> Vec<(String, Var)> {
         let mut v: Vec<(String, Var)> = self.weights().iter().flat_map(|w| w.vars()).collect();
-        v.extend(
-            self.layers
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (names::layer_bias(i), l.bias.clone())),
-        );
+        v.extend(self.layers.iter().enumerate().map(|(i, l)| (names::layer_bias(i), l.bias.clone())));
         v.push((names::OUTPUT_BIAS.into(), self.output_bias.clone()));
         v
     }
@@ -318,10 +256,7 @@ impl Lm {
         for l in &self.layers {
             gates.push(match paths(&l.w) {
                 true => {
-                    let (base, s) = (
-                        l.w.materialise_base()?.expect("doped"),
-                        l.w.sparse()?.expect("doped"),
-                    );
+                    let (base, s) = (l.w.materialise_base()?.expect("doped"), l.w.sparse()?.expect("doped"));
                     Gate::Two(fix(Tensor::cat(&[&base, &s], 0)?.t()?.contiguous()?))
                 }
                 false => Gate::One(fix(l.w.materialise()?.t()?.contiguous()?)),
@@ -330,11 +265,7 @@ impl Lm {
         Ok(Prepared {
             embedding,
             gates,
-            biases: self
-                .layers
-                .iter()
-                .map(|l| fix(l.bias.as_tensor().clone()))
-                .collect(),
+            biases: self.layers.iter().map(|l| fix(l.bias.as_tensor().clone())).collect(),
             output: match output_w {
                 Some(w) => Ready::Fixed(w),
                 None => Ready::Paths(&self.output),
@@ -354,9 +285,9 @@ impl Lm {
         let s = match ctx.cmr.mode {
             CmrMode::Off => Some(s),
             CmrMode::Element => Some(dropout(s, rate, ctx.rng)?),
-            CmrMode::Term => (ctx.rng.uniform() >= rate)
-                .then(|| s.affine(1.0 / (1.0 - rate as f64), 0.0))
-                .transpose()?,
+            CmrMode::Term => {
+                (ctx.rng.uniform() >= rate).then(|| s.affine(1.0 / (1.0 - rate as f64), 0.0)).transpose()?
+            }
         };
         Ok(match s {
             Some(s) => (base + s)?,
@@ -389,11 +320,7 @@ impl Lm {
             if want_norms {
                 let xh = Tensor::cat(&[&x.narrow(0, 0, batch)?, &state.h[l]], 1)?;
                 if let Some((b, s)) = layer.w.path_norms(&xh)? {
-                    norms.push(PathNorms {
-                        name: layer.w.name.clone(),
-                        base: b,
-                        sparse: s,
-                    });
+                    norms.push(PathNorms { name: layer.w.name.clone(), base: b, sparse: s });
                 }
             }
             // The input half of every step is one matmul for the whole window.
@@ -401,22 +328,12 @@ impl Lm {
                 Gate::One(wt) => (wt, p.biases[l].clone(), None),
                 Gate::Two(wt) => {
                     let bias = Tensor::cat(&[&p.biases[l], &p.biases[l].zeros_like()?], 0)?;
-                    (
-                        wt,
-                        bias,
-                        Some(self.cmr_mask(steps, batch, 4 * hd, &mut ctx)),
-                    )
+                    (wt, bias, Some(self.cmr_mask(steps, batch, 4 * hd, &mut ctx)))
                 }
             };
             let gx = x.matmul(&wt.narrow(0, 0, input)?)?.broadcast_add(&bias)?;
             let vec = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1()?) };
-            let y = lstm_layer(
-                &gx,
-                &wt.narrow(0, input, hd)?,
-                vec(&state.h[l])?,
-                vec(&state.c[l])?,
-                mask,
-            )?;
+            let y = lstm_layer(&gx, &wt.narrow(0, input, hd)?, vec(&state.h[l])?, vec(&state.c[l])?, mask)?;
             let last = y.narrow(0, (steps - 1) * batch, batch)?.detach();
             state.h[l] = last.narrow(1, 0, hd)?.contiguous()?;
             state.c[l] = last.narrow(1, hd, hd)?.contiguous()?;
@@ -427,11 +344,7 @@ impl Lm {
         }
         if want_norms {
             if let Some((b, s)) = self.output.path_norms(&x.narrow(0, 0, batch)?)? {
-                norms.push(PathNorms {
-                    name: self.output.name.clone(),
-                    base: b,
-                    sparse: s,
-                });
+                norms.push(PathNorms { name: self.output.name.clone(), base: b, sparse: s });
             }
         }
         Ok((x, norms))
@@ -439,13 +352,7 @@ impl Lm {
 
     /// The co-matrix dropout mask of a window (`steps·batch × width`): per element, or one
     /// draw per time step for the whole term; all ones without a training context.
-    fn cmr_mask(
-        &self,
-        steps: usize,
-        batch: usize,
-        width: usize,
-        ctx: &mut Option<&mut TrainCtx>,
-    ) -> Vec<f32> {
+    fn cmr_mask(&self, steps: usize, batch: usize, width: usize, ctx: &mut Option<&mut TrainCtx>) -> Vec<f32> {
         let n = steps * batch * width;
         let Some(ctx) = ctx.as_deref_mut() else {
             return vec![1.0; n];
@@ -456,11 +363,7 @@ impl Lm {
             CmrMode::Element => ctx.rng.dropout_mask(n, p),
             CmrMode::Term => (0..steps)
                 .flat_map(|_| {
-                    let keep = if ctx.rng.uniform() < p {
-                        0.0
-                    } else {
-                        1.0 / (1.0 - p)
-                    };
+                    let keep = if ctx.rng.uniform() < p { 0.0 } else { 1.0 / (1.0 - p) };
                     std::iter::repeat_n(keep, batch * width)
                 })
                 .collect(),
@@ -477,20 +380,12 @@ impl Lm {
     }
 
     /// Mean cross-entropy of `targets` given the top layer's outputs.
-    fn loss(
-        p: &Prepared,
-        x: &Tensor,
-        targets: &[u32],
-        ctx: &mut Option<&mut TrainCtx>,
-    ) -> Result<Tensor> {
+    fn loss(p: &Prepared, x: &Tensor, targets: &[u32], ctx: &mut Option<&mut TrainCtx>) -> Result<Tensor> {
         Ok(match &p.output {
             Ready::Fixed(w) => projected_cross_entropy(x, w, &p.output_bias, targets)?,
             Ready::Paths(_) => {
                 let logits = Self::project(p, x, ctx)?;
-                cross_entropy(
-                    &logits,
-                    &Tensor::from_slice(targets, targets.len(), logits.device())?,
-                )?
+                cross_entropy(&logits, &Tensor::from_slice(targets, targets.len(), logits.device())?)?
             }
         })
     }
@@ -521,38 +416,21 @@ impl Lm {
     /// Total negative log-likelihood (nats) and token count of `ids` read as one stream with
     /// batch 1, from a zero state fed `boundary` first — what `dkp_lstm::Session::perplexity`
     /// computes. Without a boundary the first token is scored from the zero state.
-    pub fn stream_nll(
-        &self,
-        ids: &[u32],
-        boundary: Option<u32>,
-        chunk: usize,
-    ) -> Result<(f64, usize)> {
+    pub fn stream_nll(&self, ids: &[u32], boundary: Option<u32>, chunk: usize) -> Result<(f64, usize)> {
         let dev = self.output_bias.device();
         let p = self.prepare(false, false, true)?;
         let mut state = State::zeros(self, 1, dev)?;
         let (inputs, targets): (Vec<u32>, &[u32]) = match boundary {
-            Some(b) => (
-                std::iter::once(b)
-                    .chain(ids[..ids.len().saturating_sub(1)].iter().copied())
-                    .collect(),
-                ids,
-            ),
-            None => (
-                ids[..ids.len().saturating_sub(1)].to_vec(),
-                ids.get(1..).unwrap_or(&[]),
-            ),
+            Some(b) => (std::iter::once(b).chain(ids[..ids.len().saturating_sub(1)].iter().copied()).collect(), ids),
+            None => (ids[..ids.len().saturating_sub(1)].to_vec(), ids.get(1..).unwrap_or(&[])),
         };
         let mut nll = 0.0f64;
         if boundary.is_none() && !ids.is_empty() {
             // A zero state gives logits = output bias.
             let b = p.output_bias.reshape((1, self.vocab()))?;
-            nll += cross_entropy(&b, &Tensor::from_slice(&ids[..1], 1, dev)?)?.to_scalar::<f32>()?
-                as f64;
+            nll += cross_entropy(&b, &Tensor::from_slice(&ids[..1], 1, dev)?)?.to_scalar::<f32>()? as f64;
         }
-        for (xs, ys) in inputs
-            .chunks(chunk.max(1))
-            .zip(targets.chunks(chunk.max(1)))
-        {
+        for (xs, ys) in inputs.chunks(chunk.max(1)).zip(targets.chunks(chunk.max(1))) {
             let (x, _) = self.run(&p, xs, 1, &mut state, None)?;
             let mean = Self::loss(&p, &x, ys, &mut None)?.to_scalar::<f32>()?;
             nll += mean as f64 * ys.len() as f64;
@@ -584,14 +462,7 @@ impl Lm {
             })
             .collect::<Result<Vec<_>>>()?;
         let output = Weight::f32(self.output.to_matrix()?);
-        Ok(Model::new(
-            tokenizer.clone(),
-            embedding,
-            layers,
-            output,
-            vec(&self.output_bias)?,
-            provenance,
-        )?)
+        Ok(Model::new(tokenizer.clone(), embedding, layers, output, vec(&self.output_bias)?, provenance)?)
     }
 
     /// A dense trainable copy of a runtime model whose weights are all dense.
@@ -600,10 +471,7 @@ impl Lm {
             if !matches!(m, Matrix::Dense(_)) {
                 return Err(Error::Model {
                     path: path.to_path_buf(),
-                    reason: format!(
-                        "weight `{name}` is {}, but only dense models can be decomposed",
-                        m.kind()
-                    ),
+                    reason: format!("weight `{name}` is {}, but only dense models can be decomposed", m.kind()),
                 });
             }
             WeightParam::dense_from(name, m, dev)
@@ -618,18 +486,12 @@ impl Lm {
             let w = match &l.gates {
                 Gates::Fused(w) => dense(&name, &w.matrix)?,
                 Gates::Split { ih, hh } => {
-                    let (a, b) = (
-                        dense(&name, &ih.matrix)?.materialise()?,
-                        dense(&name, &hh.matrix)?.materialise()?,
-                    );
+                    let (a, b) = (dense(&name, &ih.matrix)?.materialise()?, dense(&name, &hh.matrix)?.materialise()?);
                     let fused = Tensor::cat(&[&a, &b], 1)?;
                     let (rows, cols) = fused.dims2()?;
                     let m = Matrix::Dense(
                         dkp_lstm::matrix::Dense::new(rows, cols, fused.flatten_all()?.to_vec1()?)
-                            .map_err(|reason| Error::Export {
-                            name: name.clone(),
-                            reason,
-                        })?,
+                            .map_err(|reason| Error::Export { name: name.clone(), reason })?,
                     );
                     WeightParam::dense_from(&name, &m, dev)?
                 }
@@ -644,11 +506,6 @@ impl Lm {
         let output = dense(names::OUTPUT, &model.output().matrix)?;
         let ob = model.output_bias();
         debug_assert_eq!(output.rows, model.output().matrix.rows());
-        Ok(Lm {
-            embedding,
-            layers,
-            output,
-            output_bias: Var::from_slice(ob, ob.len(), dev)?,
-        })
+        Ok(Lm { embedding, layers, output, output_bias: Var::from_slice(ob, ob.len(), dev)? })
     }
 }

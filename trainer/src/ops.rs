@@ -96,8 +96,17 @@ fn matmul(dst: &mut [f32], accumulate: bool, lhs: View, rhs: View) {
 fn matmul_with(dst: &mut [f32], accumulate: bool, lhs: View, rhs: View, par: Parallelism) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert!(rhs.rows == k && dst.len() == m * n, "matmul shapes");
-    let last = |v: &View| if v.rows == 0 || v.cols == 0 { 0 } else { (v.rows - 1) * v.rs + (v.cols - 1) * v.cs };
-    assert!((m == 0 || k == 0 || last(&lhs) < lhs.data.len()) && (k == 0 || n == 0 || last(&rhs) < rhs.data.len()), "matmul bounds");
+    let last = |v: &View| {
+        if v.rows == 0 || v.cols == 0 {
+            0
+        } else {
+            (v.rows - 1) * v.rs + (v.cols - 1) * v.cs
+        }
+    };
+    assert!(
+        (m == 0 || k == 0 || last(&lhs) < lhs.data.len()) && (k == 0 || n == 0 || last(&rhs) < rhs.data.len()),
+        "matmul bounds"
+    );
     // SAFETY: every index gemm touches, `r·rs + c·cs` for r < rows and c < cols, is inside its
     // slice (checked above), and `dst` is an exclusive m×n row-major buffer.
     unsafe {
@@ -165,7 +174,10 @@ impl CustomOp3 for ProjectedCrossEntropy {
             return Err(candle_core::Error::Msg("need h: N×H, w: V×H, b: V".into()));
         };
         if hd != hd2 || v != v2 || self.targets.len() != n || self.targets.iter().any(|&t| t as usize >= v) {
-            return Err(candle_core::Error::Msg(format!("shapes h {n}×{hd}, w {v}×{hd2}, b {v2}, {} targets < {v} disagree", self.targets.len())));
+            return Err(candle_core::Error::Msg(format!(
+                "shapes h {n}×{hd}, w {v}×{hd2}, b {v2}, {} targets < {v} disagree",
+                self.targets.len()
+            )));
         }
         let mut logits: Vec<f32> = b.repeat(n);
         matmul(&mut logits, true, View::new(h, n, hd), View::new(w, v, hd).t());
@@ -183,8 +195,20 @@ impl CustomOp3 for ProjectedCrossEntropy {
         Ok((CpuStorage::F32(vec![(nll / n.max(1) as f64) as f32]), Shape::from(())))
     }
 
-    fn bwd(&self, h: &Tensor, w: &Tensor, _b: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (mut g, inv) = self.exps.lock().expect("not poisoned").take().ok_or_else(|| candle_core::Error::Msg("backward ran twice".into()))?;
+    fn bwd(
+        &self,
+        h: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (mut g, inv) = self
+            .exps
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .ok_or_else(|| candle_core::Error::Msg("backward ran twice".into()))?;
         let ((n, hd), (v, _)) = (h.dims2()?, w.dims2()?);
         let k = grad.to_scalar::<f32>()? / n.max(1) as f32;
         g.par_chunks_mut(v.max(1)).zip(self.targets.par_iter()).zip(inv.par_iter()).for_each(|((row, &t), &inv)| {
@@ -201,7 +225,11 @@ impl CustomOp3 for ProjectedCrossEntropy {
             db.iter_mut().zip(row).for_each(|(d, &x)| *d += x);
         }
         let dev = h.device();
-        Ok((Some(Tensor::from_vec(dh, (n, hd), dev)?), Some(Tensor::from_vec(dw, (v, hd), dev)?), Some(Tensor::from_vec(db, v, dev)?)))
+        Ok((
+            Some(Tensor::from_vec(dh, (n, hd), dev)?),
+            Some(Tensor::from_vec(dw, (v, hd), dev)?),
+            Some(Tensor::from_vec(db, v, dev)?),
+        ))
     }
 }
 
@@ -214,7 +242,13 @@ impl CustomOp3 for ProjectedCrossEntropy {
 /// `c0` (`B × H`, no gradient), returns `[h_t | c_t]` for every step (`T·B × 2H`).
 /// Backward runs back-propagation through time by hand: one small matmul per step and
 /// one large one for the weight gradient.
-pub fn lstm_layer(gx: &Tensor, w: &Tensor, h0: Vec<f32>, c0: Vec<f32>, mask: Option<Vec<f32>>) -> candle_core::Result<Tensor> {
+pub fn lstm_layer(
+    gx: &Tensor,
+    w: &Tensor,
+    h0: Vec<f32>,
+    c0: Vec<f32>,
+    mask: Option<Vec<f32>>,
+) -> candle_core::Result<Tensor> {
     let op = LstmLayer { h0, c0, mask, gates: Mutex::new(None) };
     gx.contiguous()?.apply_op2(&w.contiguous()?, op)
 }
@@ -231,11 +265,23 @@ impl LstmLayer {
     /// `(T, B, H, P)` from the shapes, checked.
     fn dims(&self, gx: &[usize], w: &[usize]) -> candle_core::Result<(usize, usize, usize, usize)> {
         let err = |m: String| candle_core::Error::Msg(m);
-        let (&[tb, width], &[hd, width2]) = (gx, w) else { return Err(err("need gx: T·B × P·4H and w: H × P·4H".into())) };
+        let (&[tb, width], &[hd, width2]) = (gx, w) else {
+            return Err(err("need gx: T·B × P·4H and w: H × P·4H".into()));
+        };
         let b = self.h0.len() / hd.max(1);
         let parts = width / (4 * hd).max(1);
-        if hd == 0 || b == 0 || width != width2 || width != parts * 4 * hd || !(1..=2).contains(&parts) || self.c0.len() != b * hd || tb % b != 0 {
-            return Err(err(format!("lstm layer shapes disagree: gx {tb}×{width}, w {hd}×{width2}, state {}", self.h0.len())));
+        if hd == 0
+            || b == 0
+            || width != width2
+            || width != parts * 4 * hd
+            || !(1..=2).contains(&parts)
+            || self.c0.len() != b * hd
+            || tb % b != 0
+        {
+            return Err(err(format!(
+                "lstm layer shapes disagree: gx {tb}×{width}, w {hd}×{width2}, state {}",
+                self.h0.len()
+            )));
         }
         if parts == 2 && self.mask.as_ref().map(Vec::len) != Some(tb * 4 * hd) || parts == 1 && self.mask.is_some() {
             return Err(err("a co-matrix mask goes with exactly two weight parts".into()));
@@ -249,7 +295,13 @@ impl CustomOp2 for LstmLayer {
         "lstm-layer"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (gx, w) = (contiguous(s1, l1, "gx")?, contiguous(s2, l2, "w")?);
         let (t_len, b, hd, parts) = self.dims(l1.dims(), l2.dims())?;
         let (h4, width) = (4 * hd, parts * 4 * hd);
@@ -287,8 +339,19 @@ impl CustomOp2 for LstmLayer {
         Ok((CpuStorage::F32(out), Shape::from((t_len * b, 2 * hd))))
     }
 
-    fn bwd(&self, gx: &Tensor, w: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let gates = self.gates.lock().expect("not poisoned").take().ok_or_else(|| candle_core::Error::Msg("backward ran twice".into()))?;
+    fn bwd(
+        &self,
+        gx: &Tensor,
+        w: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let gates = self
+            .gates
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .ok_or_else(|| candle_core::Error::Msg("backward ran twice".into()))?;
         let (t_len, b, hd, parts) = self.dims(gx.dims(), w.dims())?;
         let (h4, width) = (4 * hd, parts * 4 * hd);
         let grad = grad.contiguous()?;
@@ -314,7 +377,8 @@ impl CustomOp2 for LstmLayer {
                             h_prev_all[(t * b + r) * hd..(t * b + r + 1) * hd].copy_from_slice(h_prev);
                             let i_row = t * b + r;
                             activate(&gates[i_row * h4..(i_row + 1) * h4], hd, &mut act);
-                            let (yr, dyr) = (&y[i_row * 2 * hd..(i_row + 1) * 2 * hd], &dy[i_row * 2 * hd..(i_row + 1) * 2 * hd]);
+                            let (yr, dyr) =
+                                (&y[i_row * 2 * hd..(i_row + 1) * 2 * hd], &dy[i_row * 2 * hd..(i_row + 1) * 2 * hd]);
                             let dg = &mut dp_t[r * width..r * width + h4];
                             for j in 0..hd {
                                 let (i, f, gg, o) = (act[j], act[hd + j], act[2 * hd + j], act[3 * hd + j]);
@@ -334,7 +398,13 @@ impl CustomOp2 for LstmLayer {
                             }
                         }
                         // dh_{t-1} = dpre_t · wᵀ.
-                        matmul_with(&mut dh_next, false, View::new(dp_t, b, width), View::new(wv, hd, width).t(), Parallelism::None);
+                        matmul_with(
+                            &mut dh_next,
+                            false,
+                            View::new(dp_t, b, width),
+                            View::new(wv, hd, width).t(),
+                            Parallelism::None,
+                        );
                     }
                 })
             })
@@ -368,11 +438,11 @@ fn activate(g: &[f32], hd: usize, out: &mut [f32]) {
     }
 }
 
-
 /// Runs `f` on the values of a contiguous f32 tensor, without copying them.
 pub fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
     let (storage, layout) = t.storage_and_layout();
-    let (a, b) = layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("tensor must be contiguous".into()))?;
+    let (a, b) =
+        layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("tensor must be contiguous".into()))?;
     match &*storage {
         Storage::Cpu(CpuStorage::F32(d)) => Ok(f(&d[a..b])),
         _ => Err(candle_core::Error::Msg("tensor must be f32 on the CPU".into())),
@@ -397,7 +467,9 @@ impl InplaceOp2 for Axpby {
     fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
         let x = contiguous(s2, l2, "x")?;
         let (a, b) = l1.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("w must be contiguous".into()))?;
-        let CpuStorage::F32(w) = s1 else { return Err(candle_core::Error::Msg("w must be f32".into())) };
+        let CpuStorage::F32(w) = s1 else {
+            return Err(candle_core::Error::Msg("w must be f32".into()));
+        };
         let w = &mut w[a..b];
         if w.len() != x.len() {
             return Err(candle_core::Error::Msg(format!("axpby of {} and {} values", w.len(), x.len())));
@@ -421,7 +493,13 @@ impl CustomOp2 for Kron {
         "kron"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (a, b) = (contiguous(s1, l1, "A")?, contiguous(s2, l2, "B")?);
         let (&[m1, n1], &[m2, n2]) = (l1.dims(), l2.dims()) else {
             return Err(candle_core::Error::Msg("Kronecker factors must be matrices".into()));
@@ -441,7 +519,13 @@ impl CustomOp2 for Kron {
         Ok((CpuStorage::F32(w), Shape::from((m1 * m2, cols))))
     }
 
-    fn bwd(&self, a: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let ((m1, n1), (m2, n2)) = (a.dims2()?, b.dims2()?);
         let grad = grad.contiguous()?;
         let cols = n1 * n2;
@@ -481,7 +565,8 @@ struct SoftmaxCrossEntropyGrad {
 }
 
 fn rows<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<(&'a [f32], usize, usize)> {
-    let (start, end) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("logits must be contiguous".into()))?;
+    let (start, end) =
+        l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("logits must be contiguous".into()))?;
     let &[n, v] = l.dims() else {
         return Err(candle_core::Error::Msg(format!("logits must be N × V, got {:?}", l.dims())));
     };
@@ -492,7 +577,8 @@ fn rows<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<(&'a [f32], us
 }
 
 fn targets<'a>(s: &'a CpuStorage, l: &Layout, n: usize, v: usize) -> candle_core::Result<&'a [u32]> {
-    let (start, end) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("targets must be contiguous".into()))?;
+    let (start, end) =
+        l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("targets must be contiguous".into()))?;
     let t = match s {
         CpuStorage::U32(d) => &d[start..end],
         _ => return Err(candle_core::Error::Msg("targets must be u32".into())),
@@ -515,7 +601,13 @@ impl CustomOp2 for SoftmaxCrossEntropy {
         "softmax-cross-entropy"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (x, n, v) = rows(s1, l1)?;
         let t = targets(s2, l2, n, v)?;
         let nll: f64 = x
@@ -529,7 +621,13 @@ impl CustomOp2 for SoftmaxCrossEntropy {
         Ok((CpuStorage::F32(vec![(nll / n.max(1) as f64) as f32]), Shape::from(())))
     }
 
-    fn bwd(&self, logits: &Tensor, targets: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let scale = grad.to_scalar::<f32>()?;
         Ok((Some(logits.apply_op2_no_bwd(targets, &SoftmaxCrossEntropyGrad { scale })?), None))
     }
@@ -540,7 +638,13 @@ impl CustomOp2 for SoftmaxCrossEntropyGrad {
         "softmax-cross-entropy-grad"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (x, n, v) = rows(s1, l1)?;
         let t = targets(s2, l2, n, v)?;
         let k = self.scale / n.max(1) as f32;
@@ -592,12 +696,28 @@ mod tests {
         let a = Var::from_vec(rng.uniform_vec(3 * 4, 1.0), (3, 4), &dev).unwrap();
         let b = Var::from_vec(rng.uniform_vec(2 * 5, 1.0), (2, 5), &dev).unwrap();
         let fused = kron(a.as_tensor(), b.as_tensor()).unwrap();
-        let plain = a.reshape((3, 1, 4, 1)).unwrap().broadcast_mul(&b.reshape((1, 2, 1, 5)).unwrap()).unwrap().reshape((6, 20)).unwrap();
+        let plain = a
+            .reshape((3, 1, 4, 1))
+            .unwrap()
+            .broadcast_mul(&b.reshape((1, 2, 1, 5)).unwrap())
+            .unwrap()
+            .reshape((6, 20))
+            .unwrap();
         assert_eq!(fused.to_vec2::<f32>().unwrap(), plain.to_vec2::<f32>().unwrap());
         let r = Tensor::from_vec(rng.uniform_vec(6 * 20, 1.0), (6, 20), &dev).unwrap();
-        let (g1, g2) = ((fused * &r).unwrap().sum_all().unwrap().backward().unwrap(), (plain * &r).unwrap().sum_all().unwrap().backward().unwrap());
+        let (g1, g2) = (
+            (fused * &r).unwrap().sum_all().unwrap().backward().unwrap(),
+            (plain * &r).unwrap().sum_all().unwrap().backward().unwrap(),
+        );
         for v in [&a, &b] {
-            let d = (g1.get(v).unwrap() - g2.get(v).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let d = (g1.get(v).unwrap() - g2.get(v).unwrap())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert!(d < 1e-5, "{d}");
         }
     }
@@ -642,7 +762,9 @@ mod tests {
             let pre = (gx.narrow(0, t * b, b).unwrap() + h.matmul(w).unwrap()).unwrap();
             let g = match mask {
                 None => pre,
-                Some(m) => (pre.narrow(1, 0, 4 * hd).unwrap() + (pre.narrow(1, 4 * hd, 4 * hd).unwrap() * m.narrow(0, t * b, b).unwrap()).unwrap()).unwrap(),
+                Some(m) => (pre.narrow(1, 0, 4 * hd).unwrap()
+                    + (pre.narrow(1, 4 * hd, 4 * hd).unwrap() * m.narrow(0, t * b, b).unwrap()).unwrap())
+                .unwrap(),
             };
             let (i, f) = (sig(g.narrow(1, 0, hd).unwrap()), sig(g.narrow(1, hd, hd).unwrap()));
             let (gg, o) = (g.narrow(1, 2 * hd, hd).unwrap().tanh().unwrap(), sig(g.narrow(1, 3 * hd, hd).unwrap()));
@@ -675,7 +797,14 @@ mod tests {
             let g1 = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
             let g2 = (plain * &r).unwrap().sum_all().unwrap().backward().unwrap();
             for v in [&gx, &w] {
-                let d = (g1.get(v).unwrap() - g2.get(v).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                let d = (g1.get(v).unwrap() - g2.get(v).unwrap())
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
                 assert!(d < 1e-4, "{parts} parts: gradient differs by {d}");
             }
         }

@@ -49,15 +49,21 @@ impl InplaceOp2 for AdamWUpdate<'_> {
 
     fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
         let err = |m: &str| candle_core::Error::Msg(format!("adamw: {m}"));
-        let ((a, b), (ga, gb)) = (l1.contiguous_offsets().ok_or_else(|| err("parameter not contiguous"))?, l2.contiguous_offsets().ok_or_else(|| err("gradient not contiguous"))?);
-        let (CpuStorage::F32(w), CpuStorage::F32(g)) = (s1, s2) else { return Err(err("f32 only")) };
+        let ((a, b), (ga, gb)) = (
+            l1.contiguous_offsets().ok_or_else(|| err("parameter not contiguous"))?,
+            l2.contiguous_offsets().ok_or_else(|| err("gradient not contiguous"))?,
+        );
+        let (CpuStorage::F32(w), CpuStorage::F32(g)) = (s1, s2) else {
+            return Err(err("f32 only"));
+        };
         let (w, g) = (&mut w[a..b], &g[ga..gb]);
         let (mut m, mut v) = (self.m.borrow_mut(), self.v.borrow_mut());
         if w.len() != g.len() || m.len() != w.len() || v.len() != w.len() {
             return Err(err("sizes of parameter, gradient and moments differ"));
         }
         let c = &self.cfg;
-        let (b1, b2, eps, decay) = (c.beta1 as f32, c.beta2 as f32, c.eps as f32, 1.0 - self.lr * c.weight_decay as f32);
+        let (b1, b2, eps, decay) =
+            (c.beta1 as f32, c.beta2 as f32, c.eps as f32, 1.0 - self.lr * c.weight_decay as f32);
         for i in 0..w.len() {
             let gi = g[i] * self.scale;
             m[i] = b1 * m[i] + (1.0 - b1) * gi;
@@ -94,7 +100,11 @@ impl Optimizer {
                 OptimKind::Sgd => axpby_in_place(var.as_tensor(), 1.0, -(lr * scale) as f32, &g)?,
                 OptimKind::Adamw => {
                     let n = g.elem_count();
-                    let mo = self.moments.entry(name.clone()).or_insert_with(|| Moments { m: vec![0.0; n], v: vec![0.0; n], shape: g.dims().to_vec() });
+                    let mo = self.moments.entry(name.clone()).or_insert_with(|| Moments {
+                        m: vec![0.0; n],
+                        v: vec![0.0; n],
+                        shape: g.dims().to_vec(),
+                    });
                     let t = self.step as i32;
                     let op = AdamWUpdate {
                         m: RefCell::new(&mut mo.m),
@@ -144,7 +154,8 @@ impl Optimizer {
             if let Some(name) = k.strip_prefix("m.") {
                 if let Some(v) = tensors.get(&format!("v.{name}")) {
                     let flat = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1()?) };
-                    self.moments.insert(name.to_string(), Moments { m: flat(m)?, v: flat(v)?, shape: m.dims().to_vec() });
+                    self.moments
+                        .insert(name.to_string(), Moments { m: flat(m)?, v: flat(v)?, shape: m.dims().to_vec() });
                 }
             }
         }

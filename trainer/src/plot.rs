@@ -14,10 +14,7 @@ type Series = BTreeMap<String, Vec<(f64, f64)>>;
 /// The parsed lines of a `metrics.jsonl` (lines that are not JSON are skipped).
 fn read_metrics(metrics: &Path) -> Result<Vec<Value>> {
     let text = std::fs::read_to_string(metrics).map_err(io_err(metrics))?;
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect())
+    Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
 }
 
 /// Writes `ppl.svg`, and `density.svg` and `norms.svg` when the run has masked or doped weights.
@@ -33,10 +30,7 @@ pub fn write_plots(metrics: &Path, dir: &Path) -> Result<()> {
                     ppl.entry("train".into()).or_default().push((step, p));
                 }
                 for (k, d) in v["density"].as_object().into_iter().flatten() {
-                    density
-                        .entry(k.clone())
-                        .or_default()
-                        .push((step, d.as_f64().unwrap_or(0.0)));
+                    density.entry(k.clone()).or_default().push((step, d.as_f64().unwrap_or(0.0)));
                 }
                 for n in v["norms"].as_array().into_iter().flatten() {
                     let name = n["name"].as_str().unwrap_or("?");
@@ -44,10 +38,7 @@ pub fn write_plots(metrics: &Path, dir: &Path) -> Result<()> {
                         .entry(format!("{name} ‖base·x‖"))
                         .or_default()
                         .push((step, n["base"].as_f64().unwrap_or(0.0)));
-                    norms
-                        .entry(format!("{name} ‖S·x‖"))
-                        .or_default()
-                        .push((step, n["sparse"].as_f64().unwrap_or(0.0)));
+                    norms.entry(format!("{name} ‖S·x‖")).or_default().push((step, n["sparse"].as_f64().unwrap_or(0.0)));
                 }
             }
             Some("valid") => {
@@ -59,20 +50,8 @@ pub fn write_plots(metrics: &Path, dir: &Path) -> Result<()> {
         }
     }
     chart(&dir.join("ppl.svg"), "perplexity", "step", &ppl, true)?;
-    chart(
-        &dir.join("density.svg"),
-        "density of S (or of pruned W)",
-        "step",
-        &density,
-        false,
-    )?;
-    chart(
-        &dir.join("norms.svg"),
-        "mean path norms of doped weights",
-        "step",
-        &norms,
-        false,
-    )
+    chart(&dir.join("density.svg"), "density of S (or of pruned W)", "step", &density, false)?;
+    chart(&dir.join("norms.svg"), "mean path norms of doped weights", "step", &norms, false)
 }
 
 /// What a chart of several runs shows.
@@ -95,26 +74,17 @@ pub fn compare(runs: &[(String, PathBuf)], what: Compare, title: &str, out: &Pat
             match (what, v["type"].as_str()) {
                 (Compare::Ppl, Some("valid")) => {
                     if let Some(p) = v["valid_ppl"].as_f64() {
-                        series
-                            .entry(format!("{label} valid"))
-                            .or_default()
-                            .push((epoch, p));
+                        series.entry(format!("{label} valid")).or_default().push((epoch, p));
                     }
                 }
                 (Compare::Ppl, Some("train")) => {
                     if let Some(p) = v["train_ppl"].as_f64() {
-                        series
-                            .entry(format!("{label} train"))
-                            .or_default()
-                            .push((epoch, p));
+                        series.entry(format!("{label} train")).or_default().push((epoch, p));
                     }
                 }
                 (Compare::Density, Some("train")) => {
                     for (k, d) in v["density"].as_object().into_iter().flatten() {
-                        series
-                            .entry(format!("{label} {k}"))
-                            .or_default()
-                            .push((epoch, d.as_f64().unwrap_or(0.0)));
+                        series.entry(format!("{label} {k}")).or_default().push((epoch, d.as_f64().unwrap_or(0.0)));
                     }
                 }
                 _ => {}
@@ -145,46 +115,28 @@ fn style(i: usize, name: &str) -> ShapeStyle {
 }
 
 fn chart(path: &Path, title: &str, x_desc: &str, series: &Series, log_y: bool) -> Result<()> {
-    let points: Vec<&(f64, f64)> = series
-        .values()
-        .flatten()
-        .filter(|p| p.1.is_finite() && (!log_y || p.1 > 0.0))
-        .collect();
+    let points: Vec<&(f64, f64)> =
+        series.values().flatten().filter(|p| p.1.is_finite() && (!log_y || p.1 > 0.0)).collect();
     if points.is_empty() {
         return Ok(());
     }
-    let fail = |e: String| Error::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e),
-    };
+    let fail = |e: String| Error::Io { path: path.to_path_buf(), source: std::io::Error::other(e) };
     let x_max = points.iter().map(|p| p.0).fold(1.0, f64::max);
-    let (y_min, y_max) = points
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (y_min, y_max) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     let y_max = if y_max > y_min { y_max } else { y_min + 1.0 };
     let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
     let mut builder = ChartBuilder::on(&root);
-    builder
-        .caption(title, ("sans-serif", 20))
-        .margin(10)
-        .x_label_area_size(35)
-        .y_label_area_size(60);
+    builder.caption(title, ("sans-serif", 20)).margin(10).x_label_area_size(35).y_label_area_size(60);
     macro_rules! draw {
         ($chart:expr) => {{
             let mut chart = $chart;
-            chart
-                .configure_mesh()
-                .x_desc(x_desc)
-                .draw()
-                .map_err(|e| fail(e.to_string()))?;
+            chart.configure_mesh().x_desc(x_desc).draw().map_err(|e| fail(e.to_string()))?;
             for (i, (name, pts)) in series.iter().enumerate() {
                 let color = style(i, name);
                 chart
                     .draw_series(LineSeries::new(
-                        pts.iter()
-                            .copied()
-                            .filter(|p| p.1.is_finite() && (!log_y || p.1 > 0.0)),
+                        pts.iter().copied().filter(|p| p.1.is_finite() && (!log_y || p.1 > 0.0)),
                         color,
                     ))
                     .map_err(|e| fail(e.to_string()))?
@@ -202,13 +154,8 @@ fn chart(path: &Path, title: &str, x_desc: &str, series: &Series, log_y: bool) -
     if log_y {
         // Whole decades: plotters labels a log axis only within complete decades, and the
         // end of training (perplexity well under 100) would otherwise have no labels.
-        let (lo, hi) = (
-            10f64.powf(y_min.log10().floor()),
-            10f64.powf(y_max.log10().ceil()),
-        );
-        draw!(builder
-            .build_cartesian_2d(0.0..x_max, (lo..hi).log_scale())
-            .map_err(|e| fail(e.to_string()))?);
+        let (lo, hi) = (10f64.powf(y_min.log10().floor()), 10f64.powf(y_max.log10().ceil()));
+        draw!(builder.build_cartesian_2d(0.0..x_max, (lo..hi).log_scale()).map_err(|e| fail(e.to_string()))?);
     } else {
         draw!(builder
             .build_cartesian_2d(0.0..x_max, (y_min.min(0.0))..y_max * 1.05)
@@ -226,30 +173,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let metrics = dir.path().join("metrics.jsonl");
         let lines: Vec<String> = (1..=20)
-            .map(|i| {
-                format!(
-                    r#"{{"type":"train","step":{},"train_ppl":{}}}"#,
-                    i * 100,
-                    5000.0 / i as f64
-                )
-            })
+            .map(|i| format!(r#"{{"type":"train","step":{},"train_ppl":{}}}"#, i * 100, 5000.0 / i as f64))
             .collect();
         std::fs::write(&metrics, lines.join("\n")).unwrap();
         write_plots(&metrics, dir.path()).unwrap();
         let svg = std::fs::read_to_string(dir.path().join("ppl.svg")).unwrap();
         // The run ends at 250: some axis label must lie at or below it.
-        let labels: Vec<f64> = svg
-            .split("<text")
-            .filter_map(|t| t.split('>').nth(1)?.split('<').next()?.trim().parse().ok())
-            .collect();
-        assert!(
-            labels.iter().any(|&l| l > 0.0 && l <= 250.0 && l != 200.0),
-            "labels {labels:?}"
-        );
-        assert!(
-            !dir.path().join("density.svg").exists(),
-            "no density plot without doped weights"
-        );
+        let labels: Vec<f64> =
+            svg.split("<text").filter_map(|t| t.split('>').nth(1)?.split('<').next()?.trim().parse().ok()).collect();
+        assert!(labels.iter().any(|&l| l > 0.0 && l <= 250.0 && l != 200.0), "labels {labels:?}");
+        assert!(!dir.path().join("density.svg").exists(), "no density plot without doped weights");
     }
 
     #[test]
@@ -261,7 +194,11 @@ mod tests {
             let lines: Vec<String> = (1..=4)
                 .flat_map(|e| {
                     [
-                        format!(r#"{{"type":"train","epoch":{e}.5,"step":1,"train_ppl":{},"density":{{"w":{}}}}}"#, ppl - 10.0 * e as f64, 1.0 / e as f64),
+                        format!(
+                            r#"{{"type":"train","epoch":{e}.5,"step":1,"train_ppl":{},"density":{{"w":{}}}}}"#,
+                            ppl - 10.0 * e as f64,
+                            1.0 / e as f64
+                        ),
                         format!(r#"{{"type":"valid","epoch":{e},"step":1,"valid_ppl":{}}}"#, ppl + 20.0 / e as f64),
                     ]
                 })
@@ -272,13 +209,7 @@ mod tests {
         let out = dir.path().join("c.svg");
         compare(&runs, Compare::Ppl, "ablation", &out).unwrap();
         let svg = std::fs::read_to_string(&out).unwrap();
-        for label in [
-            "with CMR valid",
-            "with CMR train",
-            "without valid",
-            "ablation",
-            "epoch",
-        ] {
+        for label in ["with CMR valid", "with CMR train", "without valid", "ablation", "epoch"] {
             assert!(svg.contains(label), "{label} missing");
         }
         compare(&runs, Compare::Density, "density", &out).unwrap();

@@ -107,12 +107,7 @@ pub struct Trainer {
 }
 
 /// Fields that may differ between a checkpoint and the run resuming it.
-const OPERATIONAL: [&str; 4] = [
-    "checkpoint_minutes",
-    "max_steps",
-    "log_every",
-    "max_eval_tokens",
-];
+const OPERATIONAL: [&str; 4] = ["checkpoint_minutes", "max_steps", "log_every", "max_eval_tokens"];
 
 fn config_identity(cfg: &TrainConfig) -> Value {
     let mut v = serde_json::to_value(cfg).expect("configs serialize");
@@ -135,12 +130,7 @@ impl Trainer {
     }
 
     /// Builds a run on a loaded corpus, optionally starting from given parameters.
-    pub fn with_corpus(
-        cfg: TrainConfig,
-        corpus: Corpus,
-        init: Option<Lm>,
-        resume: bool,
-    ) -> Result<Trainer> {
+    pub fn with_corpus(cfg: TrainConfig, corpus: Corpus, init: Option<Lm>, resume: bool) -> Result<Trainer> {
         cfg.validate()?;
         let dev = Device::Cpu;
         let mut rng = Rng::new(cfg.seed);
@@ -204,42 +194,25 @@ impl Trainer {
 
     /// Whether every masked weight is at its target density and frozen.
     fn at_target(&self) -> bool {
-        self.lm.weights().iter().all(|w| w.masked.is_none())
-            || self.pos.step > self.anneal_steps().1
+        self.lm.weights().iter().all(|w| w.masked.is_none()) || self.pos.step > self.anneal_steps().1
     }
 
     /// Recomputes masks when the schedule says so (Zhu & Gupta's cubic).
     fn anneal(&mut self) -> Result<()> {
         let (t0, t1) = self.anneal_steps();
         let step = self.pos.step;
-        if step < t0
-            || step > t1
-            || (step != t1 && !(step - t0).is_multiple_of(self.cfg.doping.mask_every))
-        {
+        if step < t0 || step > t1 || (step != t1 && !(step - t0).is_multiple_of(self.cfg.doping.mask_every)) {
             return Ok(());
         }
-        let progress = if t1 == t0 {
-            1.0
-        } else {
-            (step - t0) as f64 / (t1 - t0) as f64
-        };
+        let progress = if t1 == t0 { 1.0 } else { (step - t0) as f64 / (t1 - t0) as f64 };
         let d_i = self.cfg.doping.start_density;
         for w in self.lm.weights_mut() {
-            let Some(target) = w
-                .masked
-                .as_ref()
-                .map(|m| m.target_nnz as f64 / (w.rows * w.cols) as f64)
-            else {
+            let Some(target) = w.masked.as_ref().map(|m| m.target_nnz as f64 / (w.rows * w.cols) as f64) else {
                 continue;
             };
             let density = target + (d_i.max(target) - target) * (1.0 - progress).powi(3);
             if let Some(mask) = w.update_mask(density)? {
-                let name = w
-                    .vars()
-                    .last()
-                    .expect("masked weights have a var")
-                    .0
-                    .clone();
+                let name = w.vars().last().expect("masked weights have a var").0.clone();
                 self.opt.apply_mask(&name, &mask)?;
             }
         }
@@ -262,23 +235,14 @@ impl Trainer {
         self.anneal()?;
         let (x, y, _) = self.batches.window(self.pos.window);
         let lr = self.cfg.optim.lr_at(self.pos.epoch);
-        let mut ctx = TrainCtx {
-            dropout: self.cfg.model.dropout,
-            cmr: self.cfg.cmr,
-            rng: &mut self.rng,
-            norms: want_norms,
-        };
-        let (loss, norms) =
-            self.lm
-                .train_loss(&x, &y, self.cfg.batch_size, &mut self.state, &mut ctx)?;
+        let mut ctx =
+            TrainCtx { dropout: self.cfg.model.dropout, cmr: self.cfg.cmr, rng: &mut self.rng, norms: want_norms };
+        let (loss, norms) = self.lm.train_loss(&x, &y, self.cfg.batch_size, &mut self.state, &mut ctx)?;
         let mean = loss.to_scalar::<f32>()? as f64;
         if !mean.is_finite() {
             return Err(Error::Config {
                 field: "optim.lr".into(),
-                reason: format!(
-                    "the loss became {mean} at step {} (learning rate {lr} too high?)",
-                    self.pos.step
-                ),
+                reason: format!("the loss became {mean} at step {} (learning rate {lr} too high?)", self.pos.step),
             });
         }
         // Zaremba et al. sum the loss over the window and average over the batch; their
@@ -295,11 +259,7 @@ impl Trainer {
     /// Validation perplexity (batch 1, from the boundary token).
     pub fn valid_ppl(&self, lm: &Lm) -> Result<f64> {
         let ids = &self.corpus.valid.ids;
-        let n = self
-            .cfg
-            .max_eval_tokens
-            .unwrap_or(usize::MAX)
-            .min(ids.len());
+        let n = self.cfg.max_eval_tokens.unwrap_or(usize::MAX).min(ids.len());
         let (nll, count) = lm.stream_nll(&ids[..n], self.corpus.tokenizer.boundary(), 256)?;
         Ok(ppl(nll, count))
     }
@@ -307,22 +267,14 @@ impl Trainer {
     /// Test perplexity (batch 1, from the boundary token), as `dkp eval` computes it.
     pub fn test_ppl(&self, lm: &Lm) -> Result<f64> {
         let ids = &self.corpus.test.ids;
-        let n = self
-            .cfg
-            .max_eval_tokens
-            .unwrap_or(usize::MAX)
-            .min(ids.len());
+        let n = self.cfg.max_eval_tokens.unwrap_or(usize::MAX).min(ids.len());
         let (nll, count) = lm.stream_nll(&ids[..n], self.corpus.tokenizer.boundary(), 256)?;
         Ok(ppl(nll, count))
     }
 
     fn append_metric(&self, v: Value) -> Result<()> {
         let path = self.metrics_path();
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io_err(&path))?;
         writeln!(f, "{v}").map_err(io_err(&path))
     }
 
@@ -331,10 +283,8 @@ impl Trainer {
         std::fs::create_dir_all(&self.run_dir).map_err(io_err(&self.run_dir))?;
         if !opts.resume {
             let cfg_path = self.run_dir.join("config.toml");
-            let text = toml::to_string(&self.cfg).map_err(|e| Error::Config {
-                field: "config".into(),
-                reason: e.to_string(),
-            })?;
+            let text = toml::to_string(&self.cfg)
+                .map_err(|e| Error::Config { field: "config".into(), reason: e.to_string() })?;
             checkpoint::write_atomic(&cfg_path, text.as_bytes())?;
             checkpoint::write_atomic(&self.metrics_path(), b"")?;
         }
@@ -342,23 +292,16 @@ impl Trainer {
         let total = per_epoch * self.cfg.epochs;
         let bar = ProgressBar::with_draw_target(
             Some(total as u64),
-            if opts.progress {
-                ProgressDrawTarget::stderr()
-            } else {
-                ProgressDrawTarget::hidden()
-            },
+            if opts.progress { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
         );
         bar.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} steps, ETA {eta} {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps, ETA {eta} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
         );
         bar.set_position(self.pos.step as u64);
         let mut last_ckpt = Instant::now();
-        let (mut run_tokens, mut log_tokens, mut log_nll, mut log_n) =
-            (0usize, 0usize, 0.0f64, 0usize);
+        let (mut run_tokens, mut log_tokens, mut log_nll, mut log_n) = (0usize, 0usize, 0.0f64, 0usize);
         // Seconds spent in training steps only: evaluation and checkpoints do not count.
         let (mut log_secs, mut run_secs) = (0.0f64, 0.0f64);
         let mut stopped = false;
@@ -375,19 +318,12 @@ impl Trainer {
                 let secs = t0.elapsed().as_secs_f64();
                 (log_secs, run_secs) = (log_secs + secs, run_secs + secs);
                 (ep_nll, ep_n) = (ep_nll + loss * tokens as f64, ep_n + tokens);
-                (log_nll, log_n, log_tokens, run_tokens) = (
-                    log_nll + loss * tokens as f64,
-                    log_n + tokens,
-                    log_tokens + tokens,
-                    run_tokens + tokens,
-                );
+                (log_nll, log_n, log_tokens, run_tokens) =
+                    (log_nll + loss * tokens as f64, log_n + tokens, log_tokens + tokens, run_tokens + tokens);
                 bar.inc(1);
                 if log_now {
                     let tok_s = log_tokens as f64 / log_secs.max(1e-9);
-                    bar.set_message(format!(
-                        "train ppl {:.1}, {tok_s:.0} tok/s",
-                        ppl(log_nll, log_n)
-                    ));
+                    bar.set_message(format!("train ppl {:.1}, {tok_s:.0} tok/s", ppl(log_nll, log_n)));
                     self.append_metric(json!({
                         "type": "train", "step": self.pos.step, "epoch": self.pos.epoch as f64 + self.pos.window as f64 / per_epoch as f64,
                         "lr": self.cfg.optim.lr_at(self.pos.epoch), "train_ppl": ppl(log_nll, log_n), "tokens_per_s": tok_s,
@@ -414,33 +350,20 @@ impl Trainer {
                 valid_ppl,
                 at_target: self.at_target(),
             };
-            let line = format!(
-                "epoch {}: train ppl {:.2}, valid ppl {:.2}",
-                record.epoch + 1,
-                record.train_ppl,
-                valid_ppl
-            );
+            let line =
+                format!("epoch {}: train ppl {:.2}, valid ppl {:.2}", record.epoch + 1, record.train_ppl, valid_ppl);
             // A bar drawn to a file or pipe is hidden, and so would be its printed lines.
             match (opts.progress, bar.is_hidden()) {
                 (true, true) => eprintln!("{line}"),
                 (true, false) => bar.println(line),
                 (false, _) => {}
             }
-            self.append_metric(json!({"type": "valid", "epoch": self.pos.epoch + 1, "step": self.pos.step, "valid_ppl": valid_ppl,
-                "train_ppl": record.train_ppl, "lr": record.lr, "at_target": record.at_target, "density": self.densities()?}))?;
-            if record.at_target
-                && self
-                    .best
-                    .as_ref()
-                    .is_none_or(|(b, _)| valid_ppl < b.valid_ppl)
-            {
-                self.best = Some((
-                    BestInfo {
-                        valid_ppl,
-                        epoch: self.pos.epoch,
-                    },
-                    self.lm.deep_copy()?,
-                ));
+            self.append_metric(
+                json!({"type": "valid", "epoch": self.pos.epoch + 1, "step": self.pos.step, "valid_ppl": valid_ppl,
+                "train_ppl": record.train_ppl, "lr": record.lr, "at_target": record.at_target, "density": self.densities()?}),
+            )?;
+            if record.at_target && self.best.as_ref().is_none_or(|(b, _)| valid_ppl < b.valid_ppl) {
+                self.best = Some((BestInfo { valid_ppl, epoch: self.pos.epoch }, self.lm.deep_copy()?));
             }
             self.history.push(record);
             self.pos.epoch += 1;
@@ -471,41 +394,32 @@ impl Trainer {
             prov.insert(k.into(), v);
         };
         put("trained", json!(true));
-        put(
-            "trainer",
-            json!(concat!("dkp-train ", env!("CARGO_PKG_VERSION"))),
-        );
+        put("trainer", json!(concat!("dkp-train ", env!("CARGO_PKG_VERSION"))));
         put("dataset", json!(self.corpus.description));
         put("vocab_size", json!(self.corpus.tokenizer.len()));
         put("epochs", json!(self.history.len()));
         put("steps", json!(self.pos.step));
         put("stopped_early", json!(stopped || self.best.is_none()));
-        put(
-            "best_epoch",
-            json!(self.best.as_ref().map(|(b, _)| b.epoch + 1)),
-        );
+        put("best_epoch", json!(self.best.as_ref().map(|(b, _)| b.epoch + 1)));
         put("valid_ppl", json!(valid_ppl));
         put("test_ppl", json!(test_ppl));
         put("eval", json!("batch 1, one stream from the boundary token"));
-        put(
-            "unknown_words",
-            json!({"valid": self.corpus.valid.unknown, "test": self.corpus.test.unknown}),
-        );
+        put("unknown_words", json!({"valid": self.corpus.valid.unknown, "test": self.corpus.test.unknown}));
         put(
             "method",
             json!({"lstm": c.lstm.kind.name(), "output": c.output.kind.name(), "embedding": if c.model.tie_weights { "tied" } else { c.embedding.kind.name() }, "cmr": c.cmr.mode, "cmr_rate": c.cmr.rate, "cmr_output": c.cmr.output}),
         );
-        put(
-            "settings",
-            serde_json::to_value(c).expect("configs serialize"),
-        );
+        put("settings", serde_json::to_value(c).expect("configs serialize"));
         let mut model = lm.to_model(&self.corpus.tokenizer, prov.clone())?;
         let info = model.info();
-        prov.insert("cf".into(), json!({
-            "accounting": c.accounting,
-            "lstm_values": info.lstm_cf, "lstm_values_and_indices": info.lstm_cf_with_indices,
-            "total_values": info.total_cf, "total_values_and_indices": info.total_cf_with_indices,
-        }));
+        prov.insert(
+            "cf".into(),
+            json!({
+                "accounting": c.accounting,
+                "lstm_values": info.lstm_cf, "lstm_values_and_indices": info.lstm_cf_with_indices,
+                "total_values": info.total_cf, "total_values_and_indices": info.total_cf_with_indices,
+            }),
+        );
         model.set_provenance(prov);
         let bytes = model.to_bytes()?;
         let path = self.run_dir.join("model.safetensors");
@@ -530,9 +444,7 @@ impl Trainer {
 
     /// Writes the whole run state atomically.
     pub fn save_checkpoint(&self) -> Result<()> {
-        let metrics_bytes = std::fs::metadata(self.metrics_path())
-            .map(|m| m.len())
-            .unwrap_or(0);
+        let metrics_bytes = std::fs::metadata(self.metrics_path()).map(|m| m.len()).unwrap_or(0);
         let meta = json!({
             "version": CHECKPOINT_VERSION,
             "config": config_identity(&self.cfg),
@@ -544,22 +456,13 @@ impl Trainer {
             "metrics_bytes": metrics_bytes,
         });
         let mut tensors = self.lm.state_tensors();
-        tensors.extend(
-            self.opt
-                .tensors()?
-                .into_iter()
-                .map(|(n, t)| (format!("opt.{n}"), t)),
-        );
+        tensors.extend(self.opt.tensors()?.into_iter().map(|(n, t)| (format!("opt.{n}"), t)));
         for (l, (h, c)) in self.state.h.iter().zip(&self.state.c).enumerate() {
             tensors.push((format!("state.h.{l}"), h.clone()));
             tensors.push((format!("state.c.{l}"), c.clone()));
         }
         if let Some((_, best)) = &self.best {
-            tensors.extend(
-                best.state_tensors()
-                    .into_iter()
-                    .map(|(n, t)| (format!("best.{n}"), t)),
-            );
+            tensors.extend(best.state_tensors().into_iter().map(|(n, t)| (format!("best.{n}"), t)));
         }
         checkpoint::save(&self.checkpoint_path(), &meta, &tensors)
     }
@@ -567,15 +470,9 @@ impl Trainer {
     fn restore(&mut self) -> Result<()> {
         let path = self.checkpoint_path();
         if !path.is_file() {
-            return Err(Error::Checkpoint {
-                path,
-                reason: "does not exist, so there is nothing to resume".into(),
-            });
+            return Err(Error::Checkpoint { path, reason: "does not exist, so there is nothing to resume".into() });
         }
-        let bad = |reason: String| Error::Checkpoint {
-            path: path.clone(),
-            reason,
-        };
+        let bad = |reason: String| Error::Checkpoint { path: path.clone(), reason };
         let (meta, tensors) = checkpoint::load(&path, &self.dev)?;
         let mine = config_identity(&self.cfg);
         if meta["config"] != mine {
@@ -586,52 +483,29 @@ impl Trainer {
                 .iter()
                 .filter(|(k, v)| theirs.get(*k) != Some(v))
                 .map(|(k, v)| {
-                    format!(
-                        "`{k}` is {} there, {v} here",
-                        theirs.get(k).map_or("missing".into(), |t| t.to_string())
-                    )
+                    format!("`{k}` is {} there, {v} here", theirs.get(k).map_or("missing".into(), |t| t.to_string()))
                 })
                 .collect();
-            return Err(bad(format!(
-                "was written by a different configuration: {}",
-                diff.join("; ")
-            )));
+            return Err(bad(format!("was written by a different configuration: {}", diff.join("; "))));
         }
-        let field = |k: &str| -> Result<Value> {
-            meta.get(k)
-                .cloned()
-                .ok_or_else(|| bad(format!("description lacks `{k}`")))
-        };
+        let field =
+            |k: &str| -> Result<Value> { meta.get(k).cloned().ok_or_else(|| bad(format!("description lacks `{k}`"))) };
         let parse = |k: &str, e: serde_json::Error| bad(format!("bad `{k}`: {e}"));
         self.pos = serde_json::from_value(field("position")?).map_err(|e| parse("position", e))?;
         self.rng = serde_json::from_value(field("rng")?).map_err(|e| parse("rng", e))?;
-        self.history =
-            serde_json::from_value(field("history")?).map_err(|e| parse("history", e))?;
-        let best: Option<BestInfo> =
-            serde_json::from_value(field("best")?).map_err(|e| parse("best", e))?;
+        self.history = serde_json::from_value(field("history")?).map_err(|e| parse("history", e))?;
+        let best: Option<BestInfo> = serde_json::from_value(field("best")?).map_err(|e| parse("best", e))?;
         self.lm.load_state(&tensors, "").map_err(&bad)?;
         if let Some(b) = best {
             let mut lm = self.lm.deep_copy()?;
             lm.load_state(&tensors, "best.").map_err(&bad)?;
             self.best = Some((b, lm));
         }
-        let opt: BTreeMap<String, Tensor> = tensors
-            .iter()
-            .filter_map(|(k, t)| k.strip_prefix("opt.").map(|n| (n.to_string(), t.clone())))
-            .collect();
-        self.opt.restore(
-            field("opt_step")?
-                .as_u64()
-                .ok_or_else(|| bad("bad `opt_step`".into()))?,
-            &opt,
-        )?;
+        let opt: BTreeMap<String, Tensor> =
+            tensors.iter().filter_map(|(k, t)| k.strip_prefix("opt.").map(|n| (n.to_string(), t.clone()))).collect();
+        self.opt.restore(field("opt_step")?.as_u64().ok_or_else(|| bad("bad `opt_step`".into()))?, &opt)?;
         for l in 0..self.state.h.len() {
-            let get = |k: String| {
-                tensors
-                    .get(&k)
-                    .cloned()
-                    .ok_or_else(|| bad(format!("tensor `{k}` is missing")))
-            };
+            let get = |k: String| tensors.get(&k).cloned().ok_or_else(|| bad(format!("tensor `{k}` is missing")));
             self.state.h[l] = get(format!("state.h.{l}"))?;
             self.state.c[l] = get(format!("state.c.{l}"))?;
         }

@@ -99,7 +99,11 @@ impl WeightParam {
             Ok(Base::LowRank { u: uniform(rng, (rows, rank), r, dev)?, v: uniform(rng, (rank, cols), r, dev)? })
         };
         let masked = |rng: &mut Rng, nnz: usize| -> Result<Masked> {
-            Ok(Masked { var: uniform(rng, (rows, cols), init, dev)?, mask: Tensor::ones((rows, cols), candle_core::DType::F32, dev)?, target_nnz: nnz })
+            Ok(Masked {
+                var: uniform(rng, (rows, cols), init, dev)?,
+                mask: Tensor::ones((rows, cols), candle_core::DType::F32, dev)?,
+                target_nnz: nnz,
+            })
         };
         let (base, masked) = match plan {
             Plan::Dense => (Some(Base::Dense(uniform(rng, (rows, cols), init, dev)?)), None),
@@ -149,7 +153,9 @@ impl WeightParam {
         match &self.base {
             Some(Base::Dense(w)) => v.push((n(names::DENSE), w.clone())),
             Some(Base::Kron { a, b }) => v.extend([(n(names::KRON_A), a.clone()), (n(names::KRON_B), b.clone())]),
-            Some(Base::LowRank { u, v: vv }) => v.extend([(n(names::LOW_RANK_U), u.clone()), (n(names::LOW_RANK_V), vv.clone())]),
+            Some(Base::LowRank { u, v: vv }) => {
+                v.extend([(n(names::LOW_RANK_U), u.clone()), (n(names::LOW_RANK_V), vv.clone())])
+            }
             None => {}
         }
         if let Some(m) = &self.masked {
@@ -239,14 +245,18 @@ impl WeightParam {
     /// largest-magnitude entries of `S⊙M`, and zeroes the rest of S. Returns the new mask.
     pub fn update_mask(&mut self, density: f64) -> Result<Option<Tensor>> {
         let (rows, cols) = (self.rows, self.cols);
-        let Some(m) = self.masked.as_mut() else { return Ok(None) };
+        let Some(m) = self.masked.as_mut() else {
+            return Ok(None);
+        };
         let total = rows * cols;
         let k = ((density * total as f64).round() as usize).clamp(m.target_nnz.min(total), total);
         let s: Vec<f32> = m.var.as_tensor().mul(&m.mask)?.flatten_all()?.to_vec1()?;
         let mut order: Vec<u32> = (0..total as u32).collect();
         if k < total {
             // Largest magnitude first; the index breaks ties so the mask is deterministic.
-            order.select_nth_unstable_by(k, |&i, &j| s[j as usize].abs().total_cmp(&s[i as usize].abs()).then(i.cmp(&j)));
+            order.select_nth_unstable_by(k, |&i, &j| {
+                s[j as usize].abs().total_cmp(&s[i as usize].abs()).then(i.cmp(&j))
+            });
         }
         let mut mask = vec![0f32; total];
         for &i in &order[..k] {
@@ -282,10 +292,14 @@ impl WeightParam {
             Some(Base::LowRank { u, v }) => Some(Matrix::LowRank(LowRank::new(dense(u)?, dense(v)?).map_err(err)?)),
             None => None,
         };
-        let Some(m) = &self.masked else { return Ok(base.expect("a weight has a base or a sparse part")) };
+        let Some(m) = &self.masked else {
+            return Ok(base.expect("a weight has a base or a sparse part"));
+        };
         let mask: Vec<f32> = m.mask.flatten_all()?.to_vec1()?;
         let cols = self.cols;
-        let s = Csr::from_dense_where(&dense_of(&self.name, &m.var.as_tensor().mul(&m.mask)?)?, |r, c, _| mask[r * cols + c] > 0.5);
+        let s = Csr::from_dense_where(&dense_of(&self.name, &m.var.as_tensor().mul(&m.mask)?)?, |r, c, _| {
+            mask[r * cols + c] > 0.5
+        });
         Ok(match base {
             Some(b) => Matrix::Doped(Doped::new(b, s).map_err(err)?),
             None => Matrix::Sparse(s),
@@ -299,14 +313,22 @@ mod tests {
     use dkp_lstm::Kernels;
 
     fn all_kinds() -> [WeightKind; 6] {
-        [WeightKind::Dense, WeightKind::Kp, WeightKind::Dkp, WeightKind::Pruned, WeightKind::Lowrank, WeightKind::Dlowrank]
+        [
+            WeightKind::Dense,
+            WeightKind::Kp,
+            WeightKind::Dkp,
+            WeightKind::Pruned,
+            WeightKind::Lowrank,
+            WeightKind::Dlowrank,
+        ]
     }
 
     #[test]
     fn materialised_base_and_export_agree_with_the_runtime() {
         let dev = Device::Cpu;
         for kind in all_kinds() {
-            let mut w = WeightParam::new("w", kind, 12, 10, 2.0, Accounting::Values, 0.1, &mut Rng::new(3), &dev).unwrap();
+            let mut w =
+                WeightParam::new("w", kind, 12, 10, 2.0, Accounting::Values, 0.1, &mut Rng::new(3), &dev).unwrap();
             w.update_mask(0.4).unwrap();
             let x = Tensor::from_vec(Rng::new(4).uniform_vec(2 * 10, 1.0), (2, 10), &dev).unwrap();
             let full = x.matmul(&w.materialise().unwrap().t().unwrap()).unwrap();
@@ -336,7 +358,9 @@ mod tests {
     #[test]
     fn mask_keeps_the_largest_entries_down_to_the_budget() {
         let dev = Device::Cpu;
-        let mut w = WeightParam::new("w", WeightKind::Dkp, 16, 16, 4.0, Accounting::Values, 0.1, &mut Rng::new(1), &dev).unwrap();
+        let mut w =
+            WeightParam::new("w", WeightKind::Dkp, 16, 16, 4.0, Accounting::Values, 0.1, &mut Rng::new(1), &dev)
+                .unwrap();
         let target = w.masked.as_ref().unwrap().target_nnz;
         w.update_mask(0.5).unwrap();
         assert_eq!(w.nnz().unwrap(), 128);

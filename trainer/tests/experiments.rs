@@ -47,7 +47,10 @@ fn every_experiment_config_is_valid_at_ptb_sizes() {
 fn the_whole_model_config_fits_in_one_megabyte() {
     let (_, cfg) = configs().into_iter().find(|(_, c)| c.name == "whole-model-1mb").unwrap();
     // PTB-like vocabulary: words of 5-6 letters.
-    let tokens = ["<unk>".to_string(), "<eos>".to_string()].into_iter().chain((0..PTB_VOCAB - 2).map(|i| format!("word{i}"))).collect();
+    let tokens = ["<unk>".to_string(), "<eos>".to_string()]
+        .into_iter()
+        .chain((0..PTB_VOCAB - 2).map(|i| format!("word{i}")))
+        .collect();
     let tok = Tokenizer::new(TokenizerKind::Word, tokens, "<unk>", Some("<eos>")).unwrap();
     let mut lm = Lm::new(&cfg, PTB_VOCAB, &mut Rng::new(1), &Device::Cpu).unwrap();
     for w in lm.weights_mut() {
@@ -71,7 +74,22 @@ fn command_line_flags_override_the_config_file() {
     }
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../experiments/dkp-25x-cmr.toml");
     let (f, d) = (file.to_str().unwrap(), dir.path().to_str().unwrap());
-    let cli = Cli::try_parse_from(["dkp", "--config", f, "--data", d, "--cf", "10", "--cmr", "term", "--set", "cmr.rate=0.3", "--epochs", "3"]).unwrap();
+    let cli = Cli::try_parse_from([
+        "dkp",
+        "--config",
+        f,
+        "--data",
+        d,
+        "--cf",
+        "10",
+        "--cmr",
+        "term",
+        "--set",
+        "cmr.rate=0.3",
+        "--epochs",
+        "3",
+    ])
+    .unwrap();
     let cfg = cli.args.config().unwrap();
     assert_eq!(cfg.name, "dkp-25x-cmr");
     assert_eq!((cfg.lstm.cf, cfg.cmr.mode, cfg.cmr.rate, cfg.epochs), (10.0, dkp_train::config::CmrMode::Term, 0.3, 3));

@@ -16,14 +16,8 @@ use dkp_train::train::{RunOptions, Trainer};
 use dkp_train::weights::WeightParam;
 use dkp_train::Error;
 
-const KINDS: [WeightKind; 6] = [
-    WeightKind::Dense,
-    WeightKind::Kp,
-    WeightKind::Dkp,
-    WeightKind::Pruned,
-    WeightKind::Lowrank,
-    WeightKind::Dlowrank,
-];
+const KINDS: [WeightKind; 6] =
+    [WeightKind::Dense, WeightKind::Kp, WeightKind::Dkp, WeightKind::Pruned, WeightKind::Lowrank, WeightKind::Dlowrank];
 
 fn scalar(t: &Tensor) -> f64 {
     t.to_scalar::<f32>().unwrap() as f64
@@ -41,19 +35,13 @@ fn check_gradients(vars: &[(String, Var)], loss: &dyn Fn() -> Tensor, tol: f64) 
             let at = |d: f32| {
                 let mut v = base.clone();
                 v[i] += d;
-                var.set(&Tensor::from_vec(v, var.shape(), var.device()).unwrap())
-                    .unwrap();
+                var.set(&Tensor::from_vec(v, var.shape(), var.device()).unwrap()).unwrap();
                 scalar(&loss())
             };
             let fd = (at(eps) - at(-eps)) / (2.0 * eps as f64);
-            var.set(&Tensor::from_vec(base.clone(), var.shape(), var.device()).unwrap())
-                .unwrap();
+            var.set(&Tensor::from_vec(base.clone(), var.shape(), var.device()).unwrap()).unwrap();
             let err = (fd - g[i] as f64).abs();
-            assert!(
-                err <= tol * (1.0 + fd.abs()),
-                "{name}[{i}]: autograd {} vs finite difference {fd}",
-                g[i]
-            );
+            assert!(err <= tol * (1.0 + fd.abs()), "{name}[{i}]: autograd {} vs finite difference {fd}", g[i]);
         }
     }
 }
@@ -61,35 +49,17 @@ fn check_gradients(vars: &[(String, Var)], loss: &dyn Fn() -> Tensor, tol: f64) 
 #[test]
 fn dkp_layer_gradient_matches_finite_differences() {
     let dev = Device::Cpu;
-    let mut w = WeightParam::new(
-        "w",
-        WeightKind::Dkp,
-        12,
-        8,
-        2.0,
-        Accounting::Values,
-        0.5,
-        &mut Rng::new(1),
-        &dev,
-    )
-    .unwrap();
+    let mut w =
+        WeightParam::new("w", WeightKind::Dkp, 12, 8, 2.0, Accounting::Values, 0.5, &mut Rng::new(1), &dev).unwrap();
     w.update_mask(0.5).unwrap();
     let x = Tensor::from_vec(Rng::new(2).uniform_vec(3 * 8, 1.0), (3, 8), &dev).unwrap();
     let r = Tensor::from_vec(Rng::new(3).uniform_vec(3 * 12, 1.0), (3, 12), &dev).unwrap();
     // Through the materialised matrix and through the vec trick + sparse path.
     let materialised = || {
-        x.matmul(&w.materialise().unwrap().t().unwrap())
-            .unwrap()
-            .mul(&r)
-            .unwrap()
-            .tanh()
-            .unwrap()
-            .sum_all()
-            .unwrap()
+        x.matmul(&w.materialise().unwrap().t().unwrap()).unwrap().mul(&r).unwrap().tanh().unwrap().sum_all().unwrap()
     };
     let split = || {
-        let y =
-            (w.apply_base(&x).unwrap().unwrap() + w.apply_sparse(&x).unwrap().unwrap()).unwrap();
+        let y = (w.apply_base(&x).unwrap().unwrap() + w.apply_sparse(&x).unwrap().unwrap()).unwrap();
         y.mul(&r).unwrap().tanh().unwrap().sum_all().unwrap()
     };
     check_gradients(&w.vars(), &materialised, 2e-2);
@@ -97,15 +67,7 @@ fn dkp_layer_gradient_matches_finite_differences() {
     // Pruned entries get no gradient.
     let g = split().backward().unwrap();
     let m = w.masked.as_ref().unwrap();
-    let gs = g
-        .get(&m.var)
-        .unwrap()
-        .mul(&(1.0 - &m.mask).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .sum_all()
-        .unwrap();
+    let gs = g.get(&m.var).unwrap().mul(&(1.0 - &m.mask).unwrap()).unwrap().abs().unwrap().sum_all().unwrap();
     assert_eq!(scalar(&gs), 0.0);
 }
 
@@ -125,26 +87,14 @@ fn whole_model_gradient_matches_finite_differences() {
     }
     let (x, y) = (&corpus.train[..8], &corpus.train[1..9]);
     // Each evaluation draws the same co-matrix dropout masks, so the loss is a fixed function.
-    for (mode, output) in [
-        (CmrMode::Off, true),
-        (CmrMode::Element, true),
-        (CmrMode::Element, false),
-        (CmrMode::Term, true),
-    ] {
-        let cmr = dkp_train::config::CmrConfig {
-            mode,
-            rate: 0.5,
-            output,
-        };
+    for (mode, output) in
+        [(CmrMode::Off, true), (CmrMode::Element, true), (CmrMode::Element, false), (CmrMode::Term, true)]
+    {
+        let cmr = dkp_train::config::CmrConfig { mode, rate: 0.5, output };
         let loss = || {
             let mut state = State::zeros(&lm, 2, &Device::Cpu).unwrap();
             let mut rng = Rng::new(0);
-            let mut ctx = TrainCtx {
-                dropout: 0.0,
-                cmr,
-                rng: &mut rng,
-                norms: false,
-            };
+            let mut ctx = TrainCtx { dropout: 0.0, cmr, rng: &mut rng, norms: false };
             lm.train_loss(x, y, 2, &mut state, &mut ctx).unwrap().0
         };
         check_gradients(&lm.vars(), &loss, 3e-2);
@@ -163,19 +113,10 @@ fn co_matrix_dropout_leaves_the_output_layer_alone_when_told() {
     lm.output.update_mask(0.5).unwrap();
     let (x, y) = (&corpus.train[..8], &corpus.train[1..9]);
     let loss = |mode, output| {
-        let cmr = dkp_train::config::CmrConfig {
-            mode,
-            rate: 0.5,
-            output,
-        };
+        let cmr = dkp_train::config::CmrConfig { mode, rate: 0.5, output };
         let mut state = State::zeros(&lm, 2, &Device::Cpu).unwrap();
         let mut rng = Rng::new(0);
-        let mut ctx = TrainCtx {
-            dropout: 0.0,
-            cmr,
-            rng: &mut rng,
-            norms: false,
-        };
+        let mut ctx = TrainCtx { dropout: 0.0, cmr, rng: &mut rng, norms: false };
         scalar(&lm.train_loss(x, y, 2, &mut state, &mut ctx).unwrap().0)
     };
     // The only doped weight is the output layer, so only `output = true` can change the loss.
@@ -199,31 +140,16 @@ fn a_tiny_model_learns_the_grammar() {
     let mut t = Trainer::new(cfg, false).unwrap();
     let before = t.valid_ppl(t.lm()).unwrap();
     let report = t.run(&RunOptions::default()).unwrap();
-    assert!(
-        report.valid_ppl < 0.5 * before,
-        "valid ppl {before} → {}",
-        report.valid_ppl
-    );
+    assert!(report.valid_ppl < 0.5 * before, "valid ppl {before} → {}", report.valid_ppl);
     assert!(report.test_ppl < 0.5 * before);
-    assert_eq!(
-        report.unknown,
-        [0, 1],
-        "`zebra` is the one unknown test word"
-    );
+    assert_eq!(report.unknown, [0, 1], "`zebra` is the one unknown test word");
     let lines = std::fs::read_to_string(dir.path().join("t/metrics.jsonl")).unwrap();
-    assert!(
-        lines.lines().any(|l| l.contains("\"norms\":[{")),
-        "path norms are logged"
-    );
+    assert!(lines.lines().any(|l| l.contains("\"norms\":[{")), "path norms are logged");
     assert!(dir.path().join("t/ppl.svg").is_file() && dir.path().join("t/norms.svg").is_file());
 }
 
 fn final_params(t: &Trainer) -> BTreeMap<String, Vec<f32>> {
-    t.lm()
-        .state_tensors()
-        .into_iter()
-        .map(|(n, v)| (n, v.flatten_all().unwrap().to_vec1().unwrap()))
-        .collect()
+    t.lm().state_tensors().into_iter().map(|(n, v)| (n, v.flatten_all().unwrap().to_vec1().unwrap())).collect()
 }
 
 #[test]
@@ -251,36 +177,22 @@ fn resuming_from_a_checkpoint_gives_the_uninterrupted_trajectory() {
     cfg.runs_dir = dir.path().join("b");
     let mut c = cfg.clone();
     c.max_steps = Some(k);
-    Trainer::new(c, false)
-        .unwrap()
-        .run(&RunOptions::default())
-        .unwrap();
+    Trainer::new(c, false).unwrap().run(&RunOptions::default()).unwrap();
     let mut c = cfg.clone();
     c.max_steps = Some(n);
     let mut t = Trainer::new(c, true).unwrap();
     assert_eq!(t.position().step, k);
-    t.run(&RunOptions {
-        resume: true,
-        ..RunOptions::default()
-    })
-    .unwrap();
+    t.run(&RunOptions { resume: true, ..RunOptions::default() }).unwrap();
     assert_eq!(t.position().step, n);
     assert_eq!(final_params(&t), straight);
 }
 
 /// Log-probabilities of the trainer and of the runtime on the same tokens.
 fn compare_with_runtime(lm: &Lm, corpus: &Corpus) {
-    let model = Model::from_bytes(
-        &lm.to_model(&corpus.tokenizer, Default::default())
-            .unwrap()
-            .to_bytes()
-            .unwrap(),
-    )
-    .unwrap();
+    let model =
+        Model::from_bytes(&lm.to_model(&corpus.tokenizer, Default::default()).unwrap().to_bytes().unwrap()).unwrap();
     let eos = corpus.tokenizer.eos().unwrap();
-    let ids: Vec<u32> = std::iter::once(eos)
-        .chain(corpus.valid.ids[..12].iter().copied())
-        .collect();
+    let ids: Vec<u32> = std::iter::once(eos).chain(corpus.valid.ids[..12].iter().copied()).collect();
     let mut state = State::zeros(lm, 1, &Device::Cpu).unwrap();
     let logits = lm.logits(&ids, 1, &mut state).unwrap();
     let lse = logits.exp().unwrap().sum_keepdim(1).unwrap().log().unwrap();
@@ -291,15 +203,8 @@ fn compare_with_runtime(lm: &Lm, corpus: &Corpus) {
             session.feed(ids[t]).unwrap();
         }
         let got = session.log_probs();
-        let worst = row
-            .iter()
-            .zip(got)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
-        assert!(
-            worst < 1e-4,
-            "step {t}: trainer and runtime differ by {worst}"
-        );
+        let worst = row.iter().zip(got).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-4, "step {t}: trainer and runtime differ by {worst}");
     }
 }
 
@@ -318,13 +223,7 @@ fn exported_models_give_the_trainers_log_probs_for_every_kind() {
         if cfg.model.tie_weights {
             cfg.model.embedding_dim = None;
         }
-        let mut lm = Lm::new(
-            &cfg,
-            corpus.tokenizer.len(),
-            &mut Rng::new(i as u64),
-            &Device::Cpu,
-        )
-        .unwrap();
+        let mut lm = Lm::new(&cfg, corpus.tokenizer.len(), &mut Rng::new(i as u64), &Device::Cpu).unwrap();
         for w in lm.weights_mut() {
             w.update_mask(0.3).unwrap();
         }
@@ -338,21 +237,11 @@ fn trainer_perplexity_is_what_the_runtime_computes() {
     let data = write_corpus(dir.path(), 50);
     let mut cfg = tiny_config(data, dir.path(), WeightKind::Dkp);
     cfg.epochs = 1;
-    let report = Trainer::new(cfg.clone(), false)
-        .unwrap()
-        .run(&RunOptions::default())
-        .unwrap();
+    let report = Trainer::new(cfg.clone(), false).unwrap().run(&RunOptions::default()).unwrap();
     let model = Model::from_bytes(&std::fs::read(&report.model).unwrap()).unwrap();
     let corpus = Corpus::load(cfg.data.as_ref().unwrap()).unwrap();
-    let runtime = Session::new(model.clone())
-        .perplexity(&corpus.test.text)
-        .unwrap()
-        .perplexity;
-    assert!(
-        (runtime / report.test_ppl - 1.0).abs() < 1e-3,
-        "runtime {runtime} vs trainer {}",
-        report.test_ppl
-    );
+    let runtime = Session::new(model.clone()).perplexity(&corpus.test.text).unwrap().perplexity;
+    assert!((runtime / report.test_ppl - 1.0).abs() < 1e-3, "runtime {runtime} vs trainer {}", report.test_ppl);
     let prov = model.provenance();
     // serde_json's default float parsing may round the last bit.
     assert!((prov["test_ppl"].as_f64().unwrap() / report.test_ppl - 1.0).abs() < 1e-12);
@@ -363,19 +252,14 @@ fn trainer_perplexity_is_what_the_runtime_computes() {
 #[test]
 fn char_models_train_and_agree_with_the_runtime() {
     let dir = tempfile::tempdir().unwrap();
-    let text: String = (0..400)
-        .map(|i| ["the cat sat. ", "a dog ran! ", "we eat fish\n"][i % 3])
-        .collect();
+    let text: String = (0..400).map(|i| ["the cat sat. ", "a dog ran! ", "we eat fish\n"][i % 3]).collect();
     let file = dir.path().join("input.txt");
     std::fs::write(&file, &text).unwrap();
     let data = dkp_train::data::DataSpec::from_path(&file).unwrap();
     let mut cfg = tiny_config(data, dir.path(), WeightKind::Dlowrank);
     cfg.lstm.cf = 1.5;
     cfg.epochs = 1;
-    let report = Trainer::new(cfg.clone(), false)
-        .unwrap()
-        .run(&RunOptions::default())
-        .unwrap();
+    let report = Trainer::new(cfg.clone(), false).unwrap().run(&RunOptions::default()).unwrap();
     let model = Model::from_bytes(&std::fs::read(&report.model).unwrap()).unwrap();
     assert_eq!(model.tokenizer().kind(), dkp_lstm::TokenizerKind::Char);
     let corpus = Corpus::load(cfg.data.as_ref().unwrap()).unwrap();
@@ -385,15 +269,8 @@ fn char_models_train_and_agree_with_the_runtime() {
         report.test_ppl,
         corpus.tokenizer.len()
     );
-    let runtime = Session::new(model)
-        .perplexity(&corpus.test.text)
-        .unwrap()
-        .perplexity;
-    assert!(
-        (runtime / report.test_ppl - 1.0).abs() < 1e-3,
-        "runtime {runtime} vs trainer {}",
-        report.test_ppl
-    );
+    let runtime = Session::new(model).perplexity(&corpus.test.text).unwrap().perplexity;
+    assert!((runtime / report.test_ppl - 1.0).abs() < 1e-3, "runtime {runtime} vs trainer {}", report.test_ppl);
 }
 
 #[test]
@@ -408,10 +285,7 @@ fn bad_inputs_are_clear_errors_and_write_nothing() {
     assert!(e.contains("valid.txt") && e.contains("empty"), "{e}");
     std::fs::remove_file(dir.path().join("valid.txt")).unwrap();
     let e = Trainer::new(cfg.clone(), false).err().unwrap();
-    assert!(
-        matches!(e, Error::Io { .. }) && e.to_string().contains("valid.txt"),
-        "{e}"
-    );
+    assert!(matches!(e, Error::Io { .. }) && e.to_string().contains("valid.txt"), "{e}");
     write_corpus(dir.path(), 50);
     // An unreachable compression factor.
     cfg.lstm.kind = WeightKind::Lowrank;
@@ -421,23 +295,13 @@ fn bad_inputs_are_clear_errors_and_write_nothing() {
     assert!(!runs.exists(), "nothing is written before training starts");
     // Resuming without, with a corrupt, and with a mismatched checkpoint.
     cfg.lstm.kind = WeightKind::Dense;
-    assert!(Trainer::new(cfg.clone(), true)
-        .err()
-        .unwrap()
-        .to_string()
-        .contains("nothing to resume"));
+    assert!(Trainer::new(cfg.clone(), true).err().unwrap().to_string().contains("nothing to resume"));
     cfg.max_steps = Some(3);
-    Trainer::new(cfg.clone(), false)
-        .unwrap()
-        .run(&RunOptions::default())
-        .unwrap();
+    Trainer::new(cfg.clone(), false).unwrap().run(&RunOptions::default()).unwrap();
     let mut other = cfg.clone();
     other.model.hidden = 9;
     let e = Trainer::new(other, true).err().unwrap().to_string();
-    assert!(
-        e.contains("different configuration") && e.contains("model"),
-        "{e}"
-    );
+    assert!(e.contains("different configuration") && e.contains("model"), "{e}");
     let ckpt = runs.join("t/checkpoint.safetensors");
     let mut bytes = std::fs::read(&ckpt).unwrap();
     let n = bytes.len();
@@ -454,10 +318,7 @@ fn compress_decomposes_a_dense_model_and_rejects_others() {
     let mut cfg = tiny_config(data, &dir.path().join("runs"), WeightKind::Dense);
     cfg.model.hidden = 16;
     cfg.epochs = 2;
-    let report = Trainer::new(cfg.clone(), false)
-        .unwrap()
-        .run(&RunOptions::default())
-        .unwrap();
+    let report = Trainer::new(cfg.clone(), false).unwrap().run(&RunOptions::default()).unwrap();
     let out = dir.path().join("small.safetensors");
     let args = |model: &std::path::Path, epochs: usize| dkp_train::cli::CompressArgs {
         model: model.to_path_buf(),
@@ -473,30 +334,18 @@ fn compress_decomposes_a_dense_model_and_rejects_others() {
         quiet: true,
     };
     let r = dkp_train::cli::run_compress(&args(&report.model, 1)).unwrap();
-    let (before, decomposed, tuned) = (
-        r.ppl_before.unwrap(),
-        r.ppl_decomposed.unwrap(),
-        r.ppl_finetuned.unwrap(),
-    );
+    let (before, decomposed, tuned) = (r.ppl_before.unwrap(), r.ppl_decomposed.unwrap(), r.ppl_finetuned.unwrap());
     assert!((before / report.test_ppl - 1.0).abs() < 1e-4);
-    assert!(
-        tuned <= decomposed * 1.01,
-        "fine-tuning: {decomposed} → {tuned}"
-    );
+    assert!(tuned <= decomposed * 1.01, "fine-tuning: {decomposed} → {tuned}");
     assert!(r.lstm_cf[0] > 3.5, "{:?}", r.lstm_cf);
     let m = Model::from_bytes(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(m.layers()[0].weights()[0].1.matrix.kind(), "dkp");
-    assert!(m.provenance()["compression"]["test_ppl_before"]
-        .as_f64()
-        .is_some());
+    assert!(m.provenance()["compression"]["test_ppl_before"].as_f64().is_some());
     // A compressed model cannot be compressed again; nothing is written.
     std::fs::remove_file(&out).unwrap();
-    let e = dkp_train::cli::run_compress(&args(
-        &dir.path().join("small.finetune/model.safetensors"),
-        0,
-    ))
-    .unwrap_err()
-    .to_string();
+    let e = dkp_train::cli::run_compress(&args(&dir.path().join("small.finetune/model.safetensors"), 0))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not dense") || e.contains("only dense"), "{e}");
     assert!(!out.exists());
 }

@@ -41,10 +41,7 @@ struct Spread {
 fn spread(mut us: Vec<f64>) -> Spread {
     us.sort_by(f64::total_cmp);
     let at = |q: f64| us[((us.len() - 1) as f64 * q).round() as usize];
-    Spread {
-        median: at(0.5),
-        p90: at(0.9),
-    }
+    Spread { median: at(0.5), p90: at(0.9) }
 }
 
 #[derive(serde::Serialize)]
@@ -111,28 +108,17 @@ pub fn run(args: Args) -> Result<()> {
         return print_json(&report);
     }
     let row = |name: &str, s: Spread, macs: Option<usize>| {
-        let macs = macs
-            .map(|m| format!(", {} MACs", thousands(m as u64)))
-            .unwrap_or_default();
-        (
-            name.to_string(),
-            format!("{:>9.2} µs median, {:>9.2} µs p90{macs}", s.median, s.p90),
-        )
+        let macs = macs.map(|m| format!(", {} MACs", thousands(m as u64))).unwrap_or_default();
+        (name.to_string(), format!("{:>9.2} µs median, {:>9.2} µs p90{macs}", s.median, s.p90))
     };
-    println!(
-        "{} tokens after {} warm-up tokens, {} kernels",
-        args.tokens, args.warmup, info.kernels
-    );
+    println!("{} tokens after {} warm-up tokens, {} kernels", args.tokens, args.warmup, info.kernels);
     print!(
         "{}",
         pairs(&[
             row("LSTM layers", lstm, Some(info.lstm.macs)),
             row("output layer", output, Some(info.output.macs)),
             row("per token", total, None),
-            (
-                "throughput".into(),
-                format!("{:.0} tokens/s (mean)", report.tokens_per_second)
-            ),
+            ("throughput".into(), format!("{:.0} tokens/s (mean)", report.tokens_per_second)),
         ])
     );
     Ok(())

@@ -43,10 +43,7 @@ pub enum Dtype {
 
 pub fn run(args: Args) -> Result<()> {
     if !args.force && args.out.exists() {
-        bail!(
-            "`{}` exists; pass --force to replace it",
-            args.out.display()
-        );
+        bail!("`{}` exists; pass --force to replace it", args.out.display());
     }
     let (mut model, source_bytes) = load_model(&args.model)?;
     let (dtype, name) = match args.dtype {
@@ -68,8 +65,7 @@ pub fn run(args: Args) -> Result<()> {
 
     // Scores come from the written bytes, which hold the rounded values.
     let mut rows = vec![];
-    let converted =
-        Model::from_bytes(&model.to_bytes()?).context("cannot reload the converted model")?;
+    let converted = Model::from_bytes(&model.to_bytes()?).context("cannot reload the converted model")?;
     for (key, path) in [("test_ppl", &args.test), ("valid_ppl", &args.valid)] {
         let Some(path) = path else { continue };
         let text = read_text(path)?;
@@ -77,24 +73,14 @@ pub fn run(args: Args) -> Result<()> {
             .perplexity(&text)
             .with_context(|| format!("cannot score `{}`", path.display()))?;
         provenance.insert(key.into(), json!(ppl.perplexity));
-        rows.push((
-            key.to_string(),
-            format!("{:.3} on `{}`", ppl.perplexity, path.display()),
-        ));
+        rows.push((key.to_string(), format!("{:.3} on `{}`", ppl.perplexity, path.display())));
     }
     model.set_provenance(provenance);
     let bytes = model.to_bytes()?;
     write_atomically(&args.out, args.force, &bytes)?;
     rows.insert(
         0,
-        (
-            "wrote".into(),
-            format!(
-                "{} ({} bytes, values {name})",
-                args.out.display(),
-                thousands(bytes.len() as u64)
-            ),
-        ),
+        ("wrote".into(), format!("{} ({} bytes, values {name})", args.out.display(), thousands(bytes.len() as u64))),
     );
     print!("{}", pairs(&rows));
     Ok(())

@@ -85,20 +85,9 @@ pub fn run(args: Args) -> Result<()> {
             ("perplexity".into(), format!("{:.3}", report.perplexity)),
             (
                 "tokens".into(),
-                format!(
-                    "{} ({} unknown words)",
-                    thousands(report.tokens as u64),
-                    thousands(report.unknown as u64)
-                )
+                format!("{} ({} unknown words)", thousands(report.tokens as u64), thousands(report.unknown as u64))
             ),
-            (
-                "nll".into(),
-                format!(
-                    "{:.1} nats ({:.4} per token)",
-                    report.nll,
-                    report.nll / report.tokens as f64
-                )
-            ),
+            ("nll".into(), format!("{:.1} nats ({:.4} per token)", report.nll, report.nll / report.tokens as f64)),
             (
                 "time".into(),
                 format!(

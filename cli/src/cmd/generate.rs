@@ -35,24 +35,15 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     if !(args.temperature.is_finite() && args.temperature >= 0.0) {
-        bail!(
-            "--temperature must be a number ≥ 0, not {}",
-            args.temperature
-        );
+        bail!("--temperature must be a number ≥ 0, not {}", args.temperature);
     }
     let loaded = args.model.load()?;
     let mut session = Session::new(loaded.model);
     let prompt = session.feed_text(&args.prompt);
     if prompt.unknown > 0 {
-        eprintln!(
-            "note: {} of the prompt's {} words are outside the vocabulary",
-            prompt.unknown, prompt.words
-        );
+        eprintln!("note: {} of the prompt's {} words are outside the vocabulary", prompt.unknown, prompt.words);
     }
-    let sampling = Sampling {
-        temperature: args.temperature,
-        top_k: args.top_k,
-    };
+    let sampling = Sampling { temperature: args.temperature, top_k: args.top_k };
     let mut rng = Rng::new(args.seed);
     let word = session.model().tokenizer().kind() == TokenizerKind::Word;
     let mut at_line_start = args.prompt.is_empty() || args.prompt.ends_with(char::is_whitespace);

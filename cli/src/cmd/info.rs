@@ -29,14 +29,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         return print_json(&v);
     }
-    print!(
-        "{}",
-        render(
-            &args.model.model.display().to_string(),
-            loaded.file_bytes,
-            &info
-        )
-    );
+    print!("{}", render(&args.model.model.display().to_string(), loaded.file_bytes, &info));
     Ok(())
 }
 
@@ -47,55 +40,26 @@ fn render(path: &str, file_bytes: u64, info: &ModelInfo) -> String {
     } else {
         format!("{} (own matrix)", info.embedding_dim)
     };
-    let tokenizer = serde_json::to_value(info.tokenizer)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string));
+    let tokenizer = serde_json::to_value(info.tokenizer).ok().and_then(|v| v.as_str().map(str::to_string));
     let mut out = pairs(&[
-        (
-            "model".into(),
-            format!("{path} ({} bytes)", thousands(file_bytes)),
-        ),
-        (
-            "tokenizer".into(),
-            format!(
-                "{}, {} tokens",
-                tokenizer.unwrap_or_default(),
-                thousands(info.vocab as u64)
-            ),
-        ),
+        ("model".into(), format!("{path} ({} bytes)", thousands(file_bytes))),
+        ("tokenizer".into(), format!("{}, {} tokens", tokenizer.unwrap_or_default(), thousands(info.vocab as u64))),
         ("embedding".into(), embedding),
-        (
-            "layers".into(),
-            format!("{} LSTM, hidden {}", info.hidden.len(), hidden.join(", ")),
-        ),
+        ("layers".into(), format!("{} LSTM, hidden {}", info.hidden.len(), hidden.join(", "))),
         ("kernels".into(), info.kernels.into()),
     ]);
     out += "\nprovenance\n";
     out += &provenance(&info.provenance);
 
-    let mut weights = vec![[
-        "weight",
-        "kind",
-        "shape",
-        "structure",
-        "values",
-        "indices",
-        "bytes",
-        "CF",
-        "CF+idx",
-    ]
-    .map(String::from)
-    .to_vec()];
+    let mut weights = vec![["weight", "kind", "shape", "structure", "values", "indices", "bytes", "CF", "CF+idx"]
+        .map(String::from)
+        .to_vec()];
     for w in &info.weights {
         weights.push(vec![
             w.name.clone(),
             w.kind.into(),
             format!("{}x{}", w.shape[0], w.shape[1]),
-            if w.detail.is_empty() {
-                "-".into()
-            } else {
-                w.detail.clone()
-            },
+            if w.detail.is_empty() { "-".into() } else { w.detail.clone() },
             thousands(w.values as u64),
             thousands(w.indices as u64),
             thousands(w.bytes as u64),
@@ -114,9 +78,7 @@ fn render(path: &str, file_bytes: u64, info: &ModelInfo) -> String {
         cf_with_indices: info.total_cf_with_indices,
         ..PartInfo::default()
     };
-    let mut parts = vec![["part", "params", "indices", "bytes", "CF", "CF+idx"]
-        .map(String::from)
-        .to_vec()];
+    let mut parts = vec![["part", "params", "indices", "bytes", "CF", "CF+idx"].map(String::from).to_vec()];
     let part_row = |name: &str, p: &PartInfo| {
         vec![
             name.to_string(),

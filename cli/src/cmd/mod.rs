@@ -38,20 +38,14 @@ impl ModelArgs {
     pub fn load(&self) -> Result<Loaded> {
         let kernels = self.kernels()?;
         let (model, file_bytes) = load_model(&self.model)?;
-        Ok(Loaded {
-            model: model.with_kernels(kernels),
-            file_bytes,
-        })
+        Ok(Loaded { model: model.with_kernels(kernels), file_bytes })
     }
 
     fn kernels(&self) -> Result<Kernels> {
         match &self.kernels {
             Some(name) => Kernels::by_name(name).ok_or_else(|| {
                 let names: Vec<_> = Kernels::available().iter().map(|k| k.name).collect();
-                anyhow!(
-                    "kernel set `{name}` is not available here (available: {})",
-                    names.join(", ")
-                )
+                anyhow!("kernel set `{name}` is not available here (available: {})", names.join(", "))
             }),
             None => Ok(Kernels::from_env()?),
         }
@@ -60,23 +54,16 @@ impl ModelArgs {
 
 /// Reads a model file; errors name the path.
 pub fn load_model(path: &Path) -> Result<(Model, u64)> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read model file `{}`", path.display()))?;
-    let model = Model::from_bytes(&bytes)
-        .with_context(|| format!("cannot load model `{}`", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read model file `{}`", path.display()))?;
+    let model = Model::from_bytes(&bytes).with_context(|| format!("cannot load model `{}`", path.display()))?;
     Ok((model, bytes.len() as u64))
 }
 
 /// Reads a UTF-8 text file; errors name the path.
 pub fn read_text(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read text file `{}`", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read text file `{}`", path.display()))?;
     String::from_utf8(bytes).map_err(|e| {
-        anyhow!(
-            "text file `{}` is not UTF-8 (invalid byte at offset {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        )
+        anyhow!("text file `{}` is not UTF-8 (invalid byte at offset {})", path.display(), e.utf8_error().valid_up_to())
     })
 }
 
@@ -93,14 +80,8 @@ pub fn write_atomically(out: &Path, force: bool, bytes: &[u8]) -> Result<()> {
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write `{}`", tmp.path().display()))?;
-    let persisted = if force {
-        tmp.persist(out)
-    } else {
-        tmp.persist_noclobber(out)
-    };
-    persisted
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot write `{}`", out.display()))?;
+    let persisted = if force { tmp.persist(out) } else { tmp.persist_noclobber(out) };
+    persisted.map_err(|e| e.error).with_context(|| format!("cannot write `{}`", out.display()))?;
     Ok(())
 }
 
@@ -125,34 +106,22 @@ pub fn thousands(n: u64) -> String {
 
 /// `key  value` lines with the values aligned.
 pub fn pairs(rows: &[(String, String)]) -> String {
-    let width = rows
-        .iter()
-        .map(|(k, _)| k.chars().count())
-        .max()
-        .unwrap_or(0);
-    rows.iter()
-        .map(|(k, v)| format!("{k}{}  {v}\n", " ".repeat(width - k.chars().count())))
-        .collect()
+    let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    rows.iter().map(|(k, v)| format!("{k}{}  {v}\n", " ".repeat(width - k.chars().count()))).collect()
 }
 
 /// A plain-text table: the first row is the header; columns whose cells all look
 /// numeric are right-aligned, others left-aligned.
 pub fn table(rows: &[Vec<String>]) -> String {
     let ncols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let width = |c: usize| {
-        rows.iter()
-            .filter_map(|r| r.get(c))
-            .map(|s| s.chars().count())
-            .max()
-            .unwrap_or(0)
-    };
+    let width = |c: usize| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0);
     let widths: Vec<usize> = (0..ncols).map(width).collect();
     let numeric: Vec<bool> = (0..ncols)
         .map(|c| {
-            rows.iter().skip(1).filter_map(|r| r.get(c)).all(|s| {
-                s.chars()
-                    .all(|ch| ch.is_ascii_digit() || ",.-%x".contains(ch))
-            })
+            rows.iter()
+                .skip(1)
+                .filter_map(|r| r.get(c))
+                .all(|s| s.chars().all(|ch| ch.is_ascii_digit() || ",.-%x".contains(ch)))
         })
         .collect();
     let mut out = String::new();

@@ -28,10 +28,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut session = Session::new(loaded.model);
     let enc = session.feed_text(&args.text);
     if enc.unknown > 0 {
-        eprintln!(
-            "note: {} of the text's {} words are outside the vocabulary",
-            enc.unknown, enc.words
-        );
+        eprintln!("note: {} of the text's {} words are outside the vocabulary", enc.unknown, enc.words);
     }
     let top = session.top_k(args.k);
     if args.json {
@@ -39,17 +36,8 @@ pub fn run(args: Args) -> Result<()> {
     }
     let mut rows = vec![["rank", "token", "id", "prob"].map(String::from).to_vec()];
     for (i, p) in top.iter().enumerate() {
-        let token = if p.token == "\n" {
-            "\\n".to_string()
-        } else {
-            p.token.clone()
-        };
-        rows.push(vec![
-            (i + 1).to_string(),
-            token,
-            p.id.to_string(),
-            format!("{:.4}", p.prob),
-        ]);
+        let token = if p.token == "\n" { "\\n".to_string() } else { p.token.clone() };
+        rows.push(vec![(i + 1).to_string(), token, p.id.to_string(), format!("{:.4}", p.prob)]);
     }
     print!("{}", table(&rows));
     Ok(())

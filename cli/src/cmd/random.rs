@@ -109,10 +109,7 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     if !args.force && args.out.exists() {
-        bail!(
-            "`{}` exists; pass --force to replace it",
-            args.out.display()
-        );
+        bail!("`{}` exists; pass --force to replace it", args.out.display());
     }
     let spec = RandomSpec {
         layers: args.layers,
@@ -125,21 +122,9 @@ pub fn run(args: Args) -> Result<()> {
         output_cf: args.output_cf,
         embedding_kind: args.embedding_kind.name().into(),
         fused: !args.split_gates,
-        tokenizer: if args.char {
-            TokenizerKind::Char
-        } else {
-            TokenizerKind::Word
-        },
-        dtype: if args.f16 {
-            ValueType::F16
-        } else {
-            ValueType::F32
-        },
-        accounting: if args.count_indices {
-            Accounting::ValuesAndIndices
-        } else {
-            Accounting::Values
-        },
+        tokenizer: if args.char { TokenizerKind::Char } else { TokenizerKind::Word },
+        dtype: if args.f16 { ValueType::F16 } else { ValueType::F32 },
+        accounting: if args.count_indices { Accounting::ValuesAndIndices } else { Accounting::Values },
         seed: args.seed,
     };
     let model = random_model(&spec).context("cannot build the model")?;
@@ -168,10 +153,7 @@ fn check_sizes(a: &Args) -> Result<()> {
     if !(3..=MAX_DIM).contains(&a.vocab) {
         bail!("--vocab {} is outside 3..={MAX_DIM}", a.vocab);
     }
-    for (flag, v) in [
-        ("--hidden", a.hidden),
-        ("--embedding-dim", a.embedding_dim.unwrap_or(a.hidden)),
-    ] {
+    for (flag, v) in [("--hidden", a.hidden), ("--embedding-dim", a.embedding_dim.unwrap_or(a.hidden))] {
         if v == 0 || v > MAX_DIM {
             bail!("{flag} {v} is outside 1..={MAX_DIM}");
         }

@@ -32,7 +32,8 @@ pub fn write_corpus(dir: &Path, train_lines: usize) -> DataSpec {
 
 /// A tiny configuration on `data`, writing runs under `runs`.
 pub fn tiny_config(data: DataSpec, runs: &Path, kind: WeightKind) -> TrainConfig {
-    let mut c = TrainConfig { data: Some(data), runs_dir: runs.to_path_buf(), name: "t".into(), ..TrainConfig::default() };
+    let mut c =
+        TrainConfig { data: Some(data), runs_dir: runs.to_path_buf(), name: "t".into(), ..TrainConfig::default() };
     c.model.layers = 2;
     c.model.hidden = 8;
     c.model.embedding_dim = Some(6);
