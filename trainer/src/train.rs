@@ -475,8 +475,14 @@ impl Trainer {
         let bad = |reason: String| Error::Checkpoint { path: path.clone(), reason };
         let (meta, tensors) = checkpoint::load(&path, &self.dev)?;
         let mine = config_identity(&self.cfg);
-        if meta["config"] != mine {
-            let theirs = meta["config"].as_object().cloned().unwrap_or_default();
+        // Read through today's `TrainConfig`, so a setting added since the checkpoint was
+        // written compares as its default.
+        let theirs = match serde_json::from_value::<TrainConfig>(meta["config"].clone()) {
+            Ok(cfg) => config_identity(&cfg),
+            Err(_) => meta["config"].clone(),
+        };
+        if theirs != mine {
+            let theirs = theirs.as_object().cloned().unwrap_or_default();
             let diff: Vec<String> = mine
                 .as_object()
                 .expect("object")

@@ -178,6 +178,11 @@ fn resuming_from_a_checkpoint_gives_the_uninterrupted_trajectory() {
     let mut c = cfg.clone();
     c.max_steps = Some(k);
     Trainer::new(c, false).unwrap().run(&RunOptions::default()).unwrap();
+    // As if written before `cmr.output` existed: a setting added later resumes as its default.
+    let ckpt = cfg.runs_dir.join(&cfg.name).join("checkpoint.safetensors");
+    let (mut meta, tensors) = dkp_train::checkpoint::load(&ckpt, &Device::Cpu).unwrap();
+    meta["config"]["cmr"].as_object_mut().unwrap().remove("output").unwrap();
+    dkp_train::checkpoint::save(&ckpt, &meta, &tensors.into_iter().collect::<Vec<_>>()).unwrap();
     let mut c = cfg.clone();
     c.max_steps = Some(n);
     let mut t = Trainer::new(c, true).unwrap();
