@@ -115,6 +115,7 @@ test('the page loads both default models side by side', async () => {
     const params = await panel.locator('table.size tr[data-key=Parameters] td').textContent();
     assert.match(params, /^[\d,]+$/, `panel ${side} shows its parameter count`);
     assert.match(await panel.locator('table.size tr[data-key="CF, LSTM layers"] td').textContent(), /× values · .*× with indices/);
+    assert.doesNotMatch(await panel.locator('table.size').textContent(), /\[object|undefined|NaN/, `panel ${side} size table`);
   }
   assert.match(await page.locator('.panel[data-side=b] table.size tr[data-key=Method] td').textContent(), /dkp/);
 });

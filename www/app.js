@@ -10,6 +10,16 @@ const CHART_SAMPLES = 120;
 
 // ---------------------------------------------------------------- formatting
 
+// Trained files record their method as an object ({lstm, output, embedding, cmr, ...});
+// random models as a plain string.
+function describeMethod(m) {
+  if (m == null) return '–';
+  if (typeof m !== 'object') return String(m);
+  const parts = [`LSTM ${m.lstm}`, `output ${m.output}`, `embedding ${m.embedding}`];
+  if (m.cmr && m.cmr !== 'off') parts.push(`co-matrix dropout ${m.cmr} ${m.cmr_rate}`);
+  return parts.join(' · ');
+}
+
 const fmt = {
   us: (us) => (us < 1000 ? `${us.toFixed(us < 10 ? 1 : 0)} µs` : `${(us / 1000).toFixed(2)} ms`),
   bytes: (n) => (n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 ** 2).toFixed(2)} MiB`),
@@ -323,7 +333,7 @@ class Panel {
       ['Output layer', fmt.bytes(i.output.bytes)],
       ['CF, LSTM layers', both(i.lstm_cf, i.lstm_cf_with_indices)],
       ['CF, whole model', both(i.total_cf, i.total_cf_with_indices)],
-      ['Method', prov.method ?? '–'],
+      ['Method', describeMethod(prov.method)],
       ['Trained', trained],
       ['Dataset', prov.dataset ?? '–'],
       ['Test perplexity', typeof prov.test_ppl === 'number' ? prov.test_ppl.toFixed(2) : prov.test_ppl ?? '–'],
