@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The PTB campaign of docs/results.md: trains every experiments/*.toml that has no
+# finished model yet, two at a time (this machine has 2 cores), resuming any run that
+# left a checkpoint. Safe to interrupt and rerun; logs go to runs/NAME.log.
+#
+#   bash scripts/campaign.sh                   # every experiment, in the order below
+#   bash scripts/campaign.sh kp-25x lowrank-25x  # just these
+#
+# Needs ../shared/data/ptb. Afterwards: python3 scripts/results.py --write docs/results.md
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The comparison first, then the ablations, then the demo's whole-model variant.
+ORDER=(dense-2x200 dkp-25x-cmr dkp-25x-nocmr pruned-25x lowrank-25x kp-25x
+       dkp-10x-cmr dkp-25x-cmr-term dkp-25x-cmr-element-0.3 whole-model-1mb)
+if (($#)); then runs=("$@"); else runs=("${ORDER[@]}"); fi
+for name in "${runs[@]}"; do
+    [[ -f experiments/$name.toml ]] || { echo "no experiments/$name.toml" >&2; exit 1; }
+done
+
+cargo build --release -p dkp-cli
+# A copy, so rebuilding while the campaign runs does not replace a running binary.
+mkdir -p runs/bin
+cp target/release/dkp runs/bin/dkp-campaign
+
+train() {
+    local name=$1
+    if [[ -f runs/$name/model.safetensors ]]; then
+        echo "$name: done (runs/$name/model.safetensors)"
+        return
+    fi
+    local resume=()
+    [[ -f runs/$name/checkpoint.safetensors ]] && resume=(--resume)
+    echo "$name: training ${resume[*]:-from scratch}, log runs/$name.log"
+    runs/bin/dkp-campaign train --config "experiments/$name.toml" "${resume[@]}" >>"runs/$name.log" 2>&1 \
+        && echo "$name: finished" || echo "$name: FAILED (see runs/$name.log)"
+}
+export -f train
+printf '%s\n' "${runs[@]}" | xargs -P 2 -I{} bash -c 'train {}'
