@@ -82,7 +82,7 @@ def table(results):
         "method", "valid ppl", "test ppl", "test vs dense", "LSTM CF", "LSTM CF+idx",
         "model CF", "model CF+idx", "params", "file bytes", "µs/token LSTM", "µs/token all", "made by",
     ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 2) + "---|"]
     for label, path, how in ROWS:
         r = results.get(path)
         if r is None:
@@ -92,7 +92,8 @@ def table(results):
         delta = f"{100 * (r['test'] / base['test'] - 1):+.1f} %" if base else "–"
         # The whole model is compared with the dense baseline's parameter count.
         dense = base["params"] if base else float("nan")
-        epochs = f", {r['epochs']} epochs (best {r['best_epoch']})" if r.get("epochs") else ""
+        n = r.get("epochs")
+        epochs = f", {n} epoch{'s' if n != 1 else ''} (best: {r['best_epoch']})" if n else ""
         lines.append("| " + " | ".join([
             label,
             f"{r['valid']:.2f}",

@@ -49,9 +49,9 @@ pub fn write_plots(metrics: &Path, dir: &Path) -> Result<()> {
             _ => {}
         }
     }
-    chart(&dir.join("ppl.svg"), "perplexity", "step", &ppl, true)?;
-    chart(&dir.join("density.svg"), "density of S (or of pruned W)", "step", &density, false)?;
-    chart(&dir.join("norms.svg"), "mean path norms of doped weights", "step", &norms, false)
+    chart(&dir.join("ppl.svg"), "perplexity", "step", &ppl, Axis::Log)?;
+    chart(&dir.join("density.svg"), "density of S (or of pruned W)", "step", &density, Axis::Linear)?;
+    chart(&dir.join("norms.svg"), "mean path norms of doped weights", "step", &norms, Axis::Linear)
 }
 
 /// What a chart of several runs shows.
@@ -97,7 +97,32 @@ pub fn compare(runs: &[(String, PathBuf)], what: Compare, title: &str, out: &Pat
             source: std::io::Error::other("the runs' metrics hold nothing to plot"),
         });
     }
-    chart(out, title, "epoch", &series, what == Compare::Ppl)
+    let axis = match what {
+        // Early training perplexities (thousands) would flatten the differences that
+        // matter; show from the lowest point to a little above the worst validation.
+        Compare::Ppl => {
+            let all = series.values().flatten().map(|p| p.1);
+            let valid = series.iter().filter(|(k, _)| k.ends_with(" valid")).flat_map(|(_, v)| v).map(|p| p.1);
+            let lo = all.fold(f64::MAX, f64::min);
+            match valid.fold(f64::MIN, f64::max) {
+                hi if hi > lo => Axis::Window(0.9 * lo, 1.2 * hi),
+                _ => Axis::Log,
+            }
+        }
+        Compare::Density => Axis::Linear,
+    };
+    chart(out, title, "epoch", &series, axis)
+}
+
+/// The y axis of a chart.
+#[derive(Clone, Copy)]
+enum Axis {
+    /// Logarithmic, whole decades around the data.
+    Log,
+    /// Linear from 0 (or the lowest value, if negative) to a little above the data.
+    Linear,
+    /// Linear over this window; points outside it are left out.
+    Window(f64, f64),
 }
 
 /// Colour and width of series `i`. Perplexity charts of several runs hold a "train" and
@@ -114,9 +139,13 @@ fn style(i: usize, name: &str) -> ShapeStyle {
     PALETTE[i % PALETTE.len()].stroke_width(1)
 }
 
-fn chart(path: &Path, title: &str, x_desc: &str, series: &Series, log_y: bool) -> Result<()> {
-    let points: Vec<&(f64, f64)> =
-        series.values().flatten().filter(|p| p.1.is_finite() && (!log_y || p.1 > 0.0)).collect();
+fn chart(path: &Path, title: &str, x_desc: &str, series: &Series, axis: Axis) -> Result<()> {
+    let shown = |p: &(f64, f64)| match axis {
+        Axis::Log => p.1.is_finite() && p.1 > 0.0,
+        Axis::Linear => p.1.is_finite(),
+        Axis::Window(lo, hi) => p.1 >= lo && p.1 <= hi,
+    };
+    let points: Vec<&(f64, f64)> = series.values().flatten().filter(|p| shown(p)).collect();
     if points.is_empty() {
         return Ok(());
     }
@@ -135,31 +164,34 @@ fn chart(path: &Path, title: &str, x_desc: &str, series: &Series, log_y: bool) -
             for (i, (name, pts)) in series.iter().enumerate() {
                 let color = style(i, name);
                 chart
-                    .draw_series(LineSeries::new(
-                        pts.iter().copied().filter(|p| p.1.is_finite() && (!log_y || p.1 > 0.0)),
-                        color,
-                    ))
+                    .draw_series(LineSeries::new(pts.iter().copied().filter(|p| shown(p)), color))
                     .map_err(|e| fail(e.to_string()))?
                     .label(name.as_str())
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
             }
             chart
                 .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .draw()
                 .map_err(|e| fail(e.to_string()))?;
         }};
     }
-    if log_y {
-        // Whole decades: plotters labels a log axis only within complete decades, and the
-        // end of training (perplexity well under 100) would otherwise have no labels.
-        let (lo, hi) = (10f64.powf(y_min.log10().floor()), 10f64.powf(y_max.log10().ceil()));
-        draw!(builder.build_cartesian_2d(0.0..x_max, (lo..hi).log_scale()).map_err(|e| fail(e.to_string()))?);
-    } else {
-        draw!(builder
-            .build_cartesian_2d(0.0..x_max, (y_min.min(0.0))..y_max * 1.05)
-            .map_err(|e| fail(e.to_string()))?);
+    match axis {
+        Axis::Log => {
+            // Whole decades: plotters labels a log axis only within complete decades, and the
+            // end of training (perplexity well under 100) would otherwise have no labels.
+            let (lo, hi) = (10f64.powf(y_min.log10().floor()), 10f64.powf(y_max.log10().ceil()));
+            draw!(builder.build_cartesian_2d(0.0..x_max, (lo..hi).log_scale()).map_err(|e| fail(e.to_string()))?);
+        }
+        Axis::Linear | Axis::Window(..) => {
+            let (lo, hi) = match axis {
+                Axis::Window(lo, hi) => (lo, hi),
+                _ => (y_min.min(0.0), y_max * 1.05),
+            };
+            draw!(builder.build_cartesian_2d(0.0..x_max, lo..hi).map_err(|e| fail(e.to_string()))?);
+        }
     }
     root.present().map_err(|e| fail(e.to_string()))
 }
