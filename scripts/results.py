@@ -3,13 +3,14 @@
 
 Every figure comes from the `dkp` CLI on the file itself: `dkp eval --json` on
 ptb.valid.txt and ptb.test.txt, `dkp info --json` for parameters, indices and bytes,
-`dkp bench --json` for native per-token latency. Runs whose model file does not exist
-yet are listed as such. Measurements are cached in runs/results-cache.json, keyed by
-the file's size and modification time, so rerunning after one more run finishes only
-measures that one.
+`dkp bench --json` for native per-token latency (the lowest of three medians). Runs
+whose model file does not exist yet are listed as such. Measurements are cached in
+runs/results-cache.json, keyed by the file's size and modification time, so rerunning
+after one more run finishes only measures that one (`--rebench` times every file again).
 
     python3 scripts/results.py                         # print the table
     python3 scripts/results.py --write docs/results.md # replace the table there
+    python3 scripts/results.py --rebench --write docs/results.md
 
 Latency is machine-dependent: run it with nothing else busy (pause training runs with
 `kill -STOP`, resume them with `kill -CONT`).
@@ -49,15 +50,14 @@ def dkp(binary, *args):
     return json.loads(out.stdout)
 
 
-def measure(binary, path, cache):
+def measure(binary, path, cache, rebench):
     st = os.stat(os.path.join(ROOT, path))
     key = f"{path}:{st.st_size}:{st.st_mtime_ns}"
     if key not in cache:
-        print(f"measuring {path}", file=sys.stderr)
+        print(f"scoring {path}", file=sys.stderr)
         info = dkp(binary, "info", path)
         test = dkp(binary, "eval", path, "--text", os.path.join(DATA, "ptb.test.txt"), "--no-progress")
         valid = dkp(binary, "eval", path, "--text", os.path.join(DATA, "ptb.valid.txt"), "--no-progress")
-        bench = dkp(binary, "bench", path, "--tokens", "2000", "--warmup", "200")
         recorded = info["provenance"].get("test_ppl")
         if recorded is not None and abs(recorded - test["perplexity"]) > 1e-6 * recorded:
             print(f"warning: {path} records test_ppl {recorded}, dkp eval gives {test['perplexity']}", file=sys.stderr)
@@ -70,10 +70,15 @@ def measure(binary, path, cache):
             "indices": sum(info[p]["indices"] for p in ("lstm", "embedding", "output", "biases") if isinstance(info.get(p), dict)),
             "lstm": info["lstm"],
             "file_bytes": info["file_bytes"],
-            "lstm_us": bench["lstm_us_per_token"],
-            "total_us": bench["us_per_token"],
         }
-    return cache[key]
+    r = cache[key]
+    if rebench or "lstm_us" not in r:
+        # The lowest of three medians: on a shared machine, other tenants only add time.
+        print(f"benchmarking {path}", file=sys.stderr)
+        runs = [dkp(binary, "bench", path, "--tokens", "2000", "--warmup", "200") for _ in range(3)]
+        r["lstm_us"] = min(b["lstm_us_per_token"] for b in runs)
+        r["total_us"] = min(b["us_per_token"] for b in runs)
+    return r
 
 
 def table(results):
@@ -116,12 +121,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dkp", default=os.path.join(ROOT, "target", "release", "dkp"), help="the dkp binary")
     ap.add_argument("--write", metavar="MD", help="replace the table between the results markers in this file")
+    ap.add_argument("--rebench", action="store_true", help="benchmark again even where the cache has latencies")
     args = ap.parse_args()
     cache = json.load(open(CACHE)) if os.path.exists(CACHE) else {}
     results = {}
     for _, path, _ in ROWS:
         if os.path.exists(os.path.join(ROOT, path)):
-            results[path] = measure(args.dkp, path, cache)
+            results[path] = measure(args.dkp, path, cache, args.rebench)
             os.makedirs(os.path.dirname(CACHE), exist_ok=True)
             json.dump(cache, open(CACHE, "w"), indent=1)
     text = table(results)
