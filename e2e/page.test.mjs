@@ -116,6 +116,7 @@ test('the page loads both default models side by side', async () => {
     assert.match(params, /^[\d,]+$/, `panel ${side} shows its parameter count`);
     assert.match(await panel.locator('table.size tr[data-key="CF, LSTM layers"] td').textContent(), /× values · .*× with indices/);
     assert.doesNotMatch(await panel.locator('table.size').textContent(), /\[object|undefined|NaN/, `panel ${side} size table`);
+    assert.doesNotMatch(await panel.locator('table.size tr[data-key=Dataset] td').textContent(), /[\\/:]/, 'a corpus name, not a path');
   }
   assert.match(await page.locator('.panel[data-side=b] table.size tr[data-key=Method] td').textContent(), /dkp/);
 });

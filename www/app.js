@@ -20,6 +20,15 @@ function describeMethod(m) {
   return parts.join(' · ');
 }
 
+// The trainer records `kind:path` (e.g. `word:../shared/data/ptb`); the reader wants
+// the corpus, not the trainer's folder layout.
+function describeDataset(d) {
+  if (typeof d !== 'string' || d === '') return '–';
+  const [kind, path] = d.includes(':') ? [d.slice(0, d.indexOf(':')), d.slice(d.indexOf(':') + 1)] : [null, d];
+  const name = path.split(/[\\/]/).filter(Boolean).pop() ?? path;
+  return kind ? `${name} (${kind} level)` : name;
+}
+
 const fmt = {
   us: (us) => (us < 1000 ? `${us.toFixed(us < 10 ? 1 : 0)} µs` : `${(us / 1000).toFixed(2)} ms`),
   bytes: (n) => (n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 ** 2).toFixed(2)} MiB`),
@@ -335,7 +344,7 @@ class Panel {
       ['CF, whole model', both(i.total_cf, i.total_cf_with_indices)],
       ['Method', describeMethod(prov.method)],
       ['Trained', trained],
-      ['Dataset', prov.dataset ?? '–'],
+      ['Dataset', describeDataset(prov.dataset)],
       ['Test perplexity', typeof prov.test_ppl === 'number' ? prov.test_ppl.toFixed(2) : prov.test_ppl ?? '–'],
       ['Architecture', `${layers} LSTM, ${fmt.count(i.vocab)}-token ${i.tokenizer ?? ''} vocabulary`],
       ['Kernels', i.kernels],
