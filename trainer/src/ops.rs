@@ -666,6 +666,11 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
+    /// Largest absolute difference between two tensors of one shape.
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    }
+
     #[test]
     fn matches_unfused_softmax_and_its_gradient() {
         let dev = Device::Cpu;
@@ -683,7 +688,7 @@ mod tests {
         let g1 = (fused * 3.0).unwrap().backward().unwrap();
         let g2 = (reference * 3.0).unwrap().backward().unwrap();
         let (g1, g2) = (g1.get(&x).unwrap(), g2.get(&x).unwrap());
-        let diff = (g1 - g2).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let diff = max_diff(g1, g2);
         assert!(diff < 1e-5, "{diff}");
         assert!(cross_entropy(x.as_tensor(), &Tensor::new(&[9u32, 0, 2], &dev).unwrap()).is_err());
     }
@@ -710,14 +715,7 @@ mod tests {
             (plain * &r).unwrap().sum_all().unwrap().backward().unwrap(),
         );
         for v in [&a, &b] {
-            let d = (g1.get(v).unwrap() - g2.get(v).unwrap())
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let d = max_diff(g1.get(v).unwrap(), g2.get(v).unwrap());
             assert!(d < 1e-5, "{d}");
         }
     }
@@ -747,8 +745,7 @@ mod tests {
         assert!((fused.to_scalar::<f32>().unwrap() - plain.to_scalar::<f32>().unwrap()).abs() < 1e-5);
         let (g1, g2) = ((fused * 2.0).unwrap().backward().unwrap(), (plain * 2.0).unwrap().backward().unwrap());
         for var in [&h, &w, &b] {
-            let d = (g1.get(var).unwrap() - g2.get(var).unwrap()).unwrap().abs().unwrap().max_all().unwrap();
-            assert!(d.to_scalar::<f32>().unwrap() < 1e-5);
+            assert!(max_diff(g1.get(var).unwrap(), g2.get(var).unwrap()) < 1e-5);
         }
     }
 
@@ -791,20 +788,13 @@ mod tests {
             let mt = mask.map(|m| Tensor::from_vec(m, (t_len * b, 4 * hd), &dev).unwrap());
             let (h0, c0) = (Tensor::from_vec(h0, (b, hd), &dev).unwrap(), Tensor::from_vec(c0, (b, hd), &dev).unwrap());
             let plain = reference_layer(gx.as_tensor(), w.as_tensor(), &h0, &c0, mt.as_ref(), b);
-            let diff = (&fused - &plain).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let diff = max_diff(&fused, &plain);
             assert!(diff < 1e-5, "{parts} parts: {diff}");
             let r = Tensor::from_vec(rng.uniform_vec(t_len * b * 2 * hd, 1.0), (t_len * b, 2 * hd), &dev).unwrap();
             let g1 = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
             let g2 = (plain * &r).unwrap().sum_all().unwrap().backward().unwrap();
             for v in [&gx, &w] {
-                let d = (g1.get(v).unwrap() - g2.get(v).unwrap())
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
+                let d = max_diff(g1.get(v).unwrap(), g2.get(v).unwrap());
                 assert!(d < 1e-4, "{parts} parts: gradient differs by {d}");
             }
         }
