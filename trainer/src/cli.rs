@@ -321,7 +321,8 @@ pub fn run_compress(args: &CompressArgs) -> Result<CompressReport> {
 ///
 /// Each `--run LABEL=DIR` names a run directory holding `metrics.jsonl` (as `dkp train`
 /// writes it). `--what ppl` draws each run's validation perplexity per epoch (bold) and
-/// training perplexity (faint); `--what density` the density of each masked weight.
+/// training perplexity (faint); `--what density` the density of each masked weight;
+/// `--what norms` the ratio ‖S·x‖ / ‖(A⊗B)·x‖ of each doped weight (log scale).
 #[derive(Debug, Clone, Args)]
 pub struct PlotArgs {
     /// A run to draw, as LABEL=DIR (repeatable).

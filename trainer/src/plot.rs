@@ -61,6 +61,10 @@ pub enum Compare {
     Ppl,
     /// Density of each masked weight.
     Density,
+    /// `‖S·x‖ / ‖base·x‖` of each doped weight (base: `A⊗B` or the low-rank product):
+    /// how much of the layer's output the co-matrix carries, which co-matrix dropout is
+    /// meant to keep small (the paper's co-matrix adaptation).
+    Norms,
 }
 
 /// One chart of several runs against epochs, each run a `(label, metrics.jsonl)` pair.
@@ -87,6 +91,18 @@ pub fn compare(runs: &[(String, PathBuf)], what: Compare, title: &str, out: &Pat
                         series.entry(format!("{label} {k}")).or_default().push((epoch, d.as_f64().unwrap_or(0.0)));
                     }
                 }
+                (Compare::Norms, Some("train")) => {
+                    for n in v["norms"].as_array().into_iter().flatten() {
+                        let (Some(name), Some(base), Some(sparse)) =
+                            (n["name"].as_str(), n["base"].as_f64(), n["sparse"].as_f64())
+                        else {
+                            continue;
+                        };
+                        if base > 0.0 {
+                            series.entry(format!("{label} {name}")).or_default().push((epoch, sparse / base));
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -110,6 +126,8 @@ pub fn compare(runs: &[(String, PathBuf)], what: Compare, title: &str, out: &Pat
             }
         }
         Compare::Density => Axis::Linear,
+        // Ratios from a few hundredths to a few: equal factors, equal distances.
+        Compare::Norms => Axis::Log,
     };
     chart(out, title, "epoch", &series, axis)
 }
@@ -227,9 +245,10 @@ mod tests {
                 .flat_map(|e| {
                     [
                         format!(
-                            r#"{{"type":"train","epoch":{e}.5,"step":1,"train_ppl":{},"density":{{"w":{}}}}}"#,
+                            r#"{{"type":"train","epoch":{e}.5,"step":1,"train_ppl":{},"density":{{"w":{}}},"norms":[{{"name":"w","base":{},"sparse":1.0}}]}}"#,
                             ppl - 10.0 * e as f64,
-                            1.0 / e as f64
+                            1.0 / e as f64,
+                            2.0 * e as f64
                         ),
                         format!(r#"{{"type":"valid","epoch":{e},"step":1,"valid_ppl":{}}}"#, ppl + 20.0 / e as f64),
                     ]
@@ -246,8 +265,11 @@ mod tests {
         }
         compare(&runs, Compare::Density, "density", &out).unwrap();
         assert!(std::fs::read_to_string(&out).unwrap().contains("without w"));
+        compare(&runs, Compare::Norms, "norms", &out).unwrap();
+        assert!(std::fs::read_to_string(&out).unwrap().contains("with CMR w"));
         let empty = dir.path().join("empty.jsonl");
         std::fs::write(&empty, "").unwrap();
-        assert!(compare(&[("x".into(), empty)], Compare::Ppl, "", &out).is_err());
+        assert!(compare(&[("x".into(), empty.clone())], Compare::Ppl, "", &out).is_err());
+        assert!(compare(&[("x".into(), empty)], Compare::Norms, "", &out).is_err());
     }
 }
