@@ -82,15 +82,18 @@ impl Optimizer {
     }
 
     /// Clips the gradients to the configured global norm and updates every variable.
-    /// Returns the gradient norm before clipping.
-    pub fn step(&mut self, vars: &[(String, Var)], grads: &GradStore, lr: f64) -> Result<f64> {
+    /// Returns each variable's gradient norm before clipping (the global norm is their
+    /// root sum of squares): which parameters dominate the norm decides how much
+    /// clipping slows all the others.
+    pub fn step(&mut self, vars: &[(String, Var)], grads: &GradStore, lr: f64) -> Result<BTreeMap<String, f64>> {
         let present: Vec<(&String, &Var, Tensor)> =
             vars.iter().filter_map(|(n, v)| grads.get(v).map(|g| (n, v, g.clone()))).collect();
-        let mut sq = 0.0f64;
-        for (_, _, g) in &present {
-            sq += with_values(&g.contiguous()?, |v| v.iter().map(|&x| x as f64 * x as f64).sum::<f64>())?;
+        let mut norms = BTreeMap::new();
+        for (name, _, g) in &present {
+            let sq = with_values(&g.contiguous()?, |v| v.iter().map(|&x| x as f64 * x as f64).sum::<f64>())?;
+            norms.insert(name.to_string(), sq.sqrt());
         }
-        let norm = sq.sqrt();
+        let norm = norms.values().map(|n| n * n).sum::<f64>().sqrt();
         let scale = if self.cfg.clip > 0.0 && norm > self.cfg.clip { self.cfg.clip / norm } else { 1.0 };
         self.step += 1;
         let c = self.cfg;
@@ -119,7 +122,7 @@ impl Optimizer {
                 }
             }
         }
-        Ok(norm)
+        Ok(norms)
     }
 
     /// Forgets the moments of entries a new mask pruned.
@@ -167,6 +170,27 @@ impl Optimizer {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    /// SGD on `loss = Σ w²/2` (gradient w): norms are reported per variable before
+    /// clipping, and clipping scales every gradient by `clip / global norm`.
+    #[test]
+    fn reports_gradient_norms_before_clipping() {
+        let cfg = OptimConfig { kind: OptimKind::Sgd, clip: 1.0, ..OptimConfig::default() };
+        let (a, b) =
+            (Var::new(&[3.0f32, 4.0], &Device::Cpu).unwrap(), Var::new(&[0.0f32, 12.0], &Device::Cpu).unwrap());
+        let vars = vec![("a".to_string(), a.clone()), ("b".to_string(), b.clone())];
+        let loss = ((a.as_tensor().sqr().unwrap().sum_all().unwrap()
+            + b.as_tensor().sqr().unwrap().sum_all().unwrap())
+        .unwrap()
+            * 0.5)
+            .unwrap();
+        let norms = Optimizer::new(cfg).step(&vars, &loss.backward().unwrap(), 1.0).unwrap();
+        assert_eq!(norms.len(), 2);
+        assert!((norms["a"] - 5.0).abs() < 1e-9 && (norms["b"] - 12.0).abs() < 1e-9, "{norms:?}");
+        // Global norm 13: each parameter moved by 1/13 of its gradient.
+        let got = a.as_tensor().to_vec1::<f32>().unwrap();
+        assert!((got[0] - 3.0 * 12.0 / 13.0).abs() < 1e-6 && (got[1] - 4.0 * 12.0 / 13.0).abs() < 1e-6, "{got:?}");
+    }
 
     /// Two AdamW steps on `loss = Σ w²/2` (gradient w) against the formula written out.
     #[test]

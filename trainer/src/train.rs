@@ -79,6 +79,19 @@ pub struct TrainReport {
     pub total_cf: [f64; 2],
 }
 
+/// What one optimiser step reports.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    /// Mean training loss (nats per token) of the window.
+    pub loss: f64,
+    /// Tokens in the window.
+    pub tokens: usize,
+    /// Path norms of the doped weights, when asked for.
+    pub path_norms: Vec<PathNorms>,
+    /// Each parameter's gradient norm before clipping.
+    pub grad_norms: BTreeMap<String, f64>,
+}
+
 /// How to run.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -230,8 +243,8 @@ impl Trainer {
         Ok(d)
     }
 
-    /// One optimiser step on window `self.pos.window`. Returns the mean loss, tokens and path norms.
-    pub fn step(&mut self, want_norms: bool) -> Result<(f64, usize, Vec<PathNorms>)> {
+    /// One optimiser step on window `self.pos.window`.
+    pub fn step(&mut self, want_norms: bool) -> Result<StepReport> {
         self.anneal()?;
         let (x, y, _) = self.batches.window(self.pos.window);
         let lr = self.cfg.optim.lr_at(self.pos.epoch);
@@ -249,11 +262,11 @@ impl Trainer {
         // learning rate and clip assume that scale.
         let scaled = loss.affine((y.len() / self.cfg.batch_size) as f64, 0.0)?;
         let grads = scaled.backward()?;
-        self.opt.step(&self.lm.vars(), &grads, lr)?;
+        let grad_norms = self.opt.step(&self.lm.vars(), &grads, lr)?;
         self.state.detach();
         self.pos.step += 1;
         self.pos.window += 1;
-        Ok((mean, y.len(), norms))
+        Ok(StepReport { loss: mean, tokens: y.len(), path_norms: norms, grad_norms })
     }
 
     /// Validation perplexity (batch 1, from the boundary token).
@@ -314,7 +327,7 @@ impl Trainer {
                 }
                 let log_now = (self.pos.step + 1).is_multiple_of(self.cfg.log_every);
                 let t0 = Instant::now();
-                let (loss, tokens, norms) = self.step(log_now)?;
+                let StepReport { loss, tokens, path_norms: norms, grad_norms } = self.step(log_now)?;
                 let secs = t0.elapsed().as_secs_f64();
                 (log_secs, run_secs) = (log_secs + secs, run_secs + secs);
                 (ep_nll, ep_n) = (ep_nll + loss * tokens as f64, ep_n + tokens);
@@ -328,6 +341,7 @@ impl Trainer {
                         "type": "train", "step": self.pos.step, "epoch": self.pos.epoch as f64 + self.pos.window as f64 / per_epoch as f64,
                         "lr": self.cfg.optim.lr_at(self.pos.epoch), "train_ppl": ppl(log_nll, log_n), "tokens_per_s": tok_s,
                         "density": self.densities()?, "norms": norms,
+                        "grad_norm": grad_norms.values().map(|n| n * n).sum::<f64>().sqrt(), "grad_norms": grad_norms,
                     }))?;
                     (log_nll, log_n, log_tokens, log_secs) = (0.0, 0, 0, 0.0);
                 }
