@@ -49,9 +49,9 @@ pub fn write_plots(metrics: &Path, dir: &Path) -> Result<()> {
             _ => {}
         }
     }
-    chart(&dir.join("ppl.svg"), "perplexity", "step", &ppl, Axis::Log)?;
-    chart(&dir.join("density.svg"), "density of S (or of pruned W)", "step", &density, Axis::Linear)?;
-    chart(&dir.join("norms.svg"), "mean path norms of doped weights", "step", &norms, Axis::Linear)
+    chart(&dir.join("ppl.svg"), "perplexity", "step", &ppl, Axis::Log, UPPER_RIGHT)?;
+    chart(&dir.join("density.svg"), "density of S (or of pruned W)", "step", &density, Axis::Linear, UPPER_RIGHT)?;
+    chart(&dir.join("norms.svg"), "mean path norms of doped weights", "step", &norms, Axis::Linear, UPPER_RIGHT)
 }
 
 /// What a chart of several runs shows.
@@ -129,7 +129,9 @@ pub fn compare(runs: &[(String, PathBuf)], what: Compare, title: &str, out: &Pat
         // Ratios from a few hundredths to a few: equal factors, equal distances.
         Compare::Norms => Axis::Log,
     };
-    chart(out, title, "epoch", &series, axis)
+    // Ratios sit in the top decades of their axis; curves that fall leave the top right free.
+    let legend = if what == Compare::Norms { SeriesLabelPosition::LowerLeft } else { UPPER_RIGHT };
+    chart(out, title, "epoch", &series, axis, legend)
 }
 
 /// The y axis of a chart.
@@ -157,7 +159,16 @@ fn style(i: usize, name: &str) -> ShapeStyle {
     PALETTE[i % PALETTE.len()].stroke_width(1)
 }
 
-fn chart(path: &Path, title: &str, x_desc: &str, series: &Series, axis: Axis) -> Result<()> {
+const UPPER_RIGHT: SeriesLabelPosition = SeriesLabelPosition::UpperRight;
+
+fn chart(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    series: &Series,
+    axis: Axis,
+    legend: SeriesLabelPosition,
+) -> Result<()> {
     let shown = |p: &(f64, f64)| match axis {
         Axis::Log => p.1.is_finite() && p.1 > 0.0,
         Axis::Linear => p.1.is_finite(),
@@ -189,7 +200,7 @@ fn chart(path: &Path, title: &str, x_desc: &str, series: &Series, axis: Axis) ->
             }
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
+                .position(legend)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .draw()
