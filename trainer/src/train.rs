@@ -205,9 +205,20 @@ impl Trainer {
         (t0, ((d.end_epoch * per_epoch).round() as usize).max(t0))
     }
 
-    /// Whether every masked weight is at its target density and frozen.
-    fn at_target(&self) -> bool {
-        self.lm.weights().iter().all(|w| w.masked.is_none()) || self.pos.step > self.anneal_steps().1
+    /// Whether every masked weight holds no more than its target number of non-zeros. The
+    /// mask update due at the schedule's last step runs before that step trains, but the
+    /// cubic has reached the target (to the entry) some updates earlier; counting
+    /// non-zeros, not steps, lets the epoch that ends the schedule compete for the best
+    /// model like any later one.
+    fn at_target(&self) -> Result<bool> {
+        for w in self.lm.weights() {
+            if let Some(m) = &w.masked {
+                if w.nnz()? > m.target_nnz {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// Recomputes masks when the schedule says so (Zhu & Gupta's cubic).
@@ -362,7 +373,7 @@ impl Trainer {
                 lr: self.cfg.optim.lr_at(self.pos.epoch),
                 train_ppl: ppl(ep_nll, ep_n),
                 valid_ppl,
-                at_target: self.at_target(),
+                at_target: self.at_target()?,
             };
             let line =
                 format!("epoch {}: train ppl {:.2}, valid ppl {:.2}", record.epoch + 1, record.train_ppl, valid_ppl);

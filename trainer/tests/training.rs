@@ -148,6 +148,44 @@ fn a_tiny_model_learns_the_grammar() {
     assert!(dir.path().join("t/ppl.svg").is_file() && dir.path().join("t/norms.svg").is_file());
 }
 
+/// Only epochs that end with every mask at its target count of non-zeros compete for the
+/// exported model — including the one in which the schedule ends.
+#[test]
+fn the_best_model_is_the_best_epoch_at_the_target_sparsity() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_corpus(dir.path(), 120);
+    let mut cfg = tiny_config(data, dir.path(), WeightKind::Pruned);
+    cfg.epochs = 4;
+    cfg.lstm.cf = 4.0;
+    cfg.doping.start_epoch = 0.0;
+    cfg.doping.end_epoch = 2.0;
+    cfg.doping.mask_every = 1;
+    let report = Trainer::new(cfg, false).unwrap().run(&RunOptions::default()).unwrap();
+    let lines = std::fs::read_to_string(dir.path().join("t/metrics.jsonl")).unwrap();
+    let valid: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["type"] == "valid")
+        .collect();
+    let target = &valid.last().unwrap()["density"];
+    let mut best: Option<(f64, u64)> = None;
+    for v in &valid {
+        let at = v["density"].as_object().unwrap().iter().all(|(k, d)| d.as_f64() <= target[k].as_f64());
+        assert_eq!(v["at_target"].as_bool(), Some(at), "{v}");
+        let (ppl, epoch) = (v["valid_ppl"].as_f64().unwrap(), v["epoch"].as_u64().unwrap());
+        if at && best.is_none_or(|(b, _)| ppl < b) {
+            best = Some((ppl, epoch));
+        }
+    }
+    // Updating the mask every step, the epoch that ends the schedule ends at the target.
+    assert_eq!(valid[1]["at_target"].as_bool(), Some(true), "{}", valid[1]);
+    assert_eq!(valid[0]["at_target"].as_bool(), Some(false));
+    let (ppl, epoch) = best.unwrap();
+    assert_eq!(report.valid_ppl, ppl);
+    let info = Model::from_bytes(&std::fs::read(dir.path().join("t/model.safetensors")).unwrap()).unwrap().info();
+    assert_eq!(info.provenance["best_epoch"].as_u64(), Some(epoch));
+}
+
 fn final_params(t: &Trainer) -> BTreeMap<String, Vec<f32>> {
     t.lm().state_tensors().into_iter().map(|(n, v)| (n, v.flatten_all().unwrap().to_vec1().unwrap())).collect()
 }
