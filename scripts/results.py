@@ -81,6 +81,15 @@ def measure(binary, path, cache, rebench):
     return r
 
 
+def progress(path):
+    """How far the run that will write `path` has got, from its metrics.jsonl."""
+    metrics = os.path.join(ROOT, os.path.dirname(path), "metrics.jsonl")
+    if not os.path.exists(metrics):
+        return "not run yet"
+    epochs = sum(1 for line in open(metrics) if '"type":"valid"' in line)
+    return f"training ({epochs} epoch{'s' if epochs != 1 else ''} done)"
+
+
 def table(results):
     base = results.get(BASELINE)
     head = [
@@ -91,7 +100,7 @@ def table(results):
     for label, path, how in ROWS:
         r = results.get(path)
         if r is None:
-            lines.append(f"| {label} | not run yet |" + " |" * (len(head) - 3) + f" {how} |")
+            lines.append(f"| {label} | {progress(path)} |" + " |" * (len(head) - 3) + f" {how} |")
             continue
         lstm = r["lstm"]
         delta = f"{100 * (r['test'] / base['test'] - 1):+.1f} %" if base else "–"
