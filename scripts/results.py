@@ -38,8 +38,8 @@ ROWS = [
     ("DKP 25x, CMR whole term", "runs/dkp-25x-cmr-term/model.safetensors", "`experiments/dkp-25x-cmr-term.toml`"),
     ("DKP 25x, no CMR (CMA ablation)", "runs/dkp-25x-nocmr/model.safetensors", "`experiments/dkp-25x-nocmr.toml`"),
     ("Magnitude pruning 25x", "runs/pruned-25x/model.safetensors", "`experiments/pruned-25x.toml`"),
-    ("Low-rank (LMF) 25x", "runs/lowrank-25x/model.safetensors", "`experiments/lowrank-25x.toml`"),
-    ("Plain KP 25x", "runs/kp-25x/model.safetensors", "`experiments/kp-25x.toml`"),
+    ("Low-rank (LMF) 25x", "runs/lowrank-25x/model.safetensors", "`experiments/lowrank-25x.toml` (lr 0.2)"),
+    ("Plain KP 25x", "runs/kp-25x/model.safetensors", "`experiments/kp-25x.toml` (lr 0.2)"),
     ("Post-training DKP 25x, decomposed + 1 epoch", "runs/post-dkp25/model.safetensors", "`dkp compress --cf 25 --finetune-epochs 1`"),
     ("Whole model ≤ 1 MB (demo)", "runs/whole-model-1mb/model.safetensors", "`experiments/whole-model-1mb.toml`"),
 ]
