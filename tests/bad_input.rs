@@ -74,14 +74,20 @@ impl File {
         t.2 = v.iter().flat_map(|x| x.to_le_bytes()).collect();
     }
 
+    /// An index tensor (the writer uses U16 for column indices, I32 for row pointers).
     fn i32s(&self, name: &str) -> Vec<i32> {
-        let (d, _, b) = &self.tensors[name];
-        assert_eq!(*d, Dtype::I32, "{name}");
-        b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect()
+        match &self.tensors[name] {
+            (Dtype::I32, _, b) => b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect(),
+            (Dtype::U16, _, b) => b.chunks_exact(2).map(|c| u16::from_le_bytes(c.try_into().unwrap()) as i32).collect(),
+            (d, _, _) => panic!("{name} is {d:?}, not an index tensor"),
+        }
     }
 
+    /// Replaces an index tensor with I32 values.
     fn set_i32s(&mut self, name: &str, v: &[i32]) {
-        self.tensors.get_mut(name).unwrap().2 = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let t = self.tensors.get_mut(name).unwrap();
+        t.0 = Dtype::I32;
+        t.2 = v.iter().flat_map(|x| x.to_le_bytes()).collect();
     }
 
     /// Re-encodes a tensor's values in another dtype (same shape).
@@ -505,6 +511,17 @@ fn csr_negative_index() {
         f.set_i32s(name, &v);
         assert!(sparse_reason(f.load(), name).contains("negative"), "{name}");
     }
+}
+
+#[test]
+fn csr_column_indices_are_written_as_u16_and_read_in_any_index_dtype() {
+    let f = File::of("dkp", 4.0);
+    assert_eq!(f.tensors["layers.0.w.s.col_idx"].0, Dtype::U16);
+    assert_eq!(f.tensors["layers.0.w.s.row_ptr"].0, Dtype::I32);
+    let mut wide = File::of("dkp", 4.0);
+    let col = wide.i32s("layers.0.w.s.col_idx");
+    wide.set_i32s("layers.0.w.s.col_idx", &col);
+    assert_eq!(wide.load().unwrap().to_bytes().unwrap(), valid("dkp", 4.0));
 }
 
 #[test]

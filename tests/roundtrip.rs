@@ -51,6 +51,9 @@ fn info_reports_compression() {
     assert!((info.lstm_cf - 10.0).abs() < 0.1, "{}", info.lstm_cf);
     assert!(info.lstm_cf_with_indices < info.lstm_cf);
     assert_eq!(info.bytes, m.tensor_bytes());
+    let file = m.to_bytes().unwrap();
+    let data_start = 8 + u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+    assert_eq!(info.bytes, file.len() - data_start, "info counts the tensor data as written");
     assert!(info.total_cf > 1.0 && info.total_cf < info.lstm_cf);
 }
 

@@ -116,8 +116,28 @@ fn sort_header(file: Vec<u8>) -> Vec<u8> {
 
 /// Bytes a weight occupies in a file.
 pub fn weight_bytes(w: &Weight) -> usize {
-    let s = w.matrix.storage();
-    s.values * w.dtype.size() + s.indices * 4
+    let index_bytes = sparse_part(&w.matrix)
+        .map_or(0, |s| s.nnz() * col_index_dtype(s.cols()).size() + s.row_ptr().len() * Dtype::I32.size());
+    w.matrix.storage().values * w.dtype.size() + index_bytes
+}
+
+/// Column indices are written as U16 wherever they fit (up to 65 536 columns, which
+/// covers every LSTM and output matrix we make): next to f16 values, I32 indices would
+/// make up two thirds of a sparse part's bytes.
+fn col_index_dtype(cols: usize) -> Dtype {
+    if cols <= 1 << 16 {
+        Dtype::U16
+    } else {
+        Dtype::I32
+    }
+}
+
+fn sparse_part(m: &Matrix) -> Option<&Csr> {
+    match m {
+        Matrix::Doped(d) => Some(d.s()),
+        Matrix::Sparse(s) => Some(s),
+        _ => None,
+    }
 }
 
 impl WeightSpec {
@@ -146,10 +166,9 @@ fn spec_of(w: &Weight) -> WeightSpec {
     let m = &w.matrix;
     let mut spec =
         WeightSpec { kind: m.kind().into(), rows: m.rows(), cols: m.cols(), dtype: w.dtype, ..WeightSpec::tied() };
-    let (base, s) = match m {
-        Matrix::Doped(d) => (d.base(), Some(d.s())),
-        Matrix::Sparse(s) => (m, Some(s)),
-        _ => (m, None),
+    let base = match m {
+        Matrix::Doped(d) => d.base(),
+        m => m,
     };
     match base {
         Matrix::Kron(k) => {
@@ -159,7 +178,7 @@ fn spec_of(w: &Weight) -> WeightSpec {
         Matrix::LowRank(l) => spec.rank = Some(l.rank()),
         _ => {}
     }
-    spec.nnz = s.map(|s| s.nnz());
+    spec.nnz = sparse_part(m).map(|s| s.nnz());
     spec
 }
 
@@ -170,8 +189,8 @@ fn push_matrix(out: &mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>, prefix: &str
     };
     let sparse = |out: &mut Vec<_>, s: &Csr| {
         out.push(values_tensor(name(names::SPARSE_VALUES), s.values(), vec![s.nnz()], w.dtype));
-        out.push(index_tensor(name(names::SPARSE_COL_IDX), s.col_idx()));
-        out.push(index_tensor(name(names::SPARSE_ROW_PTR), s.row_ptr()));
+        out.push(index_tensor(name(names::SPARSE_COL_IDX), s.col_idx(), col_index_dtype(s.cols())));
+        out.push(index_tensor(name(names::SPARSE_ROW_PTR), s.row_ptr(), Dtype::I32));
     };
     let structured = |out: &mut Vec<_>, m: &Matrix| match m {
         Matrix::Dense(d) => dense(out, names::DENSE, d),
@@ -204,9 +223,13 @@ fn values_tensor(name: String, v: &[f32], shape: Vec<usize>, dtype: ValueType) -
     }
 }
 
-fn index_tensor(name: String, v: &[u32]) -> (String, Dtype, Vec<usize>, Vec<u8>) {
-    let shape = vec![v.len()];
-    (name, Dtype::I32, shape, v.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect())
+/// `v`'s entries must fit `dtype` (U16 or I32), which the callers' shapes guarantee.
+fn index_tensor(name: String, v: &[u32], dtype: Dtype) -> (String, Dtype, Vec<usize>, Vec<u8>) {
+    let bytes = match dtype {
+        Dtype::U16 => v.iter().flat_map(|&x| (x as u16).to_le_bytes()).collect(),
+        _ => v.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect(),
+    };
+    (name, dtype, vec![v.len()], bytes)
 }
 
 /// Checks the container before handing it to safetensors, so that size problems
@@ -443,7 +466,16 @@ impl Reader<'_, '_> {
                 t.data().chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().expect("4")) as i64).collect()
             }
             Dtype::I64 => t.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8"))).collect(),
-            d => return Err(Error::WrongDtype { name: name.into(), found: format!("{d:?}"), expected: "I32 or I64" }),
+            Dtype::U16 => {
+                t.data().chunks_exact(2).map(|b| u16::from_le_bytes(b.try_into().expect("2")) as i64).collect()
+            }
+            d => {
+                return Err(Error::WrongDtype {
+                    name: name.into(),
+                    found: format!("{d:?}"),
+                    expected: "U16, I32 or I64",
+                })
+            }
         };
         v.into_iter()
             .enumerate()
