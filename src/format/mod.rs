@@ -116,8 +116,9 @@ fn sort_header(file: Vec<u8>) -> Vec<u8> {
 
 /// Bytes a weight occupies in a file.
 pub fn weight_bytes(w: &Weight) -> usize {
+    let bytes = |d: Dtype| d.bitsize() / 8;
     let index_bytes = sparse_part(&w.matrix)
-        .map_or(0, |s| s.nnz() * col_index_dtype(s.cols()).size() + s.row_ptr().len() * Dtype::I32.size());
+        .map_or(0, |s| s.nnz() * bytes(col_index_dtype(s.cols())) + s.row_ptr().len() * bytes(Dtype::I32));
     w.matrix.storage().values * w.dtype.size() + index_bytes
 }
 
