@@ -416,6 +416,18 @@ fn values_stored_in_another_dtype_than_the_config_declares() {
         f.load().unwrap_err(),
         Error::WrongDtype { name: "output.weight".into(), found: "F32".into(), expected: "F16" }
     );
+    // The sparse values too, once the Kronecker factors match the declared F16.
+    let mut f = File::of("dkp", 4.0);
+    f.config(|c| c["layers"][0]["w"]["dtype"] = json!("F16"));
+    for name in ["layers.0.w.a", "layers.0.w.b"] {
+        let halves = f.f32s(name).iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect();
+        let t = f.tensors.get_mut(name).unwrap();
+        (t.0, t.2) = (Dtype::F16, halves);
+    }
+    assert_eq!(
+        f.load().unwrap_err(),
+        Error::WrongDtype { name: "layers.0.w.s.values".into(), found: "F32".into(), expected: "F16" }
+    );
 }
 
 #[test]

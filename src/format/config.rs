@@ -75,7 +75,8 @@ pub struct WeightSpec {
     /// Columns of the full matrix.
     #[serde(default)]
     pub cols: usize,
-    /// Storage precision of the values (`F32` or `F16`); indices are always I32.
+    /// Storage precision of the values (`F32` or `F16`); CSR indices are U16, I32 or I64
+    /// (the writer uses U16 where the columns allow it, I32 otherwise).
     #[serde(default)]
     pub dtype: ValueType,
     /// Shape `[m1, n1]` of the Kronecker factor A (`kp`, `dkp`).

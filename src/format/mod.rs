@@ -385,7 +385,7 @@ impl Reader<'_, '_> {
             if nnz as u64 > rows as u64 * cols as u64 {
                 return Err(config_err(field("nnz"), format!("{nnz} exceeds {rows}x{cols}")));
             }
-            let values = this.values(&names::join(prefix, names::SPARSE_VALUES), &[nnz])?;
+            let values = this.typed_values(&names::join(prefix, names::SPARSE_VALUES), &[nnz], Some(spec.dtype))?;
             let col_idx = this.indices(&names::join(prefix, names::SPARSE_COL_IDX), nnz)?;
             let row_ptr = this.indices(&names::join(prefix, names::SPARSE_ROW_PTR), rows + 1)?;
             Csr::new(rows, cols, row_ptr, col_idx, values)
