@@ -125,6 +125,8 @@ export interface WeightInfo {
   name: string;
   kind: WeightKind;
   shape: [number, number];
+  /** Storage precision of the values. */
+  dtype: 'F32' | 'F16';
   detail: string;
   values: number;
   indices: number;
