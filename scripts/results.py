@@ -43,8 +43,8 @@ ROWS = [
     ("Low-rank (LMF) 25x", "runs/lowrank-25x/model.safetensors", "`experiments/lowrank-25x.toml` (lr 0.2)"),
     ("Plain KP 25x", "runs/kp-25x/model.safetensors", "`experiments/kp-25x.toml` (lr 0.2)"),
     ("Post-training DKP 25x, decomposed + 1 epoch", "runs/post-dkp25/model.safetensors", "`dkp compress --cf 25 --finetune-epochs 1`"),
-    ("Whole model ≤ 1 MB (demo)", "runs/whole-model-1mb/model.safetensors", "`experiments/whole-model-1mb.toml`"),
-    ("Whole model ≤ 1 MB, v2", "runs/whole-model-1mb-v2/model.safetensors", "`experiments/whole-model-1mb-v2.toml`"),
+    ("Whole model ≤ 1 MB, v1", "runs/whole-model-1mb/model.safetensors", "`experiments/whole-model-1mb.toml`"),
+    ("Whole model ≤ 1 MB, v2 (demo)", "runs/whole-model-1mb-v2/model.safetensors", "`experiments/whole-model-1mb-v2.toml`"),
 ]
 BASELINE = ROWS[0][1]
 
