@@ -15,7 +15,7 @@ mod native {
     use dkp_lstm::plan::{self, Accounting, Plan};
     use dkp_lstm::random::{random_matrix, random_model, RandomSpec};
     use dkp_lstm::sample::Rng;
-    use dkp_lstm::{Kernels, MatVec, Matrix, Session};
+    use dkp_lstm::{Kernels, MatVec, Matrix, Session, WeightKind};
     use std::time::Duration;
 
     /// The fused gate matrix of a 650-hidden LSTM layer: 4H × (I + H).
@@ -52,11 +52,11 @@ mod native {
         bench_matvec(c, "dense_2600x1300", &dense, &sets);
 
         // The Kronecker split with the fewest parameters (ties broken by fewest MACs).
-        let (a, b) = plan::kron_min_params(ROWS, COLS);
+        let (a, b) = plan::kron_min_params(ROWS, COLS).expect("a non-empty matrix");
         let kp = random_matrix(Plan::Kp { a, b }, ROWS, COLS, &mut rng);
         bench_matvec(c, &format!("kp_2600x1300_{}x{}_{}x{}", a[0], a[1], b[0], b[1]), &kp, &sets);
 
-        for kind in ["dkp", "lowrank", "sparse"] {
+        for kind in [WeightKind::Dkp, WeightKind::LowRank, WeightKind::Sparse] {
             let p = plan::plan(kind, ROWS, COLS, 25.0, Accounting::Values).expect("25x is reachable");
             let m = random_matrix(p, ROWS, COLS, &mut rng);
             bench_matvec(c, &format!("{kind}25x_2600x1300"), &m, &sets);
@@ -110,7 +110,7 @@ mod native {
             ("dense", medium.clone()),
             (
                 "dkp25x",
-                RandomSpec { kind: "dkp".into(), cf: 25.0, output_kind: "dkp".into(), output_cf: 25.0, ..medium },
+                RandomSpec { kind: WeightKind::Dkp, cf: 25.0, output_kind: WeightKind::Dkp, output_cf: 25.0, ..medium },
             ),
         ];
         let mut g = c.benchmark_group("session_h650_v10k");

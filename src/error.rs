@@ -107,6 +107,13 @@ pub enum Error {
         /// Which matrix.
         matrix: &'static str,
     },
+    /// Scoring a text overflowed: finite weights so large (e.g. ±3.4e38) that a logit,
+    /// a log-probability or the perplexity itself is not a finite number.
+    NonFiniteOutput {
+        /// Position in the text's tokens of the token at fault: the first whose logits
+        /// or log-probability are not finite, else the least likely one.
+        position: usize,
+    },
     /// A text holds no tokens at all.
     EmptyText,
     /// Every word of a text is outside the vocabulary.
@@ -174,6 +181,10 @@ impl fmt::Display for Error {
             Error::VocabMismatch { vocab, rows, matrix } => {
                 write!(f, "vocabulary has {vocab} entries but the {matrix} matrix has {rows} rows")
             }
+            Error::NonFiniteOutput { position } => write!(
+                f,
+                "scoring overflows at token {position}: the model's weights or activations are too large for f32"
+            ),
             Error::EmptyText => write!(f, "the text holds no tokens"),
             Error::AllUnknown { words } => {
                 write!(f, "all {words} words of the text are outside the vocabulary")

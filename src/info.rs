@@ -10,20 +10,20 @@
 use serde::Serialize;
 
 use crate::format::weight_bytes;
-use crate::matrix::MatVec;
-use crate::model::{Embedding, Model, Weight};
+use crate::matrix::{MatVec, ValueType, Weight, WeightKind};
+use crate::model::{Embedding, Model};
 
 /// One weight matrix.
 #[derive(Debug, Clone, Serialize)]
 pub struct WeightInfo {
     /// Tensor prefix in the file, e.g. `layers.0.w`.
     pub name: String,
-    /// `dense`, `kp`, `dkp`, `lowrank`, `dlowrank` or `sparse`.
-    pub kind: &'static str,
+    /// The weight's kind.
+    pub kind: WeightKind,
     /// Full shape `[rows, cols]`.
     pub shape: [usize; 2],
     /// Storage precision of the values.
-    pub dtype: crate::model::ValueType,
+    pub dtype: ValueType,
     /// Kronecker factor shapes, rank and non-zeros, where they apply.
     pub detail: String,
     /// Stored values.
@@ -153,43 +153,47 @@ fn part<'a>(ws: impl Iterator<Item = &'a WeightInfo>) -> PartInfo {
 }
 
 impl Model {
-    /// Size and compression figures.
+    /// Size and compression figures (`dkp info`).
     pub fn info(&self) -> ModelInfo {
-        let weights: Vec<WeightInfo> = self.weights().into_iter().map(|(n, w)| weight_info(n, w)).collect();
-        let lstm = part(weights.iter().filter(|w| w.name.starts_with("layers.")));
-        let embedding = part(weights.iter().filter(|w| w.name == "embedding"));
-        let output = part(weights.iter().filter(|w| w.name == "output"));
-        let n_bias = self.layers().iter().map(|l| l.bias.len()).sum::<usize>() + self.output_bias().len();
-        let biases = PartInfo {
-            params: n_bias,
-            bytes: 4 * n_bias,
-            dense_params: n_bias,
-            cf: 1.0,
-            cf_with_indices: 1.0,
-            ..PartInfo::default()
-        };
-        let all = [lstm, embedding, output, biases];
-        let sum = |f: fn(&PartInfo) -> usize| all.iter().map(f).sum::<usize>();
-        let (params, indices, dense) = (sum(|p| p.params), sum(|p| p.indices), sum(|p| p.dense_params));
-        ModelInfo {
-            tokenizer: self.tokenizer().kind(),
-            vocab: self.vocab_size(),
-            embedding_dim: self.embedding_dim(),
-            hidden: self.layers().iter().map(|l| l.hidden).collect(),
-            tied: matches!(self.embedding(), Embedding::Tied),
-            kernels: self.kernels().name,
-            params,
-            bytes: sum(|p| p.bytes),
-            lstm_cf: lstm.cf,
-            lstm_cf_with_indices: lstm.cf_with_indices,
-            total_cf: ratio(dense, params),
-            total_cf_with_indices: ratio(dense, params + indices),
-            lstm,
-            embedding,
-            output,
-            biases,
-            weights,
-            provenance: self.provenance().clone(),
-        }
+        model_info(self)
+    }
+}
+
+fn model_info(model: &Model) -> ModelInfo {
+    let weights: Vec<WeightInfo> = model.weights().into_iter().map(|(n, w)| weight_info(n, w)).collect();
+    let lstm = part(weights.iter().filter(|w| w.name.starts_with("layers.")));
+    let embedding = part(weights.iter().filter(|w| w.name == "embedding"));
+    let output = part(weights.iter().filter(|w| w.name == "output"));
+    let n_bias = model.layers().iter().map(|l| l.bias.len()).sum::<usize>() + model.output_bias().len();
+    let biases = PartInfo {
+        params: n_bias,
+        bytes: 4 * n_bias,
+        dense_params: n_bias,
+        cf: 1.0,
+        cf_with_indices: 1.0,
+        ..PartInfo::default()
+    };
+    let all = [lstm, embedding, output, biases];
+    let sum = |f: fn(&PartInfo) -> usize| all.iter().map(f).sum::<usize>();
+    let (params, indices, dense) = (sum(|p| p.params), sum(|p| p.indices), sum(|p| p.dense_params));
+    ModelInfo {
+        tokenizer: model.tokenizer().kind(),
+        vocab: model.vocab_size(),
+        embedding_dim: model.embedding_dim(),
+        hidden: model.layers().iter().map(|l| l.hidden).collect(),
+        tied: matches!(model.embedding(), Embedding::Tied),
+        kernels: model.kernels().name,
+        params,
+        bytes: sum(|p| p.bytes),
+        lstm_cf: lstm.cf,
+        lstm_cf_with_indices: lstm.cf_with_indices,
+        total_cf: ratio(dense, params),
+        total_cf_with_indices: ratio(dense, params + indices),
+        lstm,
+        embedding,
+        output,
+        biases,
+        weights,
+        provenance: model.provenance().clone(),
     }
 }

@@ -7,9 +7,9 @@
 //! validates a file completely; a [`Session`] runs it without allocating per token.
 //!
 //! ```
-//! use dkp_lstm::{random::{random_model, RandomSpec}, Model, Session};
+//! use dkp_lstm::{random::{random_model, RandomSpec}, Model, Session, WeightKind};
 //!
-//! let spec = RandomSpec { kind: "dkp".into(), cf: 8.0, ..RandomSpec::default() };
+//! let spec = RandomSpec { kind: WeightKind::Dkp, cf: 8.0, ..RandomSpec::default() };
 //! let bytes = random_model(&spec).unwrap().to_bytes().unwrap();
 //! let mut session = Session::new(Model::from_bytes(&bytes).unwrap());
 //! session.feed_text("the cat");
@@ -46,7 +46,7 @@ pub mod tokenizer;
 pub use error::{Error, Result};
 pub use kernels::Kernels;
 pub use lstm::{Gates, LstmLayer, StepBuffers};
-pub use matrix::{MatVec, Matrix};
-pub use model::{Embedding, Model, ValueType, Weight, MAX_DIM, MAX_LAYERS};
+pub use matrix::{MatVec, Matrix, ValueType, Weight, WeightKind};
+pub use model::{Embedding, Model, MAX_DIM, MAX_LAYERS};
 pub use session::{Perplexity, Prediction, Session, State};
 pub use tokenizer::{Tokenizer, TokenizerKind};

@@ -1,8 +1,7 @@
 //! One LSTM layer and its time step.
 
 use crate::kernels::Kernels;
-use crate::matrix::MatVec;
-use crate::model::Weight;
+use crate::matrix::{MatVec, Weight};
 
 /// The gate weights of one LSTM layer. Gates are stacked in the order
 /// input, forget, cell candidate, output (PyTorch's i, f, g, o), H rows each.

@@ -3,44 +3,8 @@
 use crate::error::{config_err, Error, Result};
 use crate::kernels::Kernels;
 use crate::lstm::{Gates, LstmLayer};
-use crate::matrix::{MatVec, Matrix};
+use crate::matrix::{MatVec, Matrix, ValueType, Weight};
 use crate::tokenizer::Tokenizer;
-
-/// How weight values are stored in a model file (computation is always f32).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub enum ValueType {
-    /// IEEE single precision.
-    #[default]
-    F32,
-    /// IEEE half precision, widened to f32 when loaded.
-    F16,
-}
-
-impl ValueType {
-    /// Bytes per stored value.
-    pub fn size(self) -> usize {
-        match self {
-            ValueType::F32 => 4,
-            ValueType::F16 => 2,
-        }
-    }
-}
-
-/// A weight matrix and the precision it is stored in.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Weight {
-    /// The matrix.
-    pub matrix: Matrix,
-    /// Storage precision of its values in the file.
-    pub dtype: ValueType,
-}
-
-impl Weight {
-    /// An f32-stored weight.
-    pub fn f32(matrix: Matrix) -> Weight {
-        Weight { matrix, dtype: ValueType::F32 }
-    }
-}
 
 /// Where the input embedding comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +17,11 @@ pub enum Embedding {
 
 /// A complete LSTM language model. Build one with [`Model::new`] (which validates
 /// every shape) or load one with [`Model::from_bytes`].
+///
+/// The methods that touch files live with the format, so that this module does not
+/// import it (the format imports the model): [`Model::from_bytes`], [`Model::to_bytes`],
+/// [`Model::config`] and [`Model::tensor_bytes`] in `src/format/mod.rs`;
+/// [`Model::info`] in `src/info.rs`.
 #[derive(Debug, Clone)]
 pub struct Model {
     pub(crate) tokenizer: Tokenizer,

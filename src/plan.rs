@@ -5,6 +5,7 @@
 //! as values only or as values plus indices (each CSR index costing one value).
 
 use crate::error::{Error, Result};
+use crate::matrix::WeightKind;
 
 /// How stored numbers are counted against a compression budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -85,12 +86,12 @@ pub fn kron_splits(rows: usize, cols: usize) -> Vec<([usize; 2], [usize; 2])> {
     all
 }
 
-/// The Kronecker split with the fewest parameters, ties broken by fewest MACs.
-pub fn kron_min_params(rows: usize, cols: usize) -> ([usize; 2], [usize; 2]) {
+/// The Kronecker split with the fewest parameters, ties broken by fewest MACs; `None`
+/// only for an empty matrix, which has no split.
+pub fn kron_min_params(rows: usize, cols: usize) -> Option<([usize; 2], [usize; 2])> {
     kron_splits(rows, cols)
         .into_iter()
         .min_by_key(|(a, b)| (a[0] * a[1] + b[0] * b[1], kron_macs(a[0], a[1], b[0], b[1])))
-        .expect("1x1 splits always exist")
 }
 
 /// The stored-number budget for compressing `rows × cols` by `cf`.
@@ -98,7 +99,7 @@ pub fn budget(rows: usize, cols: usize, cf: f64) -> Result<f64> {
     if !(cf.is_finite() && cf >= 1.0) {
         return Err(Error::InvalidArgument { name: "cf", reason: format!("{cf} is not a number ≥ 1") });
     }
-    Ok((rows * cols) as f64 / cf)
+    Ok(rows as f64 * cols as f64 / cf)
 }
 
 /// Non-zeros that fit in `budget` stored numbers, under `acc`.
@@ -109,60 +110,59 @@ fn nnz_within(budget: f64, rows: usize, acc: Accounting) -> f64 {
     }
 }
 
-/// Shapes for `kind` (`dense`, `kp`, `dkp`, `lowrank`, `dlowrank`, `sparse`) compressing a
-/// `rows × cols` matrix by `cf`. `kp` takes the split whose size is closest to the
+/// Shapes for `kind` compressing a `rows × cols` matrix by `cf`. `kp` takes the split whose size is closest to the
 /// budget from below (its CF cannot be set freely); `dkp` the smallest split, leaving
 /// the rest of the budget to S; `dlowrank` gives half its budget to the low-rank part.
-pub fn plan(kind: &str, rows: usize, cols: usize, cf: f64, acc: Accounting) -> Result<Plan> {
+pub fn plan(kind: WeightKind, rows: usize, cols: usize, cf: f64, acc: Accounting) -> Result<Plan> {
     let what = || format!("a {kind} {rows}x{cols} matrix at {cf}x compression");
     let unreachable = |reason: String| Error::Unreachable { what: what(), reason };
+    if rows == 0 || cols == 0 {
+        return Err(unreachable("the matrix is empty".into()));
+    }
     let budget = budget(rows, cols, cf)?;
+    let min_split = || kron_min_params(rows, cols).expect("a non-empty matrix has a split");
     match kind {
-        "dense" => Ok(Plan::Dense),
-        "kp" => kron_splits(rows, cols)
+        WeightKind::Dense => Ok(Plan::Dense),
+        WeightKind::Kp => kron_splits(rows, cols)
             .into_iter()
             .filter(|(a, b)| ((a[0] * a[1] + b[0] * b[1]) as f64) <= budget)
             .max_by_key(|(a, b)| (a[0] * a[1] + b[0] * b[1], std::cmp::Reverse(kron_macs(a[0], a[1], b[0], b[1]))))
             .map(|(a, b)| Plan::Kp { a, b })
             .ok_or_else(|| {
-                let (a, b) = kron_min_params(rows, cols);
+                let (a, b) = min_split();
                 unreachable(format!("the smallest Kronecker split holds {} values", a[0] * a[1] + b[0] * b[1]))
             }),
-        "dkp" => {
+        WeightKind::Dkp => {
             // The factors are tiny next to S, which gets the rest of the budget.
-            let (a, b) = kron_min_params(rows, cols);
+            let (a, b) = min_split();
             let nnz = nnz_within(budget - (a[0] * a[1] + b[0] * b[1]) as f64, rows, acc);
             if nnz < 0.0 {
                 return Err(unreachable("the Kronecker factors alone exceed the budget".into()));
             }
             Ok(Plan::Dkp { a, b, nnz: nnz as usize })
         }
-        "lowrank" => {
+        WeightKind::LowRank => {
             let rank = (budget / (rows + cols) as f64).floor() as usize;
             if rank == 0 {
                 return Err(unreachable(format!("rank 1 already holds {} values", rows + cols)));
             }
             Ok(Plan::LowRank { rank: rank.min(rows.min(cols)) })
         }
-        "dlowrank" => {
+        WeightKind::DLowRank => {
             let rank = (budget / 2.0 / (rows + cols) as f64).floor() as usize;
             if rank == 0 {
                 return Err(unreachable(format!("rank 1 already holds {} values", rows + cols)));
             }
-            let nnz = nnz_within(budget - (rank * (rows + cols)) as f64, rows, acc);
+            let nnz = nnz_within(budget - rank as f64 * (rows + cols) as f64, rows, acc);
             Ok(Plan::DLowRank { rank, nnz: nnz.max(0.0) as usize })
         }
-        "sparse" => {
+        WeightKind::Sparse => {
             let nnz = nnz_within(budget, rows, acc);
             if nnz < 1.0 {
                 return Err(unreachable("not even one non-zero fits".into()));
             }
-            Ok(Plan::Sparse { nnz: (nnz as usize).min(rows * cols) })
+            Ok(Plan::Sparse { nnz: (nnz as u64).min(rows as u64 * cols as u64) as usize })
         }
-        other => Err(Error::InvalidArgument {
-            name: "kind",
-            reason: format!("unknown kind `{other}` (expected dense, kp, dkp, lowrank, dlowrank or sparse)"),
-        }),
     }
 }
 
@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn min_params_split_of_a_medium_lstm() {
-        let (a, b) = kron_min_params(2600, 1300);
+        let (a, b) = kron_min_params(2600, 1300).unwrap();
         assert_eq!(a[0] * b[0], 2600);
         assert_eq!(a[1] * b[1], 1300);
         assert!(a[0] * a[1] + b[0] * b[1] < 4000, "{a:?} {b:?}");
@@ -180,7 +180,7 @@ mod tests {
 
     #[test]
     fn splits_can_reach_full_rank() {
-        let (a, b) = kron_min_params(800, 400);
+        let (a, b) = kron_min_params(800, 400).unwrap();
         assert_eq!(a[0].min(a[1]) * b[0].min(b[1]), 400, "{a:?} {b:?}");
         assert_eq!(a[0] * a[1] + b[0] * b[1], 1137);
         // Prime sizes have no full-rank split; every split is then allowed.
@@ -189,10 +189,13 @@ mod tests {
 
     #[test]
     fn dkp_fills_the_budget() {
-        let Plan::Dkp { a, b, nnz } = plan("dkp", 800, 400, 25.0, Accounting::Values).unwrap() else { panic!() };
+        let Plan::Dkp { a, b, nnz } = plan(WeightKind::Dkp, 800, 400, 25.0, Accounting::Values).unwrap() else {
+            panic!()
+        };
         let total = a[0] * a[1] + b[0] * b[1] + nnz;
         assert!((total as f64 - 800.0 * 400.0 / 25.0).abs() < 1.0, "{total}");
-        let Plan::Dkp { nnz: nnz_i, .. } = plan("dkp", 800, 400, 25.0, Accounting::ValuesAndIndices).unwrap() else {
+        let Plan::Dkp { nnz: nnz_i, .. } = plan(WeightKind::Dkp, 800, 400, 25.0, Accounting::ValuesAndIndices).unwrap()
+        else {
             panic!()
         };
         assert!(nnz_i < nnz / 2 + 1);
@@ -200,9 +203,17 @@ mod tests {
 
     #[test]
     fn impossible_targets_are_errors() {
-        assert!(matches!(plan("lowrank", 10, 10, 1000.0, Accounting::Values), Err(Error::Unreachable { .. })));
-        assert!(matches!(plan("kp", 7, 7, 1000.0, Accounting::Values), Err(Error::Unreachable { .. })));
-        assert!(plan("dense", 7, 7, 0.5, Accounting::Values).is_err());
-        assert!(plan("nope", 7, 7, 2.0, Accounting::Values).is_err());
+        assert!(matches!(
+            plan(WeightKind::LowRank, 10, 10, 1000.0, Accounting::Values),
+            Err(Error::Unreachable { .. })
+        ));
+        assert!(matches!(plan(WeightKind::Kp, 7, 7, 1000.0, Accounting::Values), Err(Error::Unreachable { .. })));
+        assert!(plan(WeightKind::Dense, 7, 7, 0.5, Accounting::Values).is_err());
+        for kind in WeightKind::ALL {
+            for (rows, cols) in [(0, 0), (0, 5), (5, 0)] {
+                let e = plan(kind, rows, cols, 2.0, Accounting::Values).unwrap_err();
+                assert!(e.to_string().contains("the matrix is empty"), "{e}");
+            }
+        }
     }
 }

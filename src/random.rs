@@ -1,10 +1,12 @@
 //! Random-weight models of any kind and shape, for tests, benchmarks and the demo's
 //! "untrained" models. They are marked `"trained": false` in their provenance.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::format::MAX_ELEMENTS;
 use crate::lstm::{Gates, LstmLayer};
 use crate::matrix::{Csr, Dense, Doped, Kron, LowRank, Matrix};
-use crate::model::{Embedding, Model, ValueType, Weight};
+use crate::matrix::{ValueType, Weight, WeightKind};
+use crate::model::{Embedding, Model, MAX_DIM, MAX_LAYERS};
 use crate::plan::{plan, Accounting, Plan};
 use crate::sample::Rng;
 use crate::tokenizer::{Tokenizer, TokenizerKind};
@@ -21,15 +23,15 @@ pub struct RandomSpec {
     /// Embedding size; `None` means the hidden size.
     pub embedding_dim: Option<usize>,
     /// Kind of the LSTM gate weights.
-    pub kind: String,
+    pub kind: WeightKind,
     /// Compression factor of the LSTM gate weights.
     pub cf: f64,
     /// Kind of the output projection.
-    pub output_kind: String,
+    pub output_kind: WeightKind,
     /// Compression factor of the output projection.
     pub output_cf: f64,
-    /// Embedding kind, or `tied` to share the output projection.
-    pub embedding_kind: String,
+    /// Embedding kind; `None` shares the output projection (a tied embedding).
+    pub embedding_kind: Option<WeightKind>,
     /// Gate weights as one `[W_ih | W_hh]` matrix (true) or two.
     pub fused: bool,
     /// Word or char vocabulary.
@@ -49,16 +51,64 @@ impl Default for RandomSpec {
             hidden: 32,
             vocab: 100,
             embedding_dim: None,
-            kind: "dense".into(),
+            kind: WeightKind::Dense,
             cf: 1.0,
-            output_kind: "dense".into(),
+            output_kind: WeightKind::Dense,
             output_cf: 1.0,
-            embedding_kind: "dense".into(),
+            embedding_kind: Some(WeightKind::Dense),
             fused: true,
             tokenizer: TokenizerKind::Word,
             dtype: ValueType::F32,
             accounting: Accounting::Values,
             seed: 0,
+        }
+    }
+}
+
+/// Largest random model, counted as if every matrix were dense: 2²⁸ values (1 GiB
+/// of f32), so that no spec can exhaust a WebAssembly instance's memory, which traps it.
+pub const MAX_RANDOM_VALUES: u64 = 1 << 28;
+
+impl RandomSpec {
+    /// Checks every size before anything is allocated, so that each spec either builds
+    /// a model that the reader accepts or is refused with the argument at fault.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name, reason| Err(Error::InvalidArgument { name, reason });
+        if !(1..=MAX_LAYERS).contains(&self.layers) {
+            return bad("layers", format!("{} is outside 1..={MAX_LAYERS}", self.layers));
+        }
+        if !(3..=MAX_DIM).contains(&self.vocab) {
+            return bad("vocab", format!("{} is outside 3..={MAX_DIM}", self.vocab));
+        }
+        if !(1..=MAX_DIM).contains(&self.hidden) {
+            return bad("hidden", format!("{} is outside 1..={MAX_DIM}", self.hidden));
+        }
+        let e = self.embedding_dim();
+        if !(1..=MAX_DIM).contains(&e) {
+            return bad("embedding_dim", format!("{e} is outside 1..={MAX_DIM}"));
+        }
+        for (name, cf) in [("cf", self.cf), ("output_cf", self.output_cf)] {
+            if !(cf.is_finite() && cf >= 1.0) {
+                return bad(name, format!("{cf} is not a number ≥ 1"));
+            }
+        }
+        let (h, e, v, l) = (self.hidden as u64, e as u64, self.vocab as u64, self.layers as u64);
+        let largest = (4 * h * (e.max(h) + h)).max(v * e.max(h));
+        if largest > MAX_ELEMENTS {
+            return bad("spec", format!("its largest matrix has {largest} elements, more than {MAX_ELEMENTS}"));
+        }
+        let dense = 4 * h * (e + h) + (l - 1) * 8 * h * h + 2 * v * e.max(h);
+        if dense > MAX_RANDOM_VALUES {
+            return bad("spec", format!("a {l}x{h} model over {v} tokens exceeds {MAX_RANDOM_VALUES} dense values"));
+        }
+        Ok(())
+    }
+
+    /// The embedding size: the hidden size when tied or not given.
+    pub fn embedding_dim(&self) -> usize {
+        match self.embedding_kind {
+            None => self.hidden,
+            Some(_) => self.embedding_dim.unwrap_or(self.hidden),
         }
     }
 }
@@ -85,41 +135,42 @@ pub fn synthetic_vocab(kind: TokenizerKind, n: usize) -> Vec<String> {
     }
 }
 
-/// Builds a random model.
+/// Builds a random model ([`RandomSpec::validate`] first).
 pub fn random_model(spec: &RandomSpec) -> Result<Model> {
+    spec.validate()?;
     let mut rng = Rng::new(spec.seed);
-    let tokens = synthetic_vocab(spec.tokenizer, spec.vocab.max(3));
+    let tokens = synthetic_vocab(spec.tokenizer, spec.vocab);
     let eos = (spec.tokenizer == TokenizerKind::Word).then_some("<eos>");
     let tokenizer = Tokenizer::new(spec.tokenizer, tokens, "<unk>", eos)?;
     let vocab = tokenizer.len();
-    let h = spec.hidden;
-    let tied = spec.embedding_kind == "tied";
-    let e = if tied { h } else { spec.embedding_dim.unwrap_or(h) };
-    let weight = |kind: &str, rows: usize, cols: usize, cf: f64, rng: &mut Rng| -> Result<Weight> {
+    let (h, e) = (spec.hidden, spec.embedding_dim());
+    let weight = |kind: WeightKind, rows: usize, cols: usize, cf: f64, rng: &mut Rng| -> Result<Weight> {
         let p = plan(kind, rows, cols, cf, spec.accounting)?;
         Ok(Weight { matrix: random_matrix(p, rows, cols, rng), dtype: spec.dtype })
     };
-    let embedding =
-        if tied { Embedding::Tied } else { Embedding::Own(weight(&spec.embedding_kind, vocab, e, 1.0, &mut rng)?) };
+    let embedding = match spec.embedding_kind {
+        None => Embedding::Tied,
+        Some(kind) => Embedding::Own(weight(kind, vocab, e, 1.0, &mut rng)?),
+    };
     let mut layers = vec![];
     for i in 0..spec.layers {
         let input = if i == 0 { e } else { h };
         let gates = if spec.fused {
-            Gates::Fused(weight(&spec.kind, 4 * h, input + h, spec.cf, &mut rng)?)
+            Gates::Fused(weight(spec.kind, 4 * h, input + h, spec.cf, &mut rng)?)
         } else {
             Gates::Split {
-                ih: weight(&spec.kind, 4 * h, input, spec.cf, &mut rng)?,
-                hh: weight(&spec.kind, 4 * h, h, spec.cf, &mut rng)?,
+                ih: weight(spec.kind, 4 * h, input, spec.cf, &mut rng)?,
+                hh: weight(spec.kind, 4 * h, h, spec.cf, &mut rng)?,
             }
         };
         let bias = (0..4 * h).map(|_| rng.symmetric(0.1)).collect();
         layers.push(LstmLayer { input, hidden: h, gates, bias });
     }
-    let output = weight(&spec.output_kind, vocab, h, spec.output_cf, &mut rng)?;
+    let output = weight(spec.output_kind, vocab, h, spec.output_cf, &mut rng)?;
     let output_bias = (0..vocab).map(|_| rng.symmetric(0.1)).collect();
     let provenance = serde_json::json!({
         "trained": false,
-        "method": spec.kind,
+        "method": spec.kind.name(),
         "note": "random weights for tests and benchmarks",
         "seed": spec.seed,
     });

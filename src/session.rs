@@ -18,6 +18,9 @@ pub struct Session {
     embedded: Vec<f32>,
     log_probs: Vec<f32>,
     log_probs_fresh: bool,
+    /// Whether every logit behind `log_probs` was finite: weights so large that f32
+    /// overflows give log-probabilities that are NaN or meaningless.
+    logits_finite: bool,
     history: usize,
 }
 
@@ -64,6 +67,7 @@ impl Session {
             embedded: vec![0.0; model.embedding_dim()],
             log_probs: vec![0.0; model.vocab_size()],
             log_probs_fresh: false,
+            logits_finite: true,
             history: 0,
             model,
         };
@@ -154,6 +158,8 @@ impl Session {
             let top = self.h.last().expect("a model has layers");
             self.log_probs.copy_from_slice(&m.output_bias);
             m.output.matrix.matvec(&m.kernels, top, &mut self.log_probs, &mut self.buf.scratch);
+            // A fold rather than `all`, so that the check vectorises (no early exit).
+            self.logits_finite = self.log_probs.iter().fold(true, |ok, x| ok & x.is_finite());
             (m.kernels.log_softmax)(&mut self.log_probs);
             self.log_probs_fresh = true;
         }
@@ -170,7 +176,9 @@ impl Session {
     }
 
     /// Perplexity of `text` read from the start of a fresh state. The state is left
-    /// after the text, so predictions continue it.
+    /// after the text, so predictions continue it. A log-probability that is not finite
+    /// (weights so large that f32 overflows) is [`Error::NonFiniteOutput`], never a NaN
+    /// or infinite perplexity.
     pub fn perplexity(&mut self, text: &str) -> Result<Perplexity> {
         self.perplexity_with_progress(text, |_, _| {})
     }
@@ -184,14 +192,26 @@ impl Session {
     ) -> Result<Perplexity> {
         let enc = self.model.tokenizer().encode_scored(text)?;
         self.reset();
-        let mut nll = 0.0f64;
+        let (mut nll, mut worst) = (0.0f64, (0, 0.0f32));
         for (i, &id) in enc.ids.iter().enumerate() {
-            nll -= self.log_probs()[id as usize] as f64;
+            let lp = self.log_probs()[id as usize];
+            if !(self.logits_finite && lp.is_finite()) {
+                return Err(Error::NonFiniteOutput { position: i });
+            }
+            if lp < worst.1 {
+                worst = (i, lp);
+            }
+            nll -= lp as f64;
             self.step(id);
             progress(i + 1, enc.ids.len());
         }
         let tokens = enc.ids.len();
-        Ok(Perplexity { perplexity: (nll / tokens as f64).exp(), nll, tokens, unknown: enc.unknown })
+        let perplexity = (nll / tokens as f64).exp();
+        if !perplexity.is_finite() {
+            // Finite log-probabilities near -f32::MAX: the least likely token is at fault.
+            return Err(Error::NonFiniteOutput { position: worst.0 });
+        }
+        Ok(Perplexity { perplexity, nll, tokens, unknown: enc.unknown })
     }
 
     /// Draws the next token, feeds it, and returns it.

@@ -120,10 +120,9 @@ impl Tokenizer {
     ///
     /// Word models: every line (including the last one if it ends with a newline)
     /// is followed by the end-of-sentence token; a line without its newline is an
-    /// unfinished sentence and gets none. A word is looked up lowercased; if absent,
-    /// numbers become `N` (when in the vocabulary), surrounding punctuation is
-    /// dropped and the word retried, and what is still unknown becomes the unknown
-    /// token. Char models map characters outside the vocabulary to the unknown token.
+    /// unfinished sentence and gets none. Each whitespace-separated word goes through
+    /// the rules of [`Tokenizer::word_id`]. Char models map characters outside the
+    /// vocabulary to the unknown token.
     pub fn encode(&self, text: &str) -> Encoded {
         let mut out = Encoded::default();
         match self.kind {
@@ -137,17 +136,22 @@ impl Tokenizer {
                 }
             }
             TokenizerKind::Word => {
+                let eos = self.eos.expect("word tokenizers have eos");
                 let mut lines = text.split('\n').peekable();
                 while let Some(line) = lines.next() {
                     for word in line.split_whitespace() {
-                        if let Some(id) = self.word_id(word) {
-                            out.words += 1;
-                            out.unknown += (id == self.unk && word != self.tokens[self.unk as usize]) as usize;
-                            out.ids.push(id);
+                        match self.word_id(word) {
+                            WordId::Known(id) => out.ids.push(id),
+                            WordId::Unknown => {
+                                out.unknown += 1;
+                                out.ids.push(self.unk);
+                            }
+                            WordId::Dropped => continue,
                         }
+                        out.words += 1;
                     }
                     if lines.peek().is_some() {
-                        out.ids.push(self.eos.expect("word tokenizers have eos"));
+                        out.ids.push(eos);
                     }
                 }
             }
@@ -155,37 +159,31 @@ impl Tokenizer {
         out
     }
 
-    /// The id of one whitespace-separated word; `None` for bare punctuation that the
-    /// vocabulary does not hold (PTB has none, so dropping it loses nothing).
-    fn word_id(&self, word: &str) -> Option<u32> {
-        // Exact match first: PTB's own `N` (and cased vocabularies) must map to themselves.
-        if let Some(id) = self.id(word) {
-            return Some(id);
+    /// The token of one whitespace-separated word, by the first rule that finds one
+    /// (`docs/format.md`, "Word tokenization", says the same):
+    ///
+    /// 1. the word as it is (PTB's own `N`, `<unk>`, and cased vocabularies);
+    /// 2. the word lowercased;
+    /// 3. `N`, if the word is a number and `N` is in the vocabulary;
+    /// 4. the word stripped of surrounding ASCII punctuation other than `<` and `>`
+    ///    (so `<unk>` and `<eos>` survive), through rules 1–3 again: `(N)`, `N.` and
+    ///    `Dog,` become `N`, `N` and `dog`; a word that is all punctuation is dropped;
+    /// 5. otherwise the unknown token, counted as unknown.
+    fn word_id(&self, word: &str) -> WordId {
+        let lookup = |w: &str| {
+            self.id(w).or_else(|| self.id(&w.to_lowercase())).or_else(|| if is_number(w) { self.id("N") } else { None })
+        };
+        if let Some(id) = lookup(word) {
+            return WordId::Known(id);
         }
-        let lower = word.to_lowercase();
-        if let Some(id) = self.id(&lower) {
-            return Some(id);
-        }
-        if is_number(&lower) {
-            if let Some(id) = self.id("N") {
-                return Some(id);
-            }
-        }
-        let core = lower.trim_matches(|c: char| c.is_ascii_punctuation() && c != '<' && c != '>');
+        let core = word.trim_matches(|c: char| c.is_ascii_punctuation() && c != '<' && c != '>');
         if core.is_empty() {
-            return None;
+            return WordId::Dropped;
         }
-        if core != lower {
-            if let Some(id) = self.id(core) {
-                return Some(id);
-            }
-            if is_number(core) {
-                if let Some(id) = self.id("N") {
-                    return Some(id);
-                }
-            }
+        match lookup(core) {
+            Some(id) => WordId::Known(id),
+            None => WordId::Unknown,
         }
-        Some(self.unk)
     }
 
     /// Encodes a text that is to be scored, rejecting texts with nothing to score.
@@ -220,6 +218,16 @@ impl Tokenizer {
     }
 }
 
+/// What [`Tokenizer::word_id`] makes of a word.
+enum WordId {
+    /// A token of the vocabulary.
+    Known(u32),
+    /// Not in the vocabulary by any rule: the unknown token.
+    Unknown,
+    /// Punctuation only, which the vocabulary does not hold: no token at all.
+    Dropped,
+}
+
 /// PTB writes every number as `N`: digits with optional separators, like `1,000`,
 /// `3.5`, `12/31` or `-4`.
 fn is_number(w: &str) -> bool {
@@ -247,6 +255,33 @@ mod tests {
         // PTB text writes numbers as a literal `N`, which must not be lowercased away.
         assert_eq!(t.encode("N <unk>").ids, vec![4, 0]);
         assert_eq!(t.encode("N <unk>").unknown, 0);
+    }
+
+    /// One assertion per rule of `word_id`, in its order.
+    #[test]
+    fn each_word_rule() {
+        let t = word();
+        let tokens = |text: &str| -> Vec<String> {
+            t.encode(text).ids.iter().map(|&i| t.token(i).unwrap().to_string()).collect()
+        };
+        // 1. as it is: `N` and `<unk>` map to themselves and are not unknown.
+        assert_eq!(tokens("N <unk> mr."), ["N", "<unk>", "mr."]);
+        assert_eq!(t.encode("<unk>").unknown, 0);
+        // 2. lowercased.
+        assert_eq!(tokens("THE Cat"), ["the", "cat"]);
+        // 3. numbers: digits with . , / : - separators and an optional sign.
+        assert_eq!(tokens("1,000 3.5 12/31 10:30 -4 +7 1-2"), ["N"; 7]);
+        assert_eq!(tokens("1a 4th"), ["<unk>", "<unk>"]);
+        // 4. surrounding punctuation stripped, then rules 1-3 again.
+        assert_eq!(tokens("(N) N. \"cat\" Cat, (1,000)."), ["N", "N", "cat", "cat", "N"]);
+        assert_eq!(tokens("<unk>. (<eos>)"), ["<unk>", "<eos>"]);
+        assert_eq!(tokens("... -- !"), Vec::<String>::new());
+        assert_eq!(t.encode("... cat").words, 1);
+        // `<` and `>` are kept, so bare ones are unknown words rather than dropped.
+        assert_eq!(tokens("< >"), ["<unk>", "<unk>"]);
+        // 5. the rest: unknown, and counted.
+        let e = t.encode("dog. the Zebra");
+        assert_eq!((e.words, e.unknown), (3, 2));
     }
 
     #[test]

@@ -4,22 +4,32 @@
 //! Bad files are made by taking a valid file apart ([`File`]), editing its config or
 //! tensors, and serialising it again with `safetensors::serialize`, so each test
 //! breaks exactly one thing.
-
-// Native only: proptest is a native-only dev-dependency (the wasm test runs cover the kernels and matrices).
-#![cfg(not(target_arch = "wasm32"))]
+//!
+//! Runs natively and, through `wasm_bindgen_test`, in both wasm builds
+//! (`scripts/test-wasm.sh`), so the messages are the same in both; the proptest
+//! sections at the end are native only (proptest is a native-only dev-dependency).
 
 use std::collections::{BTreeMap, HashMap};
 
 use dkp_lstm::format::MAX_HEADER_BYTES;
 use dkp_lstm::random::{random_model, RandomSpec};
-use dkp_lstm::{Error, Model, Session, TokenizerKind, MAX_LAYERS};
-use proptest::prelude::*;
+use dkp_lstm::{Error, Model, Session, TokenizerKind, WeightKind, MAX_LAYERS};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde_json::{json, Value};
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 /// A small valid model file of the given kinds (hidden 8, vocab 20, fused gates).
 fn valid(kind: &str, cf: f64) -> Vec<u8> {
-    let spec = RandomSpec { kind: kind.into(), cf, hidden: 8, vocab: 20, layers: 2, seed: 5, ..RandomSpec::default() };
+    let spec = RandomSpec {
+        kind: kind.parse().unwrap(),
+        cf,
+        hidden: 8,
+        vocab: 20,
+        layers: 2,
+        seed: 5,
+        ..RandomSpec::default()
+    };
     random_model(&spec).unwrap().to_bytes().unwrap()
 }
 
@@ -229,7 +239,9 @@ fn config_that_is_not_json_or_has_unknown_fields() {
     assert!(matches!(f.load(), Err(Error::BadMetadata { .. })));
     let mut f = File::of("dense", 1.0);
     f.config(|c| c["layers"][0]["dropout"] = json!(0.5));
-    assert!(matches!(f.load(), Err(Error::BadMetadata { .. })));
+    assert!(
+        matches!(f.load(), Err(Error::InvalidConfig { field, reason }) if field.starts_with("layers[0]") && reason.contains("dropout"))
+    );
 }
 
 #[test]
@@ -245,7 +257,7 @@ fn unknown_weight_kind() {
     f.config(|c| c["layers"][1]["w"]["kind"] = json!("hologram"));
     match f.load() {
         Err(Error::InvalidConfig { field, reason }) => {
-            assert_eq!(field, "layers.1.w.kind");
+            assert_eq!(field, "layers[1].w.kind");
             assert!(reason.contains("hologram"), "{reason}");
         }
         other => panic!("{other:?}"),
@@ -261,7 +273,7 @@ fn vocabulary_size_not_matching_the_embedding_or_output() {
     f.config(drop_last);
     assert_eq!(f.load().unwrap_err(), Error::VocabMismatch { vocab: 19, rows: 20, matrix: "embedding" });
 
-    let tied = RandomSpec { embedding_kind: "tied".into(), hidden: 8, vocab: 20, ..RandomSpec::default() };
+    let tied = RandomSpec { embedding_kind: None, hidden: 8, vocab: 20, ..RandomSpec::default() };
     let mut f = File::parse(&random_model(&tied).unwrap().to_bytes().unwrap());
     f.config(|c| c["tokenizer"]["tokens"].as_array_mut().unwrap().push(json!("extra")));
     assert_eq!(f.load().unwrap_err(), Error::VocabMismatch { vocab: 21, rows: 20, matrix: "output" });
@@ -582,79 +594,140 @@ fn token_id_out_of_range() {
     assert!(s.feed(vocab as u32 - 1).is_ok());
 }
 
-// ---- fuzzing ----
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
-
-    /// Random byte edits and cuts of a valid file never panic; what loads also runs.
-    #[test]
-    fn mutated_files_never_panic(
-        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
-        cut in any::<prop::sample::Index>(),
-        truncate in any::<bool>(),
-    ) {
-        let mut bytes = FUZZ_BASE.with(|b| b.clone());
-        for (at, value) in edits {
-            let i = at.index(bytes.len());
-            bytes[i] = value;
-        }
-        if truncate {
-            bytes.truncate(cut.index(bytes.len()));
-        }
-        if let Ok(model) = Model::from_bytes(&bytes) {
-            let mut s = Session::new(model);
-            s.feed_text("the cat");
-            prop_assert!(s.log_probs().iter().all(|x| !x.is_nan()));
-        }
+#[test]
+fn a_tensor_listed_twice_in_the_header() {
+    // The first entry of `output.bias` points at the bytes of another tensor; a JSON
+    // map keeps the last, so without the check two readers would disagree.
+    let bytes = valid("dense", 1.0);
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    let v: Value = serde_json::from_str(header).unwrap();
+    let other = v["layers.0.bias"].to_string();
+    let doubled = header.replacen('{', &format!("{{\"output.bias\":{other},"), 1);
+    let mut text = doubled.into_bytes();
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let file = [&(text.len() as u64).to_le_bytes()[..], &text, &bytes[8 + n..]].concat();
+    match Model::from_bytes(&file) {
+        Err(Error::NotSafetensors { reason }) => assert!(reason.contains("`output.bias` twice"), "{reason}"),
+        other => panic!("{other:?}"),
     }
 }
 
-/// Pointers (`/layers/0/w/rows`, …) to every number in a JSON value.
-fn number_paths(v: &Value, at: String, out: &mut Vec<String>) {
-    match v {
-        Value::Number(_) => out.push(at),
-        Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| number_paths(x, format!("{at}/{i}"), out)),
-        Value::Object(o) => o.iter().for_each(|(k, x)| number_paths(x, format!("{at}/{k}"), out)),
-        _ => {}
+#[test]
+fn a_vocabulary_longer_than_the_cap_is_refused_while_parsing() {
+    let mut f = File::of("dense", 1.0);
+    let huge: Vec<Value> = (0..dkp_lstm::format::MAX_VOCAB + 1).map(|i| json!(format!("t{i}"))).collect();
+    f.config(|c| c["tokenizer"]["tokens"] = Value::Array(huge));
+    match f.load() {
+        Err(Error::InvalidConfig { field, reason }) => {
+            assert_eq!(field, "tokenizer.tokens");
+            assert!(reason.contains(&format!("more than {} tokens", dkp_lstm::format::MAX_VOCAB)), "{reason}");
+        }
+        other => panic!("{other:?}"),
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+#[test]
+fn finite_but_huge_weights_score_exactly_or_are_an_error() {
+    // Identical huge output rows give identical logits: a uniform distribution, which
+    // log-softmax must still find (it used to round every log-probability to 0).
+    let mut f = File::of("dense", 1.0);
+    let v = f.f32s("output.weight");
+    f.set_f32s("output.weight", &vec![f32::MAX / 8.0; v.len()]);
+    f.set_f32s("output.bias", &[0.0; 20]);
+    let p = Session::new(f.load().expect("finite weights load")).perplexity("the cat").unwrap();
+    assert!((p.perplexity - 20.0).abs() < 1e-3, "{p:?}");
 
-    /// Any size, rank, non-zero count or factor shape in the config set to an edge
-    /// value gives an error or a model that runs, never a panic or a huge allocation.
-    #[test]
-    fn config_numbers_at_edge_values_never_panic(
-        field in any::<prop::sample::Index>(),
-        value in prop::sample::select(vec![
-            json!(0), json!(1), json!(2), json!(3), json!(-1), json!(1 << 22), json!((1 << 22) + 1),
-            json!(1u64 << 32), json!(u64::MAX), json!(1.5),
-        ]),
-    ) {
-        let mut f = File::parse(&FUZZ_BASE.with(|b| b.clone()));
-        f.config(|c| {
-            let mut paths = vec![];
-            number_paths(c, String::new(), &mut paths);
-            let path = &paths[field.index(paths.len())];
-            *c.pointer_mut(path).unwrap() = value;
-        });
-        if let Ok(model) = f.load() {
-            let mut s = Session::new(model);
-            s.feed_text("the cat");
-            prop_assert!(s.log_probs().iter().all(|x| !x.is_nan()));
+    // A log-probability near -f32::MAX, whose perplexity overflows f64: an error that
+    // says so, never an infinite or NaN perplexity (`null` in JSON).
+    let mut f = File::of("dense", 1.0);
+    let mut bias = f.f32s("output.bias");
+    bias[17] = -f32::MAX; // `cat`, the second token
+    f.set_f32s("output.bias", &bias);
+    let e = Session::new(f.load().unwrap()).perplexity("the cat").unwrap_err();
+    assert_eq!(e, Error::NonFiniteOutput { position: 1 });
+    assert!(e.to_string().contains("too large for f32"), "{e}");
+}
+
+// ---- fuzzing (native only) ----
+
+#[cfg(not(target_arch = "wasm32"))]
+mod fuzzing {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// Random byte edits and cuts of a valid file never panic; what loads also runs.
+        #[test]
+        fn mutated_files_never_panic(
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+            cut in any::<prop::sample::Index>(),
+            truncate in any::<bool>(),
+        ) {
+            let mut bytes = FUZZ_BASE.with(|b| b.clone());
+            for (at, value) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = value;
+            }
+            if truncate {
+                bytes.truncate(cut.index(bytes.len()));
+            }
+            if let Ok(model) = Model::from_bytes(&bytes) {
+                let mut s = Session::new(model);
+                s.feed_text("the cat");
+                prop_assert!(s.log_probs().iter().all(|x| !x.is_nan()));
+            }
         }
     }
-}
 
-thread_local! {
-    /// A small dkp model with split gates and a sparse output, so every tensor kind is in play.
-    static FUZZ_BASE: Vec<u8> = {
-        let spec = RandomSpec {
-            kind: "dkp".into(), cf: 4.0, output_kind: "sparse".into(), output_cf: 3.0, fused: false,
-            hidden: 4, vocab: 12, layers: 1, seed: 9, ..RandomSpec::default()
+    /// Pointers (`/layers/0/w/rows`, …) to every number in a JSON value.
+    fn number_paths(v: &Value, at: String, out: &mut Vec<String>) {
+        match v {
+            Value::Number(_) => out.push(at),
+            Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| number_paths(x, format!("{at}/{i}"), out)),
+            Value::Object(o) => o.iter().for_each(|(k, x)| number_paths(x, format!("{at}/{k}"), out)),
+            _ => {}
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// Any size, rank, non-zero count or factor shape in the config set to an edge
+        /// value gives an error or a model that runs, never a panic or a huge allocation.
+        #[test]
+        fn config_numbers_at_edge_values_never_panic(
+            field in any::<prop::sample::Index>(),
+            value in prop::sample::select(vec![
+                json!(0), json!(1), json!(2), json!(3), json!(-1), json!(1 << 22), json!((1 << 22) + 1),
+                json!(1u64 << 32), json!(u64::MAX), json!(1.5),
+            ]),
+        ) {
+            let mut f = File::parse(&FUZZ_BASE.with(|b| b.clone()));
+            f.config(|c| {
+                let mut paths = vec![];
+                number_paths(c, String::new(), &mut paths);
+                let path = &paths[field.index(paths.len())];
+                *c.pointer_mut(path).unwrap() = value;
+            });
+            if let Ok(model) = f.load() {
+                let mut s = Session::new(model);
+                s.feed_text("the cat");
+                prop_assert!(s.log_probs().iter().all(|x| !x.is_nan()));
+            }
+        }
+    }
+
+    thread_local! {
+        /// A small dkp model with split gates and a sparse output, so every tensor kind is in play.
+        static FUZZ_BASE: Vec<u8> = {
+            let spec = RandomSpec {
+                kind: WeightKind::Dkp, cf: 4.0, output_kind: WeightKind::Sparse, output_cf: 3.0, fused: false,
+                hidden: 4, vocab: 12, layers: 1, seed: 9, ..RandomSpec::default()
+            };
+            random_model(&spec).unwrap().to_bytes().unwrap()
         };
-        random_model(&spec).unwrap().to_bytes().unwrap()
-    };
+    }
 }

@@ -16,7 +16,7 @@
 //! a misread tensor) moves log-probabilities by 1e-2 or more.
 
 use dkp_lstm::random::{random_model, RandomSpec};
-use dkp_lstm::{Kernels, Model, Session, TokenizerKind};
+use dkp_lstm::{Kernels, Model, Session, TokenizerKind, WeightKind};
 use serde::{Deserialize, Serialize};
 
 #[cfg(target_arch = "wasm32")]
@@ -101,9 +101,9 @@ fn bless() {
         layers: 2,
         hidden: 16,
         vocab: 50,
-        kind: "dkp".into(),
+        kind: WeightKind::Dkp,
         cf: 4.0,
-        embedding_kind: "tied".into(),
+        embedding_kind: None,
         fused: true,
         seed: 2024,
         ..RandomSpec::default()
@@ -112,7 +112,7 @@ fn bless() {
         layers: 1,
         hidden: 16,
         vocab: 60,
-        kind: "dkp".into(),
+        kind: WeightKind::Dkp,
         cf: 4.0,
         fused: false,
         tokenizer: TokenizerKind::Char,

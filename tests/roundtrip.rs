@@ -1,10 +1,10 @@
 //! Files written by the runtime read back to the same model, for every weight kind.
 
 use dkp_lstm::random::{random_model, RandomSpec};
-use dkp_lstm::{Model, Session, TokenizerKind, ValueType};
+use dkp_lstm::{Model, Session, TokenizerKind, ValueType, WeightKind};
 
 fn spec(kind: &str, cf: f64) -> RandomSpec {
-    RandomSpec { kind: kind.into(), cf, hidden: 16, vocab: 40, seed: 3, ..RandomSpec::default() }
+    RandomSpec { kind: kind.parse().unwrap(), cf, hidden: 16, vocab: 40, seed: 3, ..RandomSpec::default() }
 }
 
 #[test]
@@ -12,8 +12,13 @@ fn every_kind_round_trips() {
     for (kind, cf) in [("dense", 1.0), ("kp", 4.0), ("dkp", 4.0), ("lowrank", 4.0), ("dlowrank", 3.0), ("sparse", 5.0)]
     {
         for fused in [true, false] {
-            let m =
-                random_model(&RandomSpec { fused, output_kind: kind.into(), output_cf: cf, ..spec(kind, cf) }).unwrap();
+            let m = random_model(&RandomSpec {
+                fused,
+                output_kind: kind.parse().unwrap(),
+                output_cf: cf,
+                ..spec(kind, cf)
+            })
+            .unwrap();
             let bytes = m.to_bytes().unwrap();
             let back = Model::from_bytes(&bytes).unwrap();
             assert_eq!(back.config(), m.config(), "{kind}");
@@ -29,12 +34,8 @@ fn every_kind_round_trips() {
 
 #[test]
 fn tied_char_and_f16_models_round_trip() {
-    let s = RandomSpec {
-        embedding_kind: "tied".into(),
-        tokenizer: TokenizerKind::Char,
-        dtype: ValueType::F16,
-        ..spec("dkp", 4.0)
-    };
+    let s =
+        RandomSpec { embedding_kind: None, tokenizer: TokenizerKind::Char, dtype: ValueType::F16, ..spec("dkp", 4.0) };
     let m = random_model(&s).unwrap();
     let bytes = m.to_bytes().unwrap();
     let back = Model::from_bytes(&bytes).unwrap();

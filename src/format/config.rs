@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ValueType;
+use crate::matrix::{ValueType, WeightKind};
 use crate::tokenizer::TokenizerKind;
 
 /// Value of the `format` metadata key.
@@ -19,7 +19,7 @@ pub struct Config {
     /// Tokenizer and vocabulary.
     pub tokenizer: TokenizerSpec,
     /// The input embedding (`vocab × E`), or `{"kind": "tied"}`.
-    pub embedding: WeightSpec,
+    pub embedding: EmbeddingSpec,
     /// LSTM layers, bottom first.
     pub layers: Vec<LayerSpec>,
     /// The output projection (`vocab × H_last`).
@@ -40,8 +40,35 @@ pub struct TokenizerSpec {
     /// The end-of-sentence token (word tokenizers only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eos: Option<String>,
-    /// The vocabulary; a token's id is its index.
+    /// The vocabulary; a token's id is its index. At most [`MAX_VOCAB`] entries: a
+    /// longer list is refused while it is parsed, before it costs memory.
+    #[serde(deserialize_with = "capped_tokens")]
     pub tokens: Vec<String>,
+}
+
+/// Largest vocabulary a file may hold (the largest word vocabularies in use have a few
+/// hundred thousand entries).
+pub const MAX_VOCAB: usize = 1 << 20;
+
+fn capped_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct Tokens;
+    impl<'de> serde::de::Visitor<'de> for Tokens {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a list of at most {MAX_VOCAB} strings")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+            let mut tokens = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+            while let Some(t) = seq.next_element()? {
+                if tokens.len() == MAX_VOCAB {
+                    return Err(serde::de::Error::custom(format!("more than {MAX_VOCAB} tokens")));
+                }
+                tokens.push(t);
+            }
+            Ok(tokens)
+        }
+    }
+    d.deserialize_seq(Tokens)
 }
 
 /// One LSTM layer: either fused gates `w` or split `w_ih` and `w_hh`.
@@ -63,12 +90,51 @@ pub struct LayerSpec {
     pub w_hh: Option<WeightSpec>,
 }
 
+/// The input embedding: a weight of its own, or the output projection's rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EmbeddingSpec {
+    /// `{"kind": "tied"}`: no tensors; the embedding is the output projection.
+    Tied,
+    /// A `vocab × E` weight.
+    Own(WeightSpec),
+}
+
+impl Serialize for EmbeddingSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            EmbeddingSpec::Tied => serde_json::json!({ "kind": "tied" }).serialize(s),
+            EmbeddingSpec::Own(w) => w.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EmbeddingSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let v = serde_json::Value::deserialize(d)?;
+        if v.get("kind").and_then(|k| k.as_str()) != Some("tied") {
+            return WeightSpec::deserialize(v).map(EmbeddingSpec::Own).map_err(D::Error::custom);
+        }
+        // Files of the first writers also carry `rows`, `cols` and `dtype` here, at zero
+        // and F32; anything else beside `kind` is a mistake.
+        let extra = v
+            .as_object()
+            .into_iter()
+            .flatten()
+            .find(|(k, _)| !matches!(k.as_str(), "kind" | "rows" | "cols" | "dtype"));
+        match extra {
+            Some((k, _)) => Err(D::Error::custom(format!("a tied embedding has no `{k}`"))),
+            None => Ok(EmbeddingSpec::Tied),
+        }
+    }
+}
+
 /// One weight matrix's kind and shapes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WeightSpec {
-    /// `dense`, `kp`, `dkp`, `lowrank`, `dlowrank`, `sparse`, or `tied` (embedding only).
-    pub kind: String,
+    /// The parameterisation.
+    pub kind: WeightKind,
     /// Rows of the full matrix.
     #[serde(default)]
     pub rows: usize,

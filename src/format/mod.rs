@@ -8,13 +8,16 @@ mod config;
 
 use std::collections::{HashMap, HashSet};
 
-pub use config::{names, Config, LayerSpec, TokenizerSpec, WeightSpec, FORMAT_NAME, FORMAT_VERSION};
+pub use config::{
+    names, Config, EmbeddingSpec, LayerSpec, TokenizerSpec, WeightSpec, FORMAT_NAME, FORMAT_VERSION, MAX_VOCAB,
+};
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
 
 use crate::error::{config_err, Error, Result};
 use crate::lstm::{Gates, LstmLayer};
 use crate::matrix::{Csr, Dense, Doped, Kron, LowRank, MatVec, Matrix};
-use crate::model::{Embedding, Model, ValueType, Weight, MAX_DIM, MAX_LAYERS};
+use crate::matrix::{ValueType, Weight, WeightKind};
+use crate::model::{Embedding, Model, MAX_DIM, MAX_LAYERS};
 use crate::tokenizer::Tokenizer;
 
 /// Largest safetensors header accepted (the vocabulary lives there).
@@ -23,81 +26,95 @@ pub const MAX_HEADER_BYTES: u64 = 64 << 20;
 pub const MAX_ELEMENTS: u64 = 1 << 32;
 
 impl Model {
-    /// Reads and validates a model file.
+    /// Reads and validates a model file (see `docs/format.md`): every defect is an
+    /// [`Error`] that names the tensor or field at fault.
     pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
-        let (st, meta) = open(bytes)?;
-        let config = read_config(meta)?;
-        let mut reader = Reader { st: &st, used: HashSet::new() };
-        let model = reader.model(config)?;
-        if let Some(name) = st.names().into_iter().find(|n| !reader.used.contains(*n)) {
-            return Err(Error::UnexpectedTensor { name: name.to_string() });
-        }
-        Ok(model)
+        read(bytes)
     }
-
+    /// Writes the model file; [`Model::from_bytes`] reads it back to the same model.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        write(self)
+    }
     /// The config that describes this model in a file.
     pub fn config(&self) -> Config {
-        let tok = self.tokenizer();
-        Config {
-            architecture: "lstm-lm".into(),
-            tokenizer: TokenizerSpec {
-                kind: tok.kind(),
-                unk: tok.token(tok.unk()).unwrap_or_default().to_string(),
-                eos: tok.eos().and_then(|e| tok.token(e)).map(str::to_string),
-                tokens: tok.tokens().to_vec(),
-            },
-            embedding: match self.embedding() {
-                Embedding::Tied => WeightSpec::tied(),
-                Embedding::Own(w) => spec_of(w),
-            },
-            layers: self
-                .layers()
-                .iter()
-                .map(|l| {
-                    let (w, w_ih, w_hh) = match &l.gates {
-                        Gates::Fused(w) => (Some(spec_of(w)), None, None),
-                        Gates::Split { ih, hh } => (None, Some(spec_of(ih)), Some(spec_of(hh))),
-                    };
-                    LayerSpec { input: l.input, hidden: l.hidden, w, w_ih, w_hh }
-                })
-                .collect(),
-            output: spec_of(self.output()),
-            provenance: self.provenance().clone(),
-        }
+        config_of(self)
     }
-
-    /// Writes the model file.
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = vec![];
-        for (prefix, w) in self.weights() {
-            push_matrix(&mut tensors, &prefix, w);
-        }
-        for (i, l) in self.layers().iter().enumerate() {
-            tensors.push(values_tensor(names::layer_bias(i), &l.bias, vec![l.bias.len()], ValueType::F32));
-        }
-        let ob = self.output_bias();
-        tensors.push(values_tensor(names::OUTPUT_BIAS.into(), ob, vec![ob.len()], ValueType::F32));
-        let config = serde_json::to_string(&self.config()).expect("configs serialize");
-        let meta = HashMap::from([
-            ("format".to_string(), FORMAT_NAME.to_string()),
-            ("format_version".to_string(), FORMAT_VERSION.to_string()),
-            ("config".to_string(), config),
-        ]);
-        let views: Vec<(String, TensorView)> = tensors
-            .iter()
-            .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).expect("sizes match by construction")))
-            .collect();
-        let file =
-            safetensors::serialize(views, Some(meta)).map_err(|e| Error::NotSafetensors { reason: e.to_string() })?;
-        Ok(sort_header(file))
-    }
-
     /// Bytes of the tensors this model writes (file size minus header).
     pub fn tensor_bytes(&self) -> usize {
-        let weights: usize = self.weights().iter().map(|(_, w)| weight_bytes(w)).sum();
-        let biases: usize = self.layers().iter().map(|l| l.bias.len()).sum::<usize>() + self.output_bias().len();
-        weights + 4 * biases
+        tensor_bytes(self)
     }
+}
+
+fn read(bytes: &[u8]) -> Result<Model> {
+    let (st, meta) = open(bytes)?;
+    let config = read_config(meta)?;
+    let mut reader = Reader { st: &st, used: HashSet::new() };
+    let model = reader.model(config)?;
+    if let Some(name) = st.names().into_iter().find(|n| !reader.used.contains(*n)) {
+        return Err(Error::UnexpectedTensor { name: name.to_string() });
+    }
+    Ok(model)
+}
+
+fn config_of(model: &Model) -> Config {
+    let tok = model.tokenizer();
+    Config {
+        architecture: "lstm-lm".into(),
+        tokenizer: TokenizerSpec {
+            kind: tok.kind(),
+            unk: tok.token(tok.unk()).unwrap_or_default().to_string(),
+            eos: tok.eos().and_then(|e| tok.token(e)).map(str::to_string),
+            tokens: tok.tokens().to_vec(),
+        },
+        embedding: match model.embedding() {
+            Embedding::Tied => EmbeddingSpec::Tied,
+            Embedding::Own(w) => EmbeddingSpec::Own(spec_of(w)),
+        },
+        layers: model
+            .layers()
+            .iter()
+            .map(|l| {
+                let (w, w_ih, w_hh) = match &l.gates {
+                    Gates::Fused(w) => (Some(spec_of(w)), None, None),
+                    Gates::Split { ih, hh } => (None, Some(spec_of(ih)), Some(spec_of(hh))),
+                };
+                LayerSpec { input: l.input, hidden: l.hidden, w, w_ih, w_hh }
+            })
+            .collect(),
+        output: spec_of(model.output()),
+        provenance: model.provenance().clone(),
+    }
+}
+
+fn tensor_bytes(model: &Model) -> usize {
+    let weights: usize = model.weights().iter().map(|(_, w)| weight_bytes(w)).sum();
+    let biases: usize = model.layers().iter().map(|l| l.bias.len()).sum::<usize>() + model.output_bias().len();
+    weights + 4 * biases
+}
+
+fn write(model: &Model) -> Result<Vec<u8>> {
+    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = vec![];
+    for (prefix, w) in model.weights() {
+        push_matrix(&mut tensors, &prefix, w);
+    }
+    for (i, l) in model.layers().iter().enumerate() {
+        tensors.push(values_tensor(names::layer_bias(i), &l.bias, vec![l.bias.len()], ValueType::F32));
+    }
+    let ob = model.output_bias();
+    tensors.push(values_tensor(names::OUTPUT_BIAS.into(), ob, vec![ob.len()], ValueType::F32));
+    let config = serde_json::to_string(&config_of(model)).expect("configs serialize");
+    let meta = HashMap::from([
+        ("format".to_string(), FORMAT_NAME.to_string()),
+        ("format_version".to_string(), FORMAT_VERSION.to_string()),
+        ("config".to_string(), config),
+    ]);
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).expect("sizes match by construction")))
+        .collect();
+    let file =
+        safetensors::serialize(views, Some(meta)).map_err(|e| Error::NotSafetensors { reason: e.to_string() })?;
+    Ok(sort_header(file))
 }
 
 /// safetensors writes `__metadata__` in `HashMap` order, which differs from run to run;
@@ -141,22 +158,6 @@ fn sparse_part(m: &Matrix) -> Option<&Csr> {
     }
 }
 
-impl WeightSpec {
-    /// The spec of a tied embedding.
-    pub fn tied() -> WeightSpec {
-        WeightSpec {
-            kind: "tied".into(),
-            rows: 0,
-            cols: 0,
-            dtype: ValueType::F32,
-            a: None,
-            b: None,
-            rank: None,
-            nnz: None,
-        }
-    }
-}
-
 impl From<&Weight> for WeightSpec {
     fn from(w: &Weight) -> WeightSpec {
         spec_of(w)
@@ -165,8 +166,16 @@ impl From<&Weight> for WeightSpec {
 
 fn spec_of(w: &Weight) -> WeightSpec {
     let m = &w.matrix;
-    let mut spec =
-        WeightSpec { kind: m.kind().into(), rows: m.rows(), cols: m.cols(), dtype: w.dtype, ..WeightSpec::tied() };
+    let mut spec = WeightSpec {
+        kind: m.kind(),
+        rows: m.rows(),
+        cols: m.cols(),
+        dtype: w.dtype,
+        a: None,
+        b: None,
+        rank: None,
+        nnz: None,
+    };
     let base = match m {
         Matrix::Doped(d) => d.base(),
         m => m,
@@ -260,10 +269,44 @@ fn open(bytes: &[u8]) -> Result<(SafeTensors<'_>, Option<HashMap<String, String>
         },
         e => Error::NotSafetensors { reason: e.to_string() },
     };
+    unique_names(&bytes[8..8 + n as usize])?;
     // `SafeTensors` keeps its metadata private, so the (small) header is parsed twice.
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(container)?;
     let st = SafeTensors::deserialize(bytes).map_err(container)?;
     Ok((st, meta.metadata().clone()))
+}
+
+/// Refuses a header that names a tensor twice. safetensors (like any JSON map) keeps
+/// the last entry, so a first entry pointing at another tensor's bytes would make two
+/// readers of the same file disagree. Values are skipped unparsed, so this costs a
+/// scan of the header and the set of its top-level keys.
+fn unique_names(header: &[u8]) -> Result<()> {
+    struct Keys;
+    impl<'de> serde::de::Visitor<'de> for Keys {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Option<String>, A::Error> {
+            // The whole map is read even after a repeat: serde_json checks its end.
+            let (mut seen, mut repeated) = (HashSet::new(), None);
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                if repeated.is_none() && seen.contains(&key) {
+                    repeated = Some(key);
+                } else {
+                    seen.insert(key);
+                }
+            }
+            Ok(repeated)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(header);
+    // Malformed JSON is left to safetensors, whose message says what is wrong with it.
+    match serde::Deserializer::deserialize_map(&mut de, Keys) {
+        Ok(Some(name)) => Err(Error::NotSafetensors { reason: format!("the header lists `{name}` twice") }),
+        _ => Ok(()),
+    }
 }
 
 /// The end of the data section that a header claims, if it can be read.
@@ -285,7 +328,16 @@ fn read_config(meta: Option<HashMap<String, String>>) -> Result<Config> {
         return Err(Error::UnsupportedVersion { found: version.clone(), supported: FORMAT_VERSION });
     }
     let json = meta.get("config").ok_or_else(|| bad("no `config` key"))?;
-    let config: Config = serde_json::from_str(json).map_err(|e| bad(&format!("config JSON: {e}")))?;
+    // Through serde_path_to_error, so that a wrong value is reported at its field
+    // (`layers[1].w.kind`) rather than at a line and column of the JSON.
+    let config: Config =
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json)).map_err(|e| {
+            let field = e.path().to_string();
+            match e.into_inner() {
+                e if e.is_data() && field != "." => config_err(field, e.to_string()),
+                e => bad(&format!("config JSON: {e}")),
+            }
+        })?;
     if config.architecture != "lstm-lm" {
         return Err(config_err(
             "architecture",
@@ -302,20 +354,23 @@ struct Reader<'a, 'd> {
 
 impl Reader<'_, '_> {
     fn model(&mut self, c: Config) -> Result<Model> {
-        let t = &c.tokenizer;
-        let tokenizer = Tokenizer::new(t.kind, t.tokens.clone(), &t.unk, t.eos.as_deref())?;
         // Checked against the config before any tensor is read, so that a vocabulary
-        // edit is reported as such rather than as a bias of the wrong shape.
-        let vocab = tokenizer.len();
-        if c.embedding.kind != "tied" && c.embedding.rows != vocab {
-            return Err(Error::VocabMismatch { vocab, rows: c.embedding.rows, matrix: "embedding" });
+        // edit is reported as such rather than as a bias of the wrong shape, and before
+        // the tokenizer's index is built, which costs more than the list itself.
+        let vocab = c.tokenizer.tokens.len();
+        if let EmbeddingSpec::Own(e) = &c.embedding {
+            if e.rows != vocab {
+                return Err(Error::VocabMismatch { vocab, rows: e.rows, matrix: "embedding" });
+            }
         }
         if c.output.rows != vocab {
             return Err(Error::VocabMismatch { vocab, rows: c.output.rows, matrix: "output" });
         }
-        let embedding = match c.embedding.kind.as_str() {
-            "tied" => Embedding::Tied,
-            _ => Embedding::Own(self.weight(names::EMBEDDING, &c.embedding)?),
+        let t = c.tokenizer;
+        let tokenizer = Tokenizer::new(t.kind, t.tokens, &t.unk, t.eos.as_deref())?;
+        let embedding = match &c.embedding {
+            EmbeddingSpec::Tied => Embedding::Tied,
+            EmbeddingSpec::Own(e) => Embedding::Own(self.weight(names::EMBEDDING, e)?),
         };
         // Before allocating per layer: the header alone may list millions of layers.
         if c.layers.len() > MAX_LAYERS {
@@ -357,8 +412,8 @@ impl Reader<'_, '_> {
         fn need<T>(prefix: &str, kind: &str, name: &str, v: Option<T>) -> Result<T> {
             v.ok_or_else(|| config_err(format!("{prefix}.{name}"), format!("required for kind `{kind}`")))
         }
-        let need_shape = |name: &str, v| need(prefix, &spec.kind, name, v);
-        let need_count = |name: &str, v| need(prefix, &spec.kind, name, v);
+        let need_shape = |name: &str, v| need(prefix, spec.kind.name(), name, v);
+        let need_count = |name: &str, v| need(prefix, spec.kind.name(), name, v);
         let kron = |this: &mut Self| -> Result<Matrix> {
             let (a, b) = (need_shape("a", spec.a)?, need_shape("b", spec.b)?);
             if a[0].checked_mul(b[0]) != Some(rows) || a[1].checked_mul(b[1]) != Some(cols) {
@@ -399,24 +454,20 @@ impl Reader<'_, '_> {
             });
         }
         let dope = |base: Matrix, s: Csr| Doped::new(base, s).map(Matrix::Doped).map_err(|r| config_err(prefix, r));
-        let matrix = match spec.kind.as_str() {
-            "dense" => Matrix::Dense(self.dense(&names::join(prefix, names::DENSE), rows, cols, spec.dtype)?),
-            "kp" => kron(self)?,
-            "lowrank" => low_rank(self)?,
-            "sparse" => Matrix::Sparse(sparse(self)?),
-            "dkp" => {
+        let matrix = match spec.kind {
+            WeightKind::Dense => {
+                Matrix::Dense(self.dense(&names::join(prefix, names::DENSE), rows, cols, spec.dtype)?)
+            }
+            WeightKind::Kp => kron(self)?,
+            WeightKind::LowRank => low_rank(self)?,
+            WeightKind::Sparse => Matrix::Sparse(sparse(self)?),
+            WeightKind::Dkp => {
                 let base = kron(self)?;
                 dope(base, sparse(self)?)?
             }
-            "dlowrank" => {
+            WeightKind::DLowRank => {
                 let base = low_rank(self)?;
                 dope(base, sparse(self)?)?
-            }
-            other => {
-                return Err(config_err(
-                    field("kind"),
-                    format!("unknown kind `{other}` (expected dense, kp, dkp, lowrank, dlowrank or sparse)"),
-                ))
             }
         };
         Ok(Weight { matrix, dtype: spec.dtype })

@@ -351,6 +351,7 @@ unsafe fn log_softmax_avx2(v: &mut [f32]) {
         _mm256_storeu_ps(lanes.as_mut_ptr(), s8);
     }
     let sum: f32 = lanes.iter().sum::<f32>() + buf[..tail.len()].iter().sum::<f32>();
-    let shift = max + sum.ln();
-    map8(v, |x| _mm256_sub_ps(x, _mm256_set1_ps(shift)))
+    // Two subtractions, as in `scalar::log_softmax` (precision near f32's range).
+    let ln_sum = _mm256_set1_ps(sum.ln());
+    map8(v, |x| _mm256_sub_ps(_mm256_sub_ps(x, mv), ln_sum))
 }

@@ -87,8 +87,10 @@ pub fn tanh(v: &mut [f32]) {
 pub fn log_softmax(v: &mut [f32]) {
     let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f32 = v.iter().map(|&x| (x - max).exp()).sum();
-    let shift = max + sum.ln();
+    // `(x − max) − ln(sum)`, not `x − (max + ln(sum))`: with logits near f32's range the
+    // sum `max + ln(sum)` rounds back to `max` and every log-probability became 0.
+    let ln_sum = sum.ln();
     for x in v {
-        *x -= shift;
+        *x = (*x - max) - ln_sum;
     }
 }

@@ -208,6 +208,7 @@ pub fn log_softmax(v: &mut [f32]) {
     let sum = (f32x4_extract_lane::<0>(s4) + f32x4_extract_lane::<1>(s4))
         + (f32x4_extract_lane::<2>(s4) + f32x4_extract_lane::<3>(s4))
         + buf[..tail.len()].iter().sum::<f32>();
-    let shift = f32x4_splat(max + sum.ln());
-    map4(v, |x| f32x4_sub(x, shift));
+    // Two subtractions, as in `scalar::log_softmax` (precision near f32's range).
+    let ln_sum = f32x4_splat(sum.ln());
+    map4(v, |x| f32x4_sub(f32x4_sub(x, mv), ln_sum));
 }

@@ -15,18 +15,28 @@ pub struct Kron {
     a: Dense,
     b: Dense,
     a_first: bool,
+    scratch: usize,
 }
 
 impl Kron {
-    /// Pairs the factors.
+    /// Pairs the factors. Sizes are checked in `usize`, which is 32 bits in WebAssembly:
+    /// the product's shape and the scratch it needs must be addressable there too.
     pub fn new(a: Dense, b: Dense) -> Result<Kron, String> {
-        let (rows, cols) = (a.rows().checked_mul(b.rows()), a.cols().checked_mul(b.cols()));
-        if rows.is_none() || cols.is_none() {
+        let (m1, n1, m2, n2) = (a.rows(), a.cols(), b.rows(), b.cols());
+        if m1.checked_mul(m2).is_none() || n1.checked_mul(n2).is_none() {
             return Err("Kronecker product size overflows".into());
         }
-        let (m1, n1, m2, n2) = (a.rows(), a.cols(), b.rows(), b.cols());
-        let a_first = m1 * n2 * (n1 + m2) <= n1 * m2 * (n2 + m1); // see plan::kron_macs
-        Ok(Kron { a, b, a_first })
+        // The costs of plan::kron_macs, in u128 so that no shape can overflow them.
+        let w = |x: usize| x as u128;
+        let a_first = w(m1) * w(n2) * (w(n1) + w(m2)) <= w(n1) * w(m2) * (w(n2) + w(m1));
+        let scratch = if a_first {
+            m1.checked_mul(n2).and_then(|z| z.checked_add(n1 * n2))
+        } else {
+            n1.checked_mul(m2).and_then(|t| t.checked_mul(2))
+        };
+        let scratch =
+            scratch.ok_or_else(|| format!("{m1}x{n1} ⊗ {m2}x{n2} needs more scratch than this platform addresses"))?;
+        Ok(Kron { a, b, a_first, scratch })
     }
     /// The left factor A.
     pub fn a(&self) -> &Dense {
@@ -51,12 +61,7 @@ impl MatVec for Kron {
         self.a.cols() * self.b.cols()
     }
     fn scratch_len(&self) -> usize {
-        let (m1, n1, m2, n2) = (self.a.rows(), self.a.cols(), self.b.rows(), self.b.cols());
-        if self.a_first {
-            n2 * n1 + m1 * n2
-        } else {
-            n1 * m2 + m2 * n1
-        }
+        self.scratch
     }
     // Both bracketings are a handful of `gemv` calls over small transposed copies, never
     // `axpy` per element of A: at 2600×1300 that is ~100 calls instead of ~2500 short

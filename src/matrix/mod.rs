@@ -2,13 +2,17 @@
 
 mod csr;
 mod dense;
+mod kind;
 mod kron;
 mod low_rank;
+mod weight;
 
 pub use csr::Csr;
 pub use dense::Dense;
+pub use kind::{UnknownKind, WeightKind};
 pub use kron::Kron;
 pub use low_rank::LowRank;
+pub use weight::{ValueType, Weight};
 
 use crate::kernels::Kernels;
 
@@ -98,16 +102,16 @@ impl Doped {
 }
 
 impl Matrix {
-    /// The kind's name as written in model files: `dense`, `kp`, `dkp`, `lowrank`, `dlowrank`, `sparse`.
-    pub fn kind(&self) -> &'static str {
+    /// The matrix's kind.
+    pub fn kind(&self) -> WeightKind {
         match self {
-            Matrix::Dense(_) => "dense",
-            Matrix::Kron(_) => "kp",
-            Matrix::LowRank(_) => "lowrank",
-            Matrix::Sparse(_) => "sparse",
+            Matrix::Dense(_) => WeightKind::Dense,
+            Matrix::Kron(_) => WeightKind::Kp,
+            Matrix::LowRank(_) => WeightKind::LowRank,
+            Matrix::Sparse(_) => WeightKind::Sparse,
             Matrix::Doped(d) => match *d.base {
-                Matrix::LowRank(_) => "dlowrank",
-                _ => "dkp",
+                Matrix::LowRank(_) => WeightKind::DLowRank,
+                _ => WeightKind::Dkp,
             },
         }
     }

@@ -16,7 +16,7 @@
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use super::{Csr, Dense, Doped, Kron, LowRank, MatVec, Matrix, Storage};
+use super::{Csr, Dense, Doped, Kron, LowRank, MatVec, Matrix, Storage, WeightKind};
 use crate::kernels::Kernels;
 use crate::sample::Rng;
 
@@ -232,7 +232,7 @@ fn check(m: &Matrix, rng: &mut Rng) {
 /// every kind can take them, and include 1×n, n×1 and primes.
 #[derive(Debug, Clone, Copy)]
 struct Case {
-    kind: &'static str,
+    kind: WeightKind,
     m1: usize,
     n1: usize,
     m2: usize,
@@ -242,7 +242,7 @@ struct Case {
     seed: u64,
 }
 
-const KINDS: [&str; 6] = ["dense", "kp", "dkp", "lowrank", "dlowrank", "sparse"];
+const KINDS: [WeightKind; 6] = WeightKind::ALL;
 
 fn dense(rng: &mut Rng, rows: usize, cols: usize) -> Dense {
     Dense::new(rows, cols, (0..rows * cols).map(|_| rng.symmetric(1.0)).collect()).expect("sized")
@@ -262,19 +262,18 @@ fn build(c: Case) -> Matrix {
         Matrix::LowRank(LowRank::new(dense(rng, rows, c.rank), dense(rng, c.rank, cols)).expect("valid"))
     };
     match c.kind {
-        "dense" => Matrix::Dense(dense(&mut rng, rows, cols)),
-        "kp" => kron(&mut rng),
-        "dkp" => {
+        WeightKind::Dense => Matrix::Dense(dense(&mut rng, rows, cols)),
+        WeightKind::Kp => kron(&mut rng),
+        WeightKind::Dkp => {
             let base = kron(&mut rng);
             Matrix::Doped(Doped::new(base, csr(&mut rng, rows, cols, c.density)).expect("same shape"))
         }
-        "lowrank" => low(&mut rng),
-        "dlowrank" => {
+        WeightKind::LowRank => low(&mut rng),
+        WeightKind::DLowRank => {
             let base = low(&mut rng);
             Matrix::Doped(Doped::new(base, csr(&mut rng, rows, cols, c.density)).expect("same shape"))
         }
-        "sparse" => Matrix::Sparse(csr(&mut rng, rows, cols, c.density)),
-        other => unreachable!("unknown kind {other}"),
+        WeightKind::Sparse => Matrix::Sparse(csr(&mut rng, rows, cols, c.density)),
     }
 }
 

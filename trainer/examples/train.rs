@@ -1,4 +1,5 @@
-//! Runs `dkp train` / `dkp compress` without the `dkp` binary:
+//! Runs `dkp train` / `dkp compress` without the `dkp` binary.
+//!
 //! `cargo run --release -p dkp-train --example train -- train --data DIR ...`.
 
 use clap::{Parser, Subcommand};

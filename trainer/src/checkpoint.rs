@@ -1,14 +1,17 @@
-//! Checkpoints: one safetensors file per run, written atomically (temp file, fsync, rename),
-//! holding every tensor of the run state and a JSON description with an integrity hash.
+//! Checkpoints: one safetensors file per run holding the whole run state.
+//!
+//! Every tensor of the state is stored under its name, with a JSON description carrying
+//! an integrity hash; the file is written by [`crate::fs::write_atomically`], so a run
+//! killed while saving resumes from the previous checkpoint.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::error::{io_err, Error, Result};
+use crate::fs::{write_atomically, Overwrite};
 
 /// Bumped whenever the layout of a checkpoint changes.
 pub const CHECKPOINT_VERSION: u32 = 1;
@@ -23,23 +26,6 @@ fn hash(tensors: &BTreeMap<String, Vec<u8>>) -> String {
         }
     }
     format!("{h:016x}")
-}
-
-/// Writes `bytes` to `path` so that a reader sees the old file or the whole new one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(bytes).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
-    // The rename itself is durable only once the directory is synced.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 /// Saves f32 tensors and a JSON description.
@@ -62,7 +48,7 @@ pub fn save(path: &Path, meta: &serde_json::Value, tensors: &[(String, Tensor)])
     let metadata = HashMap::from([(META_KEY.to_string(), meta.to_string())]);
     let bytes = safetensors::serialize(views, Some(metadata))
         .map_err(|e| Error::Checkpoint { path: path.into(), reason: e.to_string() })?;
-    write_atomic(path, &bytes)
+    write_atomically(path, Overwrite::Replace, &bytes)
 }
 
 /// Loads a checkpoint written by [`save`], verifying its hash.

@@ -1,21 +1,17 @@
-//! `dkp train` and `dkp compress`: argument structs (clap) and what they run. The `dkp`
-//! binary's modules only forward to these.
+//! The `dkp train`, `dkp compress` and `dkp plot` arguments (clap) and the glue to run them.
+//!
+//! The `dkp` binary's modules only forward to these; the work is done by [`crate::train`],
+//! [`crate::compress`] and [`crate::plot`].
 
 use std::path::PathBuf;
 
-use candle_core::Device;
 use clap::Args;
 use dkp_lstm::plan::Accounting;
-use dkp_lstm::Model;
-use serde::Serialize;
-use serde_json::json;
 
-use crate::checkpoint::write_atomic;
+use crate::compress::{compress, CompressData, CompressOptions, CompressReport, Finetune};
 use crate::config::{CmrMode, TrainConfig, WeightKind};
-use crate::data::{Corpus, DataSpec};
-use crate::decompose::{dkp_from_dense, require_dense};
-use crate::error::{config_err, io_err, Error, Result};
-use crate::lm::Lm;
+use crate::data::DataSpec;
+use crate::error::{config_err, io_err, Result};
 use crate::train::{config_of_run, RunOptions, TrainReport, Trainer};
 
 /// Train an LSTM language model and write it in the runtime's format.
@@ -183,138 +179,37 @@ pub struct CompressArgs {
     pub quiet: bool,
 }
 
-/// What `dkp compress` reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct CompressReport {
-    /// The written model.
-    pub out: PathBuf,
-    /// Test perplexity of the dense model (with --data).
-    pub ppl_before: Option<f64>,
-    /// Test perplexity right after decomposition.
-    pub ppl_decomposed: Option<f64>,
-    /// Test perplexity after fine-tuning.
-    pub ppl_finetuned: Option<f64>,
-    /// LSTM gate CF, values only and values + indices.
-    pub lstm_cf: [f64; 2],
+impl CompressArgs {
+    /// The compression these arguments describe; fine-tuning needs `--data`.
+    pub fn options(&self) -> Result<CompressOptions> {
+        let finetune = (self.finetune_epochs > 0).then_some(Finetune {
+            epochs: self.finetune_epochs,
+            lr: self.lr,
+            dropout: self.dropout,
+            seed: self.seed,
+        });
+        let data = match (&self.data, finetune) {
+            (Some(d), _) => {
+                Some(CompressData { spec: DataSpec::from_path(d)?, max_eval_tokens: self.max_eval_tokens, finetune })
+            }
+            (None, Some(_)) => return Err(config_err("--finetune-epochs", "fine-tuning needs --data")),
+            (None, None) => None,
+        };
+        Ok(CompressOptions {
+            model: self.model.clone(),
+            cf: self.cf,
+            accounting: if self.with_indices { Accounting::ValuesAndIndices } else { Accounting::Values },
+            out: self.out.clone(),
+            data,
+            progress: !self.quiet,
+        })
+    }
 }
 
 /// Runs `dkp compress`.
 pub fn run_compress(args: &CompressArgs) -> Result<CompressReport> {
     single_threaded_elementwise();
-    let dev = Device::Cpu;
-    let bytes = std::fs::read(&args.model).map_err(io_err(&args.model))?;
-    let model =
-        Model::from_bytes(&bytes).map_err(|e| Error::Model { path: args.model.clone(), reason: e.to_string() })?;
-    let mut lm = Lm::from_model(&model, &args.model, &dev)?;
-    for w in lm.weights() {
-        require_dense(w, &args.model)?;
-    }
-    if args.finetune_epochs > 0 && args.data.is_none() {
-        return Err(config_err("--finetune-epochs", "fine-tuning needs --data"));
-    }
-    let acc = if args.with_indices { Accounting::ValuesAndIndices } else { Accounting::Values };
-    let corpus = match &args.data {
-        Some(d) => Some(Corpus::load_with(&DataSpec::from_path(d)?, Some(model.tokenizer()))?),
-        None => None,
-    };
-    let test_ppl = |lm: &Lm| -> Result<Option<f64>> {
-        let Some(c) = &corpus else { return Ok(None) };
-        let n = args.max_eval_tokens.unwrap_or(usize::MAX).min(c.test.ids.len());
-        let (nll, count) = lm.stream_nll(&c.test.ids[..n], c.tokenizer.boundary(), 256)?;
-        Ok(Some((nll / count.max(1) as f64).exp()))
-    };
-    let ppl_before = test_ppl(&lm)?;
-    for layer in &mut lm.layers {
-        layer.w = dkp_from_dense(&layer.w, args.cf, acc, &dev)?;
-    }
-    let ppl_decomposed = test_ppl(&lm)?;
-    let mut provenance = model.provenance().clone();
-    provenance.insert("trained".into(), json!(true));
-    let mut compression = json!({
-        "method": "post-training decomposition: nearest Kronecker product (Van Loan–Pitsianis) + largest residual entries as S",
-        "source": args.model.display().to_string(),
-        "cf_target": args.cf, "accounting": acc,
-        "test_ppl_before": ppl_before, "test_ppl_decomposed": ppl_decomposed,
-        "finetune_epochs": args.finetune_epochs,
-    });
-    let (final_model, ppl_finetuned) = match (&corpus, args.finetune_epochs) {
-        (Some(corpus), n) if n > 0 => {
-            let out_dir = args
-                .out
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."))
-                .to_path_buf();
-            let stem =
-                args.out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "compressed".into());
-            let mut cfg = TrainConfig {
-                name: format!("{stem}.finetune"),
-                runs_dir: out_dir,
-                data: Some(DataSpec::from_path(args.data.as_ref().expect("checked"))?),
-                seed: args.seed,
-                epochs: n,
-                max_eval_tokens: args.max_eval_tokens,
-                ..TrainConfig::default()
-            };
-            cfg.model.layers = lm.layers.len();
-            cfg.model.hidden = lm.layers[0].hidden;
-            cfg.model.embedding_dim = Some(lm.layers[0].input);
-            cfg.model.tie_weights = lm.embedding.is_none();
-            cfg.model.dropout = args.dropout;
-            cfg.lstm.kind = WeightKind::Dkp;
-            cfg.lstm.cf = args.cf;
-            cfg.accounting = acc;
-            // The mask is already at its target: only the final, frozen phase remains.
-            cfg.doping.start_epoch = 0.0;
-            cfg.doping.end_epoch = 0.0;
-            cfg.optim.lr = args.lr;
-            cfg.optim.lr_decay = 1.0;
-            if lm.layers.iter().any(|l| l.hidden != cfg.model.hidden) {
-                return Err(Error::Model {
-                    path: args.model.clone(),
-                    reason: "fine-tuning needs every layer to have the same hidden size".into(),
-                });
-            }
-            let mut trainer = Trainer::with_corpus(cfg, corpus.clone(), Some(lm), false)?;
-            let report = trainer.run(&RunOptions { resume: false, progress: !args.quiet, out: None })?;
-            let tuned = std::fs::read(&report.model).map_err(io_err(&report.model))?;
-            (Model::from_bytes(&tuned)?, Some(report.test_ppl))
-        }
-        _ => (lm.to_model(model.tokenizer(), provenance.clone())?, None),
-    };
-    compression["test_ppl_finetuned"] = json!(ppl_finetuned);
-    let mut out_model = final_model;
-    let info = out_model.info();
-    let mut prov = out_model.provenance().clone();
-    if ppl_finetuned.is_none() {
-        // The source's figures no longer describe this model: replace what changed.
-        prov.remove("valid_ppl");
-        prov.insert("test_ppl".into(), json!(ppl_decomposed));
-        prov.insert(
-            "cf".into(),
-            json!({
-                "accounting": acc,
-                "lstm_values": info.lstm_cf, "lstm_values_and_indices": info.lstm_cf_with_indices,
-                "total_values": info.total_cf, "total_values_and_indices": info.total_cf_with_indices,
-            }),
-        );
-        if let Some(m) = prov.get_mut("method").and_then(|m| m.as_object_mut()) {
-            m.insert("lstm".into(), json!("dkp"));
-        }
-    }
-    for (k, v) in &provenance {
-        prov.entry(k.clone()).or_insert(v.clone());
-    }
-    prov.insert("compression".into(), compression);
-    out_model.set_provenance(prov);
-    write_atomic(&args.out, &out_model.to_bytes()?)?;
-    Ok(CompressReport {
-        out: args.out.clone(),
-        ppl_before,
-        ppl_decomposed,
-        ppl_finetuned,
-        lstm_cf: [info.lstm_cf, info.lstm_cf_with_indices],
-    })
+    compress(&args.options()?)
 }
 
 /// Chart several training runs side by side (SVG), against epochs.

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use dkp_lstm::plan::Accounting;
+pub use dkp_lstm::WeightKind;
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
@@ -99,54 +100,6 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig { layers: 2, hidden: 200, embedding_dim: None, dropout: 0.0, init: 0.1, tie_weights: false }
-    }
-}
-
-/// How one weight is parameterised (also a `dkp train` flag value).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum WeightKind {
-    /// Plain dense W.
-    #[default]
-    Dense,
-    /// Kronecker product A⊗B.
-    Kp,
-    /// Doped Kronecker product A⊗B + S⊙M.
-    Dkp,
-    /// Magnitude-pruned dense W⊙M.
-    Pruned,
-    /// Low-rank U·V.
-    Lowrank,
-    /// Doped low-rank U·V + S⊙M.
-    Dlowrank,
-}
-
-impl WeightKind {
-    /// The kind's name in `dkp_lstm::plan`.
-    pub fn plan_kind(self) -> &'static str {
-        match self {
-            WeightKind::Dense => "dense",
-            WeightKind::Kp => "kp",
-            WeightKind::Dkp => "dkp",
-            WeightKind::Pruned => "sparse",
-            WeightKind::Lowrank => "lowrank",
-            WeightKind::Dlowrank => "dlowrank",
-        }
-    }
-    /// The name in configs.
-    pub fn name(self) -> &'static str {
-        match self {
-            WeightKind::Dense => "dense",
-            WeightKind::Kp => "kp",
-            WeightKind::Dkp => "dkp",
-            WeightKind::Pruned => "pruned",
-            WeightKind::Lowrank => "lowrank",
-            WeightKind::Dlowrank => "dlowrank",
-        }
-    }
-    /// Whether the kind has a sparse, mask-annealed part.
-    pub fn is_masked(self) -> bool {
-        matches!(self, WeightKind::Dkp | WeightKind::Pruned | WeightKind::Dlowrank)
     }
 }
 

@@ -1,6 +1,8 @@
-//! Post-training decomposition: the nearest Kronecker product of each trained dense gate
-//! matrix (Van Loan–Pitsianis rearrangement, leading singular pair by power iteration),
-//! the largest residual entries kept as the co-matrix S, then optional fine-tuning.
+//! Post-training decomposition of one trained dense weight into a doped Kronecker product.
+//!
+//! The nearest Kronecker product (Van Loan–Pitsianis rearrangement, leading singular pair
+//! by power iteration), with the largest residual entries kept as the co-matrix S; the
+//! pipeline around it (which weights, fine-tuning, export) is [`crate::compress`].
 
 use candle_core::{Device, Tensor, Var};
 use dkp_lstm::plan::{self, Accounting, Plan};
@@ -64,7 +66,7 @@ pub fn nearest_kron(w: &[f32], cols: usize, a: [usize; 2], b: [usize; 2]) -> (Ve
 /// A doped Kronecker weight approximating the dense `w` at compression `cf`: nearest A⊗B,
 /// and the largest residual entries as S with a frozen mask.
 pub fn dkp_from_dense(w: &WeightParam, cf: f64, acc: Accounting, dev: &Device) -> Result<WeightParam> {
-    let Plan::Dkp { a, b, nnz } = plan::plan("dkp", w.rows, w.cols, cf, acc)? else {
+    let Plan::Dkp { a, b, nnz } = plan::plan(WeightKind::Dkp, w.rows, w.cols, cf, acc)? else {
         unreachable!("dkp plans are dkp")
     };
     let dense: Vec<f32> = w.materialise()?.flatten_all()?.to_vec1()?;

@@ -10,9 +10,16 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// A file could not be read or written.
+    /// A file could not be read (or appended to).
     Io {
         /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file could not be written; being written atomically, it is as it was.
+    Write {
+        /// The file that was to be written.
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
@@ -63,6 +70,7 @@ impl fmt::Display for Error {
         match self {
             // The cause is the `source()`, which error reporters print after this.
             Error::Io { path, .. } => write!(f, "cannot access {}", path.display()),
+            Error::Write { path, .. } => write!(f, "cannot write {}", path.display()),
             Error::Data { path, reason } => write!(f, "data file {}: {reason}", path.display()),
             Error::Config { field, reason } => write!(f, "invalid setting `{field}`: {reason}"),
             Error::Checkpoint { path, reason } => {
@@ -79,7 +87,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io { source, .. } => Some(source),
+            Error::Io { source, .. } | Error::Write { source, .. } => Some(source),
             // Runtime and tensor errors are shown in full by `Display` (they are wrapped, not caused).
             _ => None,
         }

@@ -1,5 +1,7 @@
-//! The LSTM language model being trained: embedding → LSTM layers (fused gates
-//! `[W_ih | W_hh]`, order i, f, g, o) → output projection, each weight of any kind.
+//! The LSTM language model being trained, its training forward pass and its stream NLL.
+//!
+//! Embedding → LSTM layers (fused gates `[W_ih | W_hh]`, order i, f, g, o) → output
+//! projection, each weight of any kind.
 
 use candle_core::{DType, Device, Tensor, Var};
 use dkp_lstm::format::names;
@@ -10,6 +12,34 @@ use crate::error::{Error, Result};
 use crate::ops::{cross_entropy, lstm_layer, projected_cross_entropy};
 use crate::rng::{RandomVec, Rng};
 use crate::weights::WeightParam;
+
+/// Tokens per forward pass when scoring a stream. The total is a sum of per-window f32
+/// means, so another value would change the last digits of every recorded perplexity.
+const EVAL_WINDOW: usize = 256;
+
+/// A negative log-likelihood (nats) and the tokens it covers: the one measure behind every
+/// perplexity the trainer reports, of held-out streams ([`Lm::stream_nll`]) and of
+/// training windows.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Nll {
+    /// Total negative log-likelihood, nats.
+    pub nll: f64,
+    /// Tokens scored.
+    pub tokens: usize,
+}
+
+impl Nll {
+    /// Adds `tokens` tokens whose mean loss is `mean`.
+    pub fn add(&mut self, mean: f64, tokens: usize) {
+        self.nll += mean * tokens as f64;
+        self.tokens += tokens;
+    }
+
+    /// `exp(nll / tokens)`; with no tokens the NLL is not divided (an empty stream reads 1).
+    pub fn perplexity(&self) -> f64 {
+        (self.nll / self.tokens.max(1) as f64).exp()
+    }
+}
 
 /// One LSTM layer's parameters.
 #[derive(Debug, Clone)]
@@ -413,10 +443,13 @@ impl Lm {
         Self::project(&p, &x, &mut None)
     }
 
-    /// Total negative log-likelihood (nats) and token count of `ids` read as one stream with
-    /// batch 1, from a zero state fed `boundary` first — what `dkp_lstm::Session::perplexity`
-    /// computes. Without a boundary the first token is scored from the zero state.
-    pub fn stream_nll(&self, ids: &[u32], boundary: Option<u32>, chunk: usize) -> Result<(f64, usize)> {
+    /// The negative log-likelihood of the first `max_tokens` of `ids` (all of them with
+    /// `None`) read as one stream with batch 1, from a zero state fed `boundary` first —
+    /// what `dkp_lstm::Session::perplexity`, and so `dkp eval`, computes. Without a
+    /// boundary the first token is scored from the zero state. Every perplexity the
+    /// trainer reports for held-out text (validation, test, `dkp compress`) comes from here.
+    pub fn stream_nll(&self, ids: &[u32], boundary: Option<u32>, max_tokens: Option<usize>) -> Result<Nll> {
+        let ids = &ids[..max_tokens.unwrap_or(usize::MAX).min(ids.len())];
         let dev = self.output_bias.device();
         let p = self.prepare(false, false, true)?;
         let mut state = State::zeros(self, 1, dev)?;
@@ -430,12 +463,12 @@ impl Lm {
             let b = p.output_bias.reshape((1, self.vocab()))?;
             nll += cross_entropy(&b, &Tensor::from_slice(&ids[..1], 1, dev)?)?.to_scalar::<f32>()? as f64;
         }
-        for (xs, ys) in inputs.chunks(chunk.max(1)).zip(targets.chunks(chunk.max(1))) {
+        for (xs, ys) in inputs.chunks(EVAL_WINDOW).zip(targets.chunks(EVAL_WINDOW)) {
             let (x, _) = self.run(&p, xs, 1, &mut state, None)?;
             let mean = Self::loss(&p, &x, ys, &mut None)?.to_scalar::<f32>()?;
             nll += mean as f64 * ys.len() as f64;
         }
-        Ok((nll, ids.len()))
+        Ok(Nll { nll, tokens: ids.len() })
     }
 
     /// The trained model in the runtime's form.

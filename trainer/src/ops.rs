@@ -1,5 +1,7 @@
-//! Custom candle ops: the output projection fused with softmax cross-entropy, plain softmax
-//! cross-entropy, a whole LSTM layer, the Kronecker product, and in-place updates.
+//! Custom candle ops where plain candle ops would be too slow or build too large a graph.
+//!
+//! The output projection fused with softmax cross-entropy, plain softmax cross-entropy,
+//! a whole LSTM layer, the Kronecker product, and in-place updates.
 //!
 //! With a 10k vocabulary the output layer is most of a step. Done as candle ops it builds
 //! and differentiates several `N × V` tensors (logits, logits + bias, their zero-initialised

@@ -1,5 +1,6 @@
-//! SGD and AdamW with global-norm clipping, updating parameters in place, with state that
-//! can be checkpointed and moments of pruned entries that can be reset.
+//! SGD and AdamW with global-norm clipping, updating parameters in place.
+//!
+//! Their state can be checkpointed, and the moments of pruned entries can be reset.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

@@ -1,5 +1,6 @@
-//! SVG training curves from `metrics.jsonl`: perplexities, co-matrix densities, path norms,
-//! of one run or of several runs side by side.
+//! SVG training curves from `metrics.jsonl`, of one run or of several side by side.
+//!
+//! Perplexities, co-matrix densities and path norms.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use plotters::prelude::*;
 use serde_json::Value;
 
 use crate::error::{io_err, Error, Result};
+use crate::fs::{write_atomically, Overwrite};
 
 type Series = BTreeMap<String, Vec<(f64, f64)>>;
 
@@ -182,7 +184,9 @@ fn chart(
     let x_max = points.iter().map(|p| p.0).fold(1.0, f64::max);
     let (y_min, y_max) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     let y_max = if y_max > y_min { y_max } else { y_min + 1.0 };
-    let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
+    // Drawn in memory and written whole, so a viewer never loads a half-drawn chart.
+    let mut svg = String::new();
+    let root = SVGBackend::with_string(&mut svg, (900, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
     let mut builder = ChartBuilder::on(&root);
     builder.caption(title, ("sans-serif", 20)).margin(10).x_label_area_size(35).y_label_area_size(60);
@@ -222,7 +226,9 @@ fn chart(
             draw!(builder.build_cartesian_2d(0.0..x_max, lo..hi).map_err(|e| fail(e.to_string()))?);
         }
     }
-    root.present().map_err(|e| fail(e.to_string()))
+    root.present().map_err(|e| fail(e.to_string()))?;
+    drop(root);
+    write_atomically(path, Overwrite::Replace, svg.as_bytes())
 }
 
 #[cfg(test)]

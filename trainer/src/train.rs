@@ -1,5 +1,7 @@
-//! The training loop: Zaremba-style truncated BPTT with sparsity annealing, co-matrix
-//! dropout, per-epoch validation, best-model tracking, resumable checkpoints and export.
+//! The training loop: truncated BPTT from a config to an exported best model.
+//!
+//! Zaremba-style truncated BPTT with sparsity annealing, co-matrix dropout, per-epoch
+//! validation, best-model tracking, resumable checkpoints and export.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -7,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
+use dkp_lstm::info::ModelInfo;
+use dkp_lstm::plan::Accounting;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -15,7 +19,8 @@ use crate::checkpoint::{self, CHECKPOINT_VERSION};
 use crate::config::TrainConfig;
 use crate::data::{Batches, Corpus};
 use crate::error::{io_err, Error, Result};
-use crate::lm::{Lm, PathNorms, State, TrainCtx};
+use crate::fs::{write_atomically, Overwrite};
+use crate::lm::{Lm, Nll, PathNorms, State, TrainCtx};
 use crate::optim::Optimizer;
 use crate::rng::Rng;
 
@@ -130,8 +135,13 @@ fn config_identity(cfg: &TrainConfig) -> Value {
     v
 }
 
-fn ppl(nll: f64, n: usize) -> f64 {
-    (nll / n.max(1) as f64).exp()
+/// The `cf` entry of a model's provenance: its compression factors, counted both ways.
+pub(crate) fn cf_provenance(accounting: Accounting, info: &ModelInfo) -> Value {
+    json!({
+        "accounting": accounting,
+        "lstm_values": info.lstm_cf, "lstm_values_and_indices": info.lstm_cf_with_indices,
+        "total_values": info.total_cf, "total_values_and_indices": info.total_cf_with_indices,
+    })
 }
 
 impl Trainer {
@@ -280,20 +290,19 @@ impl Trainer {
         Ok(StepReport { loss: mean, tokens: y.len(), path_norms: norms, grad_norms })
     }
 
-    /// Validation perplexity (batch 1, from the boundary token).
+    /// Validation perplexity of `lm` (batch 1, from the boundary token).
     pub fn valid_ppl(&self, lm: &Lm) -> Result<f64> {
-        let ids = &self.corpus.valid.ids;
-        let n = self.cfg.max_eval_tokens.unwrap_or(usize::MAX).min(ids.len());
-        let (nll, count) = lm.stream_nll(&ids[..n], self.corpus.tokenizer.boundary(), 256)?;
-        Ok(ppl(nll, count))
+        self.ppl_of(lm, &self.corpus.valid.ids)
     }
 
-    /// Test perplexity (batch 1, from the boundary token), as `dkp eval` computes it.
+    /// Test perplexity of `lm` (batch 1, from the boundary token), as `dkp eval` computes it.
     pub fn test_ppl(&self, lm: &Lm) -> Result<f64> {
-        let ids = &self.corpus.test.ids;
-        let n = self.cfg.max_eval_tokens.unwrap_or(usize::MAX).min(ids.len());
-        let (nll, count) = lm.stream_nll(&ids[..n], self.corpus.tokenizer.boundary(), 256)?;
-        Ok(ppl(nll, count))
+        self.ppl_of(lm, &self.corpus.test.ids)
+    }
+
+    /// Perplexity of `lm` on the first `max_eval_tokens` of `ids`, one stream from the boundary.
+    fn ppl_of(&self, lm: &Lm, ids: &[u32]) -> Result<f64> {
+        Ok(lm.stream_nll(ids, self.corpus.tokenizer.boundary(), self.cfg.max_eval_tokens)?.perplexity())
     }
 
     fn append_metric(&self, v: Value) -> Result<()> {
@@ -309,8 +318,8 @@ impl Trainer {
             let cfg_path = self.run_dir.join("config.toml");
             let text = toml::to_string(&self.cfg)
                 .map_err(|e| Error::Config { field: "config".into(), reason: e.to_string() })?;
-            checkpoint::write_atomic(&cfg_path, text.as_bytes())?;
-            checkpoint::write_atomic(&self.metrics_path(), b"")?;
+            write_atomically(&cfg_path, Overwrite::Replace, text.as_bytes())?;
+            write_atomically(&self.metrics_path(), Overwrite::Replace, b"")?;
         }
         let per_epoch = self.batches.len();
         let total = per_epoch * self.cfg.epochs;
@@ -325,12 +334,13 @@ impl Trainer {
         );
         bar.set_position(self.pos.step as u64);
         let mut last_ckpt = Instant::now();
-        let (mut run_tokens, mut log_tokens, mut log_nll, mut log_n) = (0usize, 0usize, 0.0f64, 0usize);
+        // Training loss since the last log line; tokens of this process's steps.
+        let (mut log_nll, mut run_tokens) = (Nll::default(), 0usize);
         // Seconds spent in training steps only: evaluation and checkpoints do not count.
         let (mut log_secs, mut run_secs) = (0.0f64, 0.0f64);
         let mut stopped = false;
         while self.pos.epoch < self.cfg.epochs && !stopped {
-            let (mut ep_nll, mut ep_n) = (0.0f64, 0usize);
+            let mut ep_nll = Nll::default();
             while self.pos.window < per_epoch {
                 if self.cfg.max_steps.is_some_and(|m| self.pos.step >= m) {
                     stopped = true;
@@ -341,20 +351,20 @@ impl Trainer {
                 let StepReport { loss, tokens, path_norms: norms, grad_norms } = self.step(log_now)?;
                 let secs = t0.elapsed().as_secs_f64();
                 (log_secs, run_secs) = (log_secs + secs, run_secs + secs);
-                (ep_nll, ep_n) = (ep_nll + loss * tokens as f64, ep_n + tokens);
-                (log_nll, log_n, log_tokens, run_tokens) =
-                    (log_nll + loss * tokens as f64, log_n + tokens, log_tokens + tokens, run_tokens + tokens);
+                ep_nll.add(loss, tokens);
+                log_nll.add(loss, tokens);
+                run_tokens += tokens;
                 bar.inc(1);
                 if log_now {
-                    let tok_s = log_tokens as f64 / log_secs.max(1e-9);
-                    bar.set_message(format!("train ppl {:.1}, {tok_s:.0} tok/s", ppl(log_nll, log_n)));
+                    let tok_s = log_nll.tokens as f64 / log_secs.max(1e-9);
+                    bar.set_message(format!("train ppl {:.1}, {tok_s:.0} tok/s", log_nll.perplexity()));
                     self.append_metric(json!({
                         "type": "train", "step": self.pos.step, "epoch": self.pos.epoch as f64 + self.pos.window as f64 / per_epoch as f64,
-                        "lr": self.cfg.optim.lr_at(self.pos.epoch), "train_ppl": ppl(log_nll, log_n), "tokens_per_s": tok_s,
+                        "lr": self.cfg.optim.lr_at(self.pos.epoch), "train_ppl": log_nll.perplexity(), "tokens_per_s": tok_s,
                         "density": self.densities()?, "norms": norms,
                         "grad_norm": grad_norms.values().map(|n| n * n).sum::<f64>().sqrt(), "grad_norms": grad_norms,
                     }))?;
-                    (log_nll, log_n, log_tokens, log_secs) = (0.0, 0, 0, 0.0);
+                    (log_nll, log_secs) = (Nll::default(), 0.0);
                 }
                 if self.cfg.checkpoint_minutes > 0.0
                     && last_ckpt.elapsed().as_secs_f64() >= 60.0 * self.cfg.checkpoint_minutes
@@ -371,7 +381,7 @@ impl Trainer {
                 epoch: self.pos.epoch,
                 step: self.pos.step,
                 lr: self.cfg.optim.lr_at(self.pos.epoch),
-                train_ppl: ppl(ep_nll, ep_n),
+                train_ppl: ep_nll.perplexity(),
                 valid_ppl,
                 at_target: self.at_target()?,
             };
@@ -437,20 +447,13 @@ impl Trainer {
         put("settings", serde_json::to_value(c).expect("configs serialize"));
         let mut model = lm.to_model(&self.corpus.tokenizer, prov.clone())?;
         let info = model.info();
-        prov.insert(
-            "cf".into(),
-            json!({
-                "accounting": c.accounting,
-                "lstm_values": info.lstm_cf, "lstm_values_and_indices": info.lstm_cf_with_indices,
-                "total_values": info.total_cf, "total_values_and_indices": info.total_cf_with_indices,
-            }),
-        );
+        prov.insert("cf".into(), cf_provenance(c.accounting, &info));
         model.set_provenance(prov);
         let bytes = model.to_bytes()?;
         let path = self.run_dir.join("model.safetensors");
-        checkpoint::write_atomic(&path, &bytes)?;
+        write_atomically(&path, Overwrite::Replace, &bytes)?;
         if let Some(out) = &opts.out {
-            checkpoint::write_atomic(out, &bytes)?;
+            write_atomically(out, Overwrite::Replace, &bytes)?;
         }
         let report = TrainReport {
             model: opts.out.clone().unwrap_or(path),

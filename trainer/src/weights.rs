@@ -1,6 +1,8 @@
-//! Trainable weight matrices of every kind: `W = base + S⊙M`, where the base is dense,
-//! Kronecker A⊗B or low-rank U·V (or absent, for magnitude pruning) and S⊙M is the
-//! mask-annealed sparse part. Shapes and budgets come from `dkp_lstm::plan` only.
+//! Trainable weight matrices of every kind, as `W = base + S⊙M`.
+//!
+//! The base is dense, Kronecker A⊗B or low-rank U·V (or absent, for magnitude pruning)
+//! and S⊙M is the mask-annealed sparse part. Shapes and budgets come from
+//! `dkp_lstm::plan` only.
 
 use candle_core::{Device, Tensor, Var};
 use dkp_lstm::format::names;
@@ -88,7 +90,7 @@ impl WeightParam {
         dev: &Device,
     ) -> Result<WeightParam> {
         let cf = if kind == WeightKind::Dense { 1.0 } else { cf };
-        let plan = plan::plan(kind.plan_kind(), rows, cols, cf, acc)?;
+        let plan = plan::plan(kind, rows, cols, cf, acc)?;
         let sigma = init / 3f32.sqrt();
         let kron = |rng: &mut Rng, a: [usize; 2], b: [usize; 2]| -> Result<Base> {
             let r = (3.0 * sigma).sqrt();
@@ -317,9 +319,9 @@ mod tests {
             WeightKind::Dense,
             WeightKind::Kp,
             WeightKind::Dkp,
-            WeightKind::Pruned,
-            WeightKind::Lowrank,
-            WeightKind::Dlowrank,
+            WeightKind::Sparse,
+            WeightKind::LowRank,
+            WeightKind::DLowRank,
         ]
     }
 
@@ -339,7 +341,7 @@ mod tests {
                 _ => unreachable!(),
             };
             let m = w.to_matrix().unwrap();
-            assert_eq!(m.kind(), kind.plan_kind(), "{kind:?}");
+            assert_eq!(m.kind(), kind, "{kind:?}");
             let xs: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
             let (full, split): (Vec<f32>, Vec<f32>) =
                 (full.flatten_all().unwrap().to_vec1().unwrap(), split.flatten_all().unwrap().to_vec1().unwrap());

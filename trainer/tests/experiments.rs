@@ -1,5 +1,6 @@
-//! Every `experiments/*.toml` parses, validates and plans at PTB's sizes; the whole-model
-//! configurations really write files under 1 MB.
+//! Every `experiments/*.toml` parses, validates and plans at PTB's sizes.
+//!
+//! The whole-model configurations really write files under 1 MB.
 
 use std::path::PathBuf;
 
@@ -36,10 +37,10 @@ fn every_experiment_config_is_valid_at_ptb_sizes() {
         assert_eq!(path.file_stem().unwrap().to_str().unwrap(), cfg.name, "run name matches the file name");
         let (h, e) = (cfg.model.hidden, cfg.embedding_dim());
         for (i, input) in (0..cfg.model.layers).map(|i| (i, if i == 0 { e } else { h })) {
-            plan::plan(cfg.lstm.kind.plan_kind(), 4 * h, input + h, cfg.lstm.cf, cfg.accounting)
+            plan::plan(cfg.lstm.kind, 4 * h, input + h, cfg.lstm.cf, cfg.accounting)
                 .unwrap_or_else(|e| panic!("{} layer {i}: {e}", path.display()));
         }
-        plan::plan(cfg.output.kind.plan_kind(), PTB_VOCAB, h, cfg.output.cf, cfg.accounting).unwrap();
+        plan::plan(cfg.output.kind, PTB_VOCAB, h, cfg.output.cf, cfg.accounting).unwrap();
     }
 }
 

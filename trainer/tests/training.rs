@@ -17,7 +17,7 @@ use dkp_train::weights::WeightParam;
 use dkp_train::Error;
 
 const KINDS: [WeightKind; 6] =
-    [WeightKind::Dense, WeightKind::Kp, WeightKind::Dkp, WeightKind::Pruned, WeightKind::Lowrank, WeightKind::Dlowrank];
+    [WeightKind::Dense, WeightKind::Kp, WeightKind::Dkp, WeightKind::Sparse, WeightKind::LowRank, WeightKind::DLowRank];
 
 fn scalar(t: &Tensor) -> f64 {
     t.to_scalar::<f32>().unwrap() as f64
@@ -154,7 +154,7 @@ fn a_tiny_model_learns_the_grammar() {
 fn the_best_model_is_the_best_epoch_at_the_target_sparsity() {
     let dir = tempfile::tempdir().unwrap();
     let data = write_corpus(dir.path(), 120);
-    let mut cfg = tiny_config(data, dir.path(), WeightKind::Pruned);
+    let mut cfg = tiny_config(data, dir.path(), WeightKind::Sparse);
     cfg.epochs = 4;
     cfg.lstm.cf = 4.0;
     cfg.doping.start_epoch = 0.0;
@@ -299,7 +299,7 @@ fn char_models_train_and_agree_with_the_runtime() {
     let file = dir.path().join("input.txt");
     std::fs::write(&file, &text).unwrap();
     let data = dkp_train::data::DataSpec::from_path(&file).unwrap();
-    let mut cfg = tiny_config(data, dir.path(), WeightKind::Dlowrank);
+    let mut cfg = tiny_config(data, dir.path(), WeightKind::DLowRank);
     cfg.lstm.cf = 1.5;
     cfg.epochs = 1;
     let report = Trainer::new(cfg.clone(), false).unwrap().run(&RunOptions::default()).unwrap();
@@ -331,7 +331,7 @@ fn bad_inputs_are_clear_errors_and_write_nothing() {
     assert!(matches!(e, Error::Io { .. }) && e.to_string().contains("valid.txt"), "{e}");
     write_corpus(dir.path(), 50);
     // An unreachable compression factor.
-    cfg.lstm.kind = WeightKind::Lowrank;
+    cfg.lstm.kind = WeightKind::LowRank;
     cfg.lstm.cf = 1000.0;
     let e = Trainer::new(cfg.clone(), false).err().unwrap().to_string();
     assert!(e.contains("cannot build") && e.contains("1000"), "{e}");
@@ -382,7 +382,7 @@ fn compress_decomposes_a_dense_model_and_rejects_others() {
     assert!(tuned <= decomposed * 1.01, "fine-tuning: {decomposed} → {tuned}");
     assert!(r.lstm_cf[0] > 3.5, "{:?}", r.lstm_cf);
     let m = Model::from_bytes(&std::fs::read(&out).unwrap()).unwrap();
-    assert_eq!(m.layers()[0].weights()[0].1.matrix.kind(), "dkp");
+    assert_eq!(m.layers()[0].weights()[0].1.matrix.kind(), dkp_lstm::WeightKind::Dkp);
     assert!(m.provenance()["compression"]["test_ppl_before"].as_f64().is_some());
     // A compressed model cannot be compressed again; nothing is written.
     std::fs::remove_file(&out).unwrap();

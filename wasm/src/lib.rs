@@ -5,13 +5,19 @@
 //! plain numbers JavaScript passes in, and return plain objects through
 //! serde-wasm-bindgen. Nothing reachable from JavaScript input unwraps, so no panic
 //! (which would trap the whole instance) crosses the boundary.
+//!
+//! Numbers and texts arrive as `JsValue`, not `usize`/`u32`/`&str`: wasm-bindgen would
+//! wrap a negative or fractional JS number into a huge or truncated integer, and
+//! coerce `'3'`, `null` or `true` into a number or `5` into a text, without a word. Each
+//! is checked here ([`number`], [`count`], [`text`]) and a bad one is an `Error`
+//! naming the argument.
 
 use dkp_lstm::format::FORMAT_VERSION;
 use dkp_lstm::info::ModelInfo;
 use dkp_lstm::plan::{plan, Accounting, Plan};
-use dkp_lstm::random::{random_matrix, random_model, RandomSpec};
+use dkp_lstm::random::{random_matrix, random_model, RandomSpec, MAX_RANDOM_VALUES};
 use dkp_lstm::sample::{Rng, Sampling};
-use dkp_lstm::{Error, Kernels, MatVec, Perplexity, Prediction, Session, TokenizerKind};
+use dkp_lstm::{Error, Kernels, MatVec, Perplexity, Prediction, Session, TokenizerKind, WeightKind};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
@@ -52,16 +58,18 @@ impl Model {
     }
 
     /// Tokenizes and feeds a text.
-    pub fn feed(&mut self, text: &str) -> JsResult<JsValue> {
+    pub fn feed(&mut self, text: JsValue) -> JsResult<JsValue> {
+        let text = self::text("text", &text)?;
         let t0 = now();
-        let enc = self.session.feed_text(text);
+        let enc = self.session.feed_text(&text);
         let ms = now() - t0;
         to_js(&Fed { tokens: enc.ids.len(), unknown: enc.unknown, ms })
     }
 
     /// Feeds one token by id.
     #[wasm_bindgen(js_name = feedToken)]
-    pub fn feed_token(&mut self, id: u32) -> JsResult<JsValue> {
+    pub fn feed_token(&mut self, id: JsValue) -> JsResult<JsValue> {
+        let id = count("id", &id, u32::MAX as usize)? as u32;
         let t0 = now();
         self.session.feed(id)?;
         let ms = now() - t0;
@@ -70,31 +78,34 @@ impl Model {
 
     /// The `k` most likely next tokens, most likely first.
     #[wasm_bindgen(js_name = topK)]
-    pub fn top_k(&mut self, k: usize) -> JsResult<JsValue> {
+    pub fn top_k(&mut self, k: JsValue) -> JsResult<JsValue> {
+        // More than the vocabulary is all of it, as in the core.
+        let k = count("k", &k, MAX_COUNT)?;
         let t0 = now();
         let predictions = self.session.top_k(k);
         to_js(&Top { predictions, ms: now() - t0 })
     }
 
     /// Perplexity of a text read from a fresh state; the state is left after the text.
-    pub fn perplexity(&mut self, text: &str) -> JsResult<JsValue> {
+    pub fn perplexity(&mut self, text: JsValue) -> JsResult<JsValue> {
+        let text = self::text("text", &text)?;
         let t0 = now();
-        let score = self.session.perplexity(text)?;
+        let score = self.session.perplexity(&text)?;
         let ms = now() - t0;
         to_js(&Scored { score, ms })
     }
 
     /// Seeds the generator used by `sampleNext`.
     #[wasm_bindgen(js_name = setSeed)]
-    pub fn set_seed(&mut self, seed: f64) -> JsResult<()> {
-        self.rng = Rng::new(to_seed(seed)?);
+    pub fn set_seed(&mut self, seed: JsValue) -> JsResult<()> {
+        self.rng = Rng::new(to_seed(&seed)?);
         Ok(())
     }
 
     /// Draws the next token (temperature 0: the most likely; `topK` 0: among all) and feeds it.
     #[wasm_bindgen(js_name = sampleNext)]
-    pub fn sample_next(&mut self, temperature: f32, top_k: usize) -> JsResult<JsValue> {
-        let sampling = to_sampling(temperature, top_k)?;
+    pub fn sample_next(&mut self, temperature: JsValue, top_k: JsValue) -> JsResult<JsValue> {
+        let sampling = to_sampling(&temperature, &top_k)?;
         let t0 = now();
         let id = self.session.sample_next(sampling, &mut self.rng);
         let ms = now() - t0;
@@ -102,10 +113,11 @@ impl Model {
     }
 
     /// Samples `n` tokens from the current state with a fresh generator seeded by `seed`.
-    pub fn generate(&mut self, n: usize, temperature: f32, top_k: usize, seed: f64) -> JsResult<JsValue> {
-        let sampling = to_sampling(temperature, top_k)?;
-        self.rng = Rng::new(to_seed(seed)?);
-        let (mut ids, mut ms) = (Vec::with_capacity(n.min(1 << 16)), vec![]);
+    pub fn generate(&mut self, n: JsValue, temperature: JsValue, top_k: JsValue, seed: JsValue) -> JsResult<JsValue> {
+        let n = count("n", &n, MAX_TOKENS)?;
+        let sampling = to_sampling(&temperature, &top_k)?;
+        self.rng = Rng::new(to_seed(&seed)?);
+        let (mut ids, mut ms) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for _ in 0..n {
             let t0 = now();
             ids.push(self.session.sample_next(sampling, &mut self.rng));
@@ -117,7 +129,8 @@ impl Model {
 
     /// Median per-token times over `n` random tokens, split into the LSTM layers and
     /// the output layer (projection and log-softmax). The state is restored afterwards.
-    pub fn bench(&mut self, n: usize) -> JsResult<JsValue> {
+    pub fn bench(&mut self, n: JsValue) -> JsResult<JsValue> {
+        let n = count("n", &n, MAX_TOKENS)?;
         if n == 0 {
             return Err(invalid("n", "bench needs at least one token".into()));
         }
@@ -170,18 +183,18 @@ pub fn random_model_bytes(spec: JsValue) -> JsResult<Vec<u8>> {
         cf: js.cf.unwrap_or(d.cf),
         output_kind: js.output_kind.unwrap_or(d.output_kind),
         output_cf: js.output_cf.unwrap_or(d.output_cf),
-        embedding_kind: js.embedding_kind.unwrap_or(d.embedding_kind),
+        embedding_kind: match js.embedding_kind.as_deref() {
+            None => d.embedding_kind,
+            Some("tied") => None,
+            Some(k) => Some(k.parse::<WeightKind>().map_err(|e| invalid("embeddingKind", e.to_string()))?),
+        },
         fused: js.fused.unwrap_or(d.fused),
         tokenizer: js.tokenizer.unwrap_or(d.tokenizer),
-        seed: js.seed.map(to_seed).transpose()?.unwrap_or(d.seed),
+        seed: js.seed.map(|s| to_seed(&s.into())).transpose()?.unwrap_or(d.seed),
         ..d
     };
-    // Refuse before allocating: running out of wasm memory traps the instance.
-    if dense_values(&spec).is_none_or(|n| n > MAX_RANDOM_VALUES) {
-        let (l, h, v) = (spec.layers, spec.hidden, spec.vocab);
-        let reason = format!("a {l}x{h} model over {v} tokens exceeds {MAX_RANDOM_VALUES} dense values");
-        return Err(invalid("spec", reason));
-    }
+    // `random_model` validates the spec before allocating: running out of wasm memory
+    // traps the instance.
     Ok(random_model(&spec)?.to_bytes()?)
 }
 
@@ -198,15 +211,19 @@ pub fn build_info() -> JsResult<JsValue> {
 /// Mean time of one `rows × cols` matrix–vector product over `iters` calls: `gemv`
 /// dense, `kp` A⊗B and `dkp` A⊗B + S (both at 25x compression), on this build's kernels.
 #[wasm_bindgen(js_name = benchKernel)]
-pub fn bench_kernel(name: &str, rows: usize, cols: usize, iters: usize) -> JsResult<JsValue> {
-    if rows == 0 || cols == 0 || rows.saturating_mul(cols) > MAX_RANDOM_VALUES || iters == 0 {
+pub fn bench_kernel(name: JsValue, rows: JsValue, cols: JsValue, iters: JsValue) -> JsResult<JsValue> {
+    let name = text("name", &name)?;
+    let (rows, cols) = (count("rows", &rows, MAX_COUNT)?, count("cols", &cols, MAX_COUNT)?);
+    let iters = count("iters", &iters, MAX_COUNT)?;
+    if rows == 0 || cols == 0 || rows as u64 * cols as u64 > MAX_RANDOM_VALUES || iters == 0 {
         let reason =
             format!("{rows}x{cols} over {iters} calls; need sides ≥ 1, at most {MAX_RANDOM_VALUES} values, ≥ 1 call");
         return Err(invalid("shape", reason));
     }
-    let shape = match name {
+    let shape = match name.as_str() {
         "gemv" => Plan::Dense,
-        "kp" | "dkp" => plan(name, rows, cols, 25.0, Accounting::Values)?,
+        "kp" => plan(WeightKind::Kp, rows, cols, 25.0, Accounting::Values)?,
+        "dkp" => plan(WeightKind::Dkp, rows, cols, 25.0, Accounting::Values)?,
         _ => return Err(invalid("name", format!("`{name}` is not one of gemv, kp, dkp"))),
     };
     let mut rng = Rng::new(1);
@@ -222,23 +239,50 @@ pub fn bench_kernel(name: &str, rows: usize, cols: usize, iters: usize) -> JsRes
     to_js(&KernelBench { us_per_call: 1e3 * (now() - t0) / iters as f64 })
 }
 
-/// Largest dense-equivalent value count of a random model or benchmark matrix (1 GiB of f32).
-const MAX_RANDOM_VALUES: usize = 1 << 28;
-
 /// The core's error for a bad argument, as a JS `Error`.
 fn invalid(name: &'static str, reason: String) -> JsError {
     Error::InvalidArgument { name, reason }.into()
 }
 
-/// Values of the spec's model with every matrix dense: 4h×2h gates per layer, v×h
-/// embedding and output.
-fn dense_values(s: &RandomSpec) -> Option<usize> {
-    let gates = s.hidden.checked_mul(s.hidden)?.checked_mul(8)?.checked_mul(s.layers)?;
-    gates.checked_add(s.vocab.checked_mul(s.hidden)?.checked_mul(2)?)
+/// Largest `n` of `generate` and `bench`: each token keeps a time and an id, so this
+/// bounds what one call allocates (a few MB).
+const MAX_TOKENS: usize = 1 << 20;
+/// Largest other count (`k`, kernel sizes and iterations): 2³², beyond which a JS
+/// number is no longer a sensible count.
+const MAX_COUNT: usize = u32::MAX as usize;
+
+/// A JS argument that must be a number.
+fn number(name: &'static str, v: &JsValue) -> JsResult<f64> {
+    v.as_f64().ok_or_else(|| invalid(name, format!("expected a number, got {}", type_of(v))))
+}
+
+/// A JS argument that must be a string.
+fn text(name: &'static str, v: &JsValue) -> JsResult<String> {
+    v.as_string().ok_or_else(|| invalid(name, format!("expected a string, got {}", type_of(v))))
+}
+
+/// `typeof v`, with `null` told apart from objects.
+fn type_of(v: &JsValue) -> String {
+    if v.is_null() {
+        "null".into()
+    } else {
+        v.js_typeof().as_string().unwrap_or_default()
+    }
+}
+
+/// A JS number as a count or id: an integer in `0..=max`, else an `Error` naming `name`.
+fn count(name: &'static str, v: &JsValue, max: usize) -> JsResult<usize> {
+    let v = number(name, v)?;
+    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= max as f64 {
+        Ok(v as usize)
+    } else {
+        Err(invalid(name, format!("{v} is not an integer in 0..={max}")))
+    }
 }
 
 /// A JS number as a seed: a non-negative integer that JavaScript represents exactly.
-fn to_seed(seed: f64) -> JsResult<u64> {
+fn to_seed(seed: &JsValue) -> JsResult<u64> {
+    let seed = number("seed", seed)?;
     if seed.is_finite() && seed >= 0.0 && seed.fract() == 0.0 && seed <= 2f64.powi(53) {
         Ok(seed as u64)
     } else {
@@ -246,11 +290,13 @@ fn to_seed(seed: f64) -> JsResult<u64> {
     }
 }
 
-fn to_sampling(temperature: f32, top_k: usize) -> JsResult<Sampling> {
-    if !(temperature.is_finite() && temperature >= 0.0) {
+fn to_sampling(temperature: &JsValue, top_k: &JsValue) -> JsResult<Sampling> {
+    let temperature = number("temperature", temperature)?;
+    // f32's range: a larger finite f64 would become an infinite f32 temperature.
+    if !(temperature.is_finite() && (0.0..=f32::MAX as f64).contains(&temperature)) {
         return Err(invalid("temperature", format!("{temperature} is not a finite number ≥ 0")));
     }
-    Ok(Sampling { temperature, top_k })
+    Ok(Sampling { temperature: temperature as f32, top_k: count("topK", top_k, MAX_COUNT)? })
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -271,9 +317,9 @@ struct JsSpec {
     layers: Option<usize>,
     hidden: Option<usize>,
     vocab: Option<usize>,
-    kind: Option<String>,
+    kind: Option<WeightKind>,
     cf: Option<f64>,
-    output_kind: Option<String>,
+    output_kind: Option<WeightKind>,
     output_cf: Option<f64>,
     embedding_kind: Option<String>,
     fused: Option<bool>,

@@ -54,16 +54,16 @@ fn info_is_a_plain_object_with_file_facts() {
 fn predictions_match_the_core() {
     let (bytes, mut m) = model("dkp");
     let mut session = dkp_lstm::Session::new(dkp_lstm::Model::from_bytes(&bytes).unwrap());
-    let fed = plain(m.feed("the cat sat"));
+    let fed = plain(m.feed(JsValue::from("the cat sat")));
     assert_eq!((fed["tokens"].clone(), fed["unknown"].clone()), (json!(3), json!(1)));
     session.feed_text("the cat sat");
-    let top = plain(m.top_k(5));
+    let top = plain(m.top_k(JsValue::from(5.0)));
     let expected: Vec<Value> =
         session.top_k(5).into_iter().map(|p| json!({ "id": p.id, "token": p.token, "prob": p.prob })).collect();
     assert_eq!(top["predictions"], json!(expected));
     assert!(top["ms"].as_f64().unwrap() >= 0.0);
 
-    let ppl = plain(m.perplexity("the cat\n"));
+    let ppl = plain(m.perplexity(JsValue::from("the cat\n")));
     let core = session.perplexity("the cat\n").unwrap();
     assert_eq!(ppl["perplexity"], json!(core.perplexity));
     assert_eq!(ppl["tokens"], json!(3));
@@ -76,45 +76,65 @@ fn errors_carry_the_core_message() {
     assert_eq!(message(Model::load(&truncated).err().unwrap()), core);
 
     let (_, mut m) = model("dense");
-    assert_eq!(message(m.feed_token(40).unwrap_err()), "token id 40 is outside the vocabulary of 40 tokens");
-    assert_eq!(message(m.perplexity("").unwrap_err()), "the text holds no tokens");
-    assert!(message(m.set_seed(f64::NAN).unwrap_err()).starts_with("invalid `seed`"));
-    assert!(message(m.sample_next(-1.0, 0).unwrap_err()).starts_with("invalid `temperature`"));
+    assert_eq!(
+        message(m.feed_token(JsValue::from(40.0)).unwrap_err()),
+        "token id 40 is outside the vocabulary of 40 tokens"
+    );
+    assert_eq!(message(m.perplexity(JsValue::from("")).unwrap_err()), "the text holds no tokens");
+    assert!(message(m.set_seed(JsValue::from(f64::NAN)).unwrap_err()).starts_with("invalid `seed`"));
+    assert!(message(m.sample_next(JsValue::from(-1.0), JsValue::from(0.0)).unwrap_err())
+        .starts_with("invalid `temperature`"));
     assert!(message(random_model_bytes(spec(json!({ "layer": 2 }))).unwrap_err()).contains("unknown field `layer`"));
     assert!(
         message(random_model_bytes(spec(json!({ "kind": "kp", "cf": 1e9 }))).unwrap_err()).starts_with("cannot build")
     );
-    assert!(message(bench_kernel("gemv", 0, 4, 1).unwrap_err()).starts_with("invalid `shape`"));
+    assert!(message(
+        bench_kernel(JsValue::from("gemv"), JsValue::from(0.0), JsValue::from(4.0), JsValue::from(1.0)).unwrap_err()
+    )
+    .starts_with("invalid `shape`"));
     // The model still answers after every error above.
-    assert_eq!(plain(m.top_k(2))["predictions"].as_array().unwrap().len(), 2);
+    // Wrong types and non-integers are refused, not coerced.
+    assert_eq!(message(m.top_k(JsValue::from("3")).unwrap_err()), "invalid `k`: expected a number, got string");
+    assert_eq!(message(m.feed(JsValue::from(5.0)).unwrap_err()), "invalid `text`: expected a string, got number");
+    assert_eq!(message(m.bench(JsValue::NULL).unwrap_err()), "invalid `n`: expected a number, got null");
+    assert!(message(m.top_k(JsValue::from(-1.0)).unwrap_err()).starts_with("invalid `k`: -1 is not an integer"));
+    assert!(message(
+        m.generate(JsValue::from(2.5), JsValue::from(1.0), JsValue::from(0.0), JsValue::from(1.0)).unwrap_err()
+    )
+    .starts_with("invalid `n`: 2.5"));
+    assert_eq!(plain(m.top_k(JsValue::from(2.0)))["predictions"].as_array().unwrap().len(), 2);
 }
 
 #[test]
 fn generation_is_deterministic_and_bench_restores_the_state() {
     let (_, mut m) = model("dkp");
-    m.feed("the cat").unwrap();
-    let before = plain(m.top_k(5))["predictions"].clone();
-    let bench = plain(m.bench(8));
+    m.feed(JsValue::from("the cat")).unwrap();
+    let before = plain(m.top_k(JsValue::from(5.0)))["predictions"].clone();
+    let bench = plain(m.bench(JsValue::from(8.0)));
     assert_eq!(bench["samples_us"].as_array().unwrap().len(), 8);
-    assert_eq!(plain(m.top_k(5))["predictions"], before);
+    assert_eq!(plain(m.top_k(JsValue::from(5.0)))["predictions"], before);
 
-    let a = plain(m.generate(6, 1.0, 0, 5.0));
+    let a = plain(m.generate(JsValue::from(6.0), JsValue::from(1.0), JsValue::from(0.0), JsValue::from(5.0)));
     m.reset();
-    m.feed("the cat").unwrap();
-    let b = plain(m.generate(6, 1.0, 0, 5.0));
+    m.feed(JsValue::from("the cat")).unwrap();
+    let b = plain(m.generate(JsValue::from(6.0), JsValue::from(1.0), JsValue::from(0.0), JsValue::from(5.0)));
     assert_eq!(a["text"], b["text"]);
     assert_eq!(a["tokens"].as_array().unwrap().len(), 6);
 
-    m.set_seed(1.0).unwrap();
-    let greedy = plain(m.sample_next(0.0, 0));
-    let top = plain(m.top_k(40))["predictions"].clone();
+    m.set_seed(JsValue::from(1.0)).unwrap();
+    let greedy = plain(m.sample_next(JsValue::from(0.0), JsValue::from(0.0)));
+    let top = plain(m.top_k(JsValue::from(40.0)))["predictions"].clone();
     assert!(greedy["token"].is_string() && top.as_array().unwrap().len() == 40);
 }
 
 #[test]
 fn kernel_bench_runs_every_kernel() {
     for name in ["gemv", "kp", "dkp"] {
-        let us = plain(bench_kernel(name, 256, 128, 3))["us_per_call"].as_f64().unwrap();
+        let us =
+            plain(bench_kernel(JsValue::from(name), JsValue::from(256.0), JsValue::from(128.0), JsValue::from(3.0)))
+                ["us_per_call"]
+                .as_f64()
+                .unwrap();
         assert!(us >= 0.0 && us.is_finite(), "{name}: {us}");
     }
 }

@@ -1,5 +1,6 @@
-//! `dkp compress`: decompose a trained dense model into doped Kronecker products; the work
-//! is done by `dkp_train` (see `docs/training.md`).
+//! `dkp compress`: decompose a trained dense model into doped Kronecker products.
+//!
+//! The work is done by `dkp_train::compress` (see `docs/training.md`).
 
 use anyhow::Result;
 

@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use dkp_lstm::{Model, Session, ValueType};
+use dkp_train::fs::{write_atomically, Overwrite};
 use serde_json::{json, Value};
 
-use super::{load_model, pairs, read_text, thousands, write_atomically};
+use super::{load_model, pairs, read_text, thousands};
 
 /// Rewrite a model with its weight values stored as f16 or f32.
 ///
@@ -77,7 +78,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     model.set_provenance(provenance);
     let bytes = model.to_bytes()?;
-    write_atomically(&args.out, args.force, &bytes)?;
+    write_atomically(&args.out, Overwrite::forced(args.force), &bytes)?;
     rows.insert(
         0,
         ("wrote".into(), format!("{} ({} bytes, values {name})", args.out.display(), thousands(bytes.len() as u64))),

@@ -57,7 +57,7 @@ fn render(path: &str, file_bytes: u64, info: &ModelInfo) -> String {
     for w in &info.weights {
         weights.push(vec![
             w.name.clone(),
-            w.kind.into(),
+            w.kind.to_string(),
             format!("{}x{}", w.shape[0], w.shape[1]),
             if w.detail.is_empty() { "-".into() } else { w.detail.clone() },
             thousands(w.values as u64),

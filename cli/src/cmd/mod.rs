@@ -67,24 +67,6 @@ pub fn read_text(path: &Path) -> Result<String> {
     })
 }
 
-/// Writes through a temporary file in the same folder and renames it into place, so a
-/// reader never sees half a model; without `force` an existing file is never replaced.
-pub fn write_atomically(out: &Path, force: bool, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a temporary file in `{}`", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write `{}`", tmp.path().display()))?;
-    let persisted = if force { tmp.persist(out) } else { tmp.persist_noclobber(out) };
-    persisted.map_err(|e| e.error).with_context(|| format!("cannot write `{}`", out.display()))?;
-    Ok(())
-}
-
 /// Prints a JSON value, pretty, on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);

@@ -4,42 +4,39 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
-use dkp_lstm::format::MAX_ELEMENTS;
 use dkp_lstm::plan::Accounting;
 use dkp_lstm::random::{random_model, RandomSpec};
-use dkp_lstm::{TokenizerKind, ValueType, MAX_DIM, MAX_LAYERS};
+use dkp_lstm::{TokenizerKind, ValueType, WeightKind};
+use dkp_train::fs::{write_atomically, Overwrite};
 
-use super::{thousands, write_atomically};
+use super::thousands;
 
-/// Weight kinds.
-#[derive(ValueEnum, Clone, Copy, Debug)]
-pub enum Kind {
-    /// Uncompressed.
-    Dense,
-    /// Kronecker product A⊗B.
-    Kp,
-    /// Doped Kronecker product A⊗B + S (S sparse).
-    Dkp,
-    /// Low-rank U·V.
-    Lowrank,
-    /// Doped low-rank U·V + S.
-    Dlowrank,
-    /// Sparse (CSR) only.
-    Sparse,
-    /// Embedding only: share the output projection's rows.
+/// The embedding's kind: a weight kind, or `tied`.
+#[derive(Clone, Copy, Debug)]
+pub enum EmbeddingKind {
+    /// Share the output projection's rows.
     Tied,
+    /// A matrix of its own.
+    Own(WeightKind),
 }
 
-impl Kind {
-    fn name(self) -> &'static str {
+impl ValueEnum for EmbeddingKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        const ALL: [EmbeddingKind; 7] = [
+            EmbeddingKind::Own(WeightKind::Dense),
+            EmbeddingKind::Own(WeightKind::Kp),
+            EmbeddingKind::Own(WeightKind::Dkp),
+            EmbeddingKind::Own(WeightKind::LowRank),
+            EmbeddingKind::Own(WeightKind::DLowRank),
+            EmbeddingKind::Own(WeightKind::Sparse),
+            EmbeddingKind::Tied,
+        ];
+        &ALL
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
         match self {
-            Kind::Dense => "dense",
-            Kind::Kp => "kp",
-            Kind::Dkp => "dkp",
-            Kind::Lowrank => "lowrank",
-            Kind::Dlowrank => "dlowrank",
-            Kind::Sparse => "sparse",
-            Kind::Tied => "tied",
+            EmbeddingKind::Tied => Some(clap::builder::PossibleValue::new("tied").help("share the output projection")),
+            EmbeddingKind::Own(k) => k.to_possible_value(),
         }
     }
 }
@@ -64,20 +61,20 @@ pub struct Args {
     #[arg(long)]
     pub embedding_dim: Option<usize>,
     /// Kind of the LSTM gate weights.
-    #[arg(long, value_enum, default_value_t = Kind::Dense)]
-    pub kind: Kind,
+    #[arg(long, value_enum, default_value_t = WeightKind::Dense)]
+    pub kind: WeightKind,
     /// Compression factor of the LSTM gate weights (≥ 1).
     #[arg(long, default_value_t = 1.0)]
     pub cf: f64,
     /// Kind of the output projection.
-    #[arg(long, value_enum, default_value_t = Kind::Dense)]
-    pub output_kind: Kind,
+    #[arg(long, value_enum, default_value_t = WeightKind::Dense)]
+    pub output_kind: WeightKind,
     /// Compression factor of the output projection (≥ 1).
     #[arg(long, default_value_t = 1.0)]
     pub output_cf: f64,
     /// Kind of the input embedding, or `tied` to share the output projection.
-    #[arg(long, value_enum, default_value_t = Kind::Dense)]
-    pub embedding_kind: Kind,
+    #[arg(long, value_enum, default_value = "dense")]
+    pub embedding_kind: EmbeddingKind,
     /// Store gate weights as separate `W_ih` and `W_hh` instead of one `[W_ih | W_hh]`.
     #[arg(long)]
     pub split_gates: bool,
@@ -102,12 +99,6 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    check_sizes(&args)?;
-    for (flag, kind) in [("--kind", args.kind), ("--output-kind", args.output_kind)] {
-        if matches!(kind, Kind::Tied) {
-            bail!("{flag} cannot be `tied`; only the embedding can be tied");
-        }
-    }
     if !args.force && args.out.exists() {
         bail!("`{}` exists; pass --force to replace it", args.out.display());
     }
@@ -116,11 +107,14 @@ pub fn run(args: Args) -> Result<()> {
         hidden: args.hidden,
         vocab: args.vocab,
         embedding_dim: args.embedding_dim,
-        kind: args.kind.name().into(),
+        kind: args.kind,
         cf: args.cf,
-        output_kind: args.output_kind.name().into(),
+        output_kind: args.output_kind,
         output_cf: args.output_cf,
-        embedding_kind: args.embedding_kind.name().into(),
+        embedding_kind: match args.embedding_kind {
+            EmbeddingKind::Tied => None,
+            EmbeddingKind::Own(k) => Some(k),
+        },
         fused: !args.split_gates,
         tokenizer: if args.char { TokenizerKind::Char } else { TokenizerKind::Word },
         dtype: if args.f16 { ValueType::F16 } else { ValueType::F32 },
@@ -129,7 +123,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let model = random_model(&spec).context("cannot build the model")?;
     let bytes = model.to_bytes().context("cannot serialise the model")?;
-    write_atomically(&args.out, args.force, &bytes)?;
+    write_atomically(&args.out, Overwrite::forced(args.force), &bytes)?;
     let info = model.info();
     println!(
         "wrote {}: {} bytes, {} LSTM layers of {}, vocab {}, {} LSTM weights at CF {:.2}, untrained",
@@ -138,30 +132,8 @@ pub fn run(args: Args) -> Result<()> {
         args.layers,
         args.hidden,
         info.vocab,
-        args.kind.name(),
+        args.kind,
         info.lstm_cf
     );
-    Ok(())
-}
-
-/// Rejects sizes the reader would refuse (so every written file loads) before
-/// anything is allocated.
-fn check_sizes(a: &Args) -> Result<()> {
-    if a.layers == 0 || a.layers > MAX_LAYERS {
-        bail!("--layers {} is outside 1..={MAX_LAYERS}", a.layers);
-    }
-    if !(3..=MAX_DIM).contains(&a.vocab) {
-        bail!("--vocab {} is outside 3..={MAX_DIM}", a.vocab);
-    }
-    for (flag, v) in [("--hidden", a.hidden), ("--embedding-dim", a.embedding_dim.unwrap_or(a.hidden))] {
-        if v == 0 || v > MAX_DIM {
-            bail!("{flag} {v} is outside 1..={MAX_DIM}");
-        }
-    }
-    let (h, e) = (a.hidden as u64, a.embedding_dim.unwrap_or(a.hidden) as u64);
-    let largest = (4 * h * (e.max(h) + h)).max(a.vocab as u64 * e.max(h));
-    if largest > MAX_ELEMENTS {
-        bail!("the largest matrix would have {largest} elements, more than the {MAX_ELEMENTS} a model file may hold");
-    }
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! `dkp train`: train a model and write it in the runtime's format; the work is done by
-//! `dkp_train` (see `docs/training.md`).
+//! `dkp train`: train a model and write it in the runtime's format.
+//!
+//! The work is done by `dkp_train::train` (see `docs/training.md`).
 
 use anyhow::Result;
 

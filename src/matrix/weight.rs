@@ -1,0 +1,39 @@
+//! A weight as a model holds it: a matrix of any kind and the precision its values are stored in.
+
+use super::Matrix;
+
+/// How weight values are stored in a model file (computation is always f32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum ValueType {
+    /// IEEE single precision.
+    #[default]
+    F32,
+    /// IEEE half precision, widened to f32 when loaded.
+    F16,
+}
+
+impl ValueType {
+    /// Bytes per stored value.
+    pub fn size(self) -> usize {
+        match self {
+            ValueType::F32 => 4,
+            ValueType::F16 => 2,
+        }
+    }
+}
+
+/// A weight matrix and the precision it is stored in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weight {
+    /// The matrix.
+    pub matrix: Matrix,
+    /// Storage precision of its values in the file.
+    pub dtype: ValueType,
+}
+
+impl Weight {
+    /// An f32-stored weight.
+    pub fn f32(matrix: Matrix) -> Weight {
+        Weight { matrix, dtype: ValueType::F32 }
+    }
+}
