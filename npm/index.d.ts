@@ -73,7 +73,7 @@ export interface RandomSpec {
   seed?: number;
 }
 
-export type WeightKind = 'dense' | 'kp' | 'dkp' | 'lowrank' | 'dlowrank' | 'sparse';
+export type WeightKind = 'dense' | 'kp' | 'dkp' | 'lowrank' | 'dlowrank' | 'sparse' | 'hmd' | 'dhmd';
 export type KernelName = 'gemv' | 'kp' | 'dkp';
 
 export interface BuildInfo {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main command: builds the npm package (both WebAssembly builds) and runs a short
-# Node demo on a generated model.
+# The main command: builds the npm package (both WebAssembly builds), runs a short
+# Node demo on the shipped trained whole model (npm/demo.mjs; npm/demo-random.mjs is the
+# random-model one), then serves the demo page.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DKP_SETUP_BROWSERS=0 bash scripts/setup.sh

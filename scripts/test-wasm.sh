@@ -25,8 +25,9 @@ for build in $builds; do
       firefox) args=(--headless --firefox) env=(WASM_BINDGEN_USE_BROWSER=1) banner="Running headless tests in Firefox" ;;
       *) echo "[test-wasm] unknown runner $runner" >&2; exit 2 ;;
     esac
-    # The root crate's native-only integration tests (proptest) stay out: --lib and golden.
-    for crate in ". --lib --test golden" "wasm"; do
+    # The root crate's integration tests that run in wasm: the golden outputs and the bad-input
+    # suite (its proptest part is native only); tests/roundtrip.rs stays native.
+    for crate in ". --lib --test golden --test bad_input" "wasm"; do
       log=$(mktemp)
       echo "[test-wasm] $build / $runner / ${crate%% *}"
       # shellcheck disable=SC2086 # $crate is a path followed by cargo arguments

@@ -23,6 +23,9 @@ step() { # name command...
 }
 
 step "toolchain (scripts/setup.sh)" bash scripts/setup.sh
+step "lint: cargo fmt --check" cargo fmt --all -- --check
+step "lint: cargo clippy --workspace --all-targets -D warnings" cargo clippy --workspace --all-targets --quiet -- -D warnings
+step "msrv: the runtime builds with its rust-version (scripts/check-msrv.sh)" bash scripts/check-msrv.sh
 step "native: cargo test --workspace" cargo test --workspace
 step "format: files written from Python load and score like a NumPy LSTM" bash scripts/test-python-export.sh
 step "wasm: build both variants and assemble pkg/" bash scripts/build-wasm.sh

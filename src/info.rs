@@ -24,7 +24,7 @@ pub struct WeightInfo {
     pub shape: [usize; 2],
     /// Storage precision of the values.
     pub dtype: ValueType,
-    /// Kronecker factor shapes, rank and non-zeros, where they apply.
+    /// Kronecker factor shapes, dense rows, rank and non-zeros, where they apply.
     pub detail: String,
     /// Stored values.
     pub values: usize,
@@ -116,6 +116,9 @@ fn weight_info(name: String, w: &Weight) -> WeightInfo {
     let mut detail = vec![];
     if let (Some(a), Some(b)) = (spec.a, spec.b) {
         detail.push(format!("A {}x{} ⊗ B {}x{}", a[0], a[1], b[0], b[1]));
+    }
+    if let Some(d) = spec.dense_rows {
+        detail.push(format!("{d} dense rows"));
     }
     if let Some(r) = spec.rank {
         detail.push(format!("rank {r}"));

@@ -3,8 +3,9 @@
 //!
 //! A model file (see `docs/format.md`) holds an embedding, LSTM layers and an output
 //! projection, each weight of any kind: dense, Kronecker A⊗B, doped Kronecker
-//! A⊗B + S, low-rank U·V (optionally doped) or sparse CSR. [`Model::from_bytes`]
-//! validates a file completely; a [`Session`] runs it without allocating per token.
+//! A⊗B + S, low-rank U·V, HMD (dense rows above low-rank rows; both optionally doped)
+//! or sparse CSR. [`Model::from_bytes`] validates a file completely; a [`Session`] runs
+//! it without allocating per token.
 //!
 //! ```
 //! use dkp_lstm::{random::{random_model, RandomSpec}, Model, Session, WeightKind};

@@ -57,6 +57,45 @@ pub enum Plan {
         /// Non-zeros.
         nnz: usize,
     },
+    /// `[D; U·V]`: the first `dense_rows` rows dense, the rest U·V of rank `rank`.
+    Hmd {
+        /// Rows of the dense block.
+        dense_rows: usize,
+        /// Rank of the low-rank block.
+        rank: usize,
+    },
+    /// `[D; U·V] + S`.
+    DHmd {
+        /// Rows of the dense block.
+        dense_rows: usize,
+        /// Rank of the low-rank block.
+        rank: usize,
+        /// Non-zeros of S.
+        nnz: usize,
+    },
+}
+
+/// Values an HMD stores: `dense_rows` full rows and a rank-`rank` block of the rest
+/// (in f64, like the budget, so that no shape overflows a 32-bit `usize`).
+fn hmd_values(rows: usize, cols: usize, dense_rows: usize, rank: usize) -> f64 {
+    dense_rows as f64 * cols as f64 + rank as f64 * ((rows - dense_rows) as f64 + cols as f64)
+}
+
+/// The HMD split of a `rows × cols` matrix (`rows ≥ 2`) within `budget` values, which
+/// must hold at least one dense row and a rank-1 block: the dense rows take half the
+/// budget and the low-rank block the rest. Where half the budget in dense rows would
+/// leave the lower block less than rank 1, fewer rows are dense, but always at least
+/// one, so that an HMD is never plain low rank, and at most `rows − 1`.
+fn hmd_split(rows: usize, cols: usize, budget: f64) -> (usize, usize) {
+    // In whole values (u64: every budget is at most rows·cols ≤ 2⁴⁴), so that rounding
+    // cannot leave the chosen split a fraction short of rank 1.
+    let (m, n, b) = (rows as u64, cols as u64, budget.floor() as u64);
+    let half = b / 2 / n;
+    // Rank 1 needs `b − d·n ≥ rows − d + cols`, i.e. `d·(cols − 1) ≤ b − rows − cols`.
+    let fits = if n == 1 { m } else { (b - m - n) / (n - 1) };
+    let d = half.min(fits).clamp(1, m - 1);
+    let rank = (b - d * n) / (m - d + n);
+    (d as usize, rank.min((m - d).min(n)) as usize)
 }
 
 /// Multiply-adds of `(A ⊗ B)·x` with the cheaper bracketing of `A·X·Bᵀ`.
@@ -70,7 +109,7 @@ pub fn kron_macs(m1: usize, n1: usize, m2: usize, n2: usize) -> usize {
 /// sizes). Degenerate splits such as a row vector ⊗ a column vector are cheap but
 /// only rank one.
 pub fn kron_splits(rows: usize, cols: usize) -> Vec<([usize; 2], [usize; 2])> {
-    let divisors = |n: usize| (1..=n).filter(move |d| n % d == 0);
+    let divisors = |n: usize| (1..=n).filter(move |d| n.is_multiple_of(*d));
     let mut all = vec![];
     for m1 in divisors(rows) {
         for n1 in divisors(cols) {
@@ -113,6 +152,9 @@ fn nnz_within(budget: f64, rows: usize, acc: Accounting) -> f64 {
 /// Shapes for `kind` compressing a `rows × cols` matrix by `cf`. `kp` takes the split whose size is closest to the
 /// budget from below (its CF cannot be set freely); `dkp` the smallest split, leaving
 /// the rest of the budget to S; `dlowrank` gives half its budget to the low-rank part.
+/// `hmd` gives half its budget to dense rows and the rest to the rank of the other rows
+/// (see [`hmd_split`]); `dhmd` plans its HMD part on half the budget (at least on the
+/// smallest HMD, one dense row and rank 1) and gives the rest to S.
 pub fn plan(kind: WeightKind, rows: usize, cols: usize, cf: f64, acc: Accounting) -> Result<Plan> {
     let what = || format!("a {kind} {rows}x{cols} matrix at {cf}x compression");
     let unreachable = |reason: String| Error::Unreachable { what: what(), reason };
@@ -163,6 +205,22 @@ pub fn plan(kind: WeightKind, rows: usize, cols: usize, cf: f64, acc: Accounting
             }
             Ok(Plan::Sparse { nnz: (nnz as u64).min(rows as u64 * cols as u64) as usize })
         }
+        WeightKind::Hmd | WeightKind::DHmd => {
+            if rows < 2 {
+                return Err(unreachable("a single row leaves no room for a dense and a low-rank block".into()));
+            }
+            let smallest = hmd_values(rows, cols, 1, 1);
+            if smallest > budget {
+                return Err(unreachable(format!("one dense row and a rank-1 block already hold {smallest} values")));
+            }
+            if kind == WeightKind::Hmd {
+                let (dense_rows, rank) = hmd_split(rows, cols, budget);
+                return Ok(Plan::Hmd { dense_rows, rank });
+            }
+            let (dense_rows, rank) = hmd_split(rows, cols, (budget / 2.0).max(smallest));
+            let nnz = nnz_within(budget - hmd_values(rows, cols, dense_rows, rank), rows, acc);
+            Ok(Plan::DHmd { dense_rows, rank, nnz: nnz.max(0.0) as usize })
+        }
     }
 }
 
@@ -202,6 +260,64 @@ mod tests {
     }
 
     #[test]
+    fn hmd_gives_half_the_budget_to_dense_rows() {
+        // 800x400 at 25x: B = 12 800; 16 dense rows hold half, rank ⌊6400 / (784 + 400)⌋ = 5.
+        assert_eq!(
+            plan(WeightKind::Hmd, 800, 400, 25.0, Accounting::Values).unwrap(),
+            Plan::Hmd { dense_rows: 16, rank: 5 }
+        );
+        // dhmd: that split of half the budget (8 dense rows, rank ⌊3200 / 1192⌋ = 2), S the rest.
+        let p = plan(WeightKind::DHmd, 800, 400, 25.0, Accounting::Values).unwrap();
+        assert_eq!(p, Plan::DHmd { dense_rows: 8, rank: 2, nnz: 12_800 - 8 * 400 - 2 * (792 + 400) });
+        // Tall: half of B = 160 would be 20 rows of 4, leaving 80 values, less than rank 1 of
+        // the other 80 rows needs (84); 18 dense rows leave 88 for rank 1.
+        assert_eq!(
+            plan(WeightKind::Hmd, 100, 4, 2.5, Accounting::Values).unwrap(),
+            Plan::Hmd { dense_rows: 18, rank: 1 }
+        );
+        // dhmd whose half budget (30) is below the smallest HMD (6 + 19 + 6 = 31): the HMD
+        // part takes 31 and S the other 29.
+        assert_eq!(
+            plan(WeightKind::DHmd, 20, 6, 2.0, Accounting::Values).unwrap(),
+            Plan::DHmd { dense_rows: 1, rank: 1, nnz: 29 }
+        );
+    }
+
+    #[test]
+    fn hmd_plans_stay_within_the_budget() {
+        for rows in [2, 3, 7, 40, 128, 800, 10_000] {
+            for cols in [1, 2, 5, 16, 400] {
+                for cf in [1.0, 1.5, 2.0, 3.3, 4.0, 25.0, 100.0] {
+                    for acc in [Accounting::Values, Accounting::ValuesAndIndices] {
+                        let b = budget(rows, cols, cf).unwrap();
+                        let smallest = (2 * cols + rows - 1) as f64;
+                        let at = format!("{rows}x{cols} at {cf}x");
+                        for kind in [WeightKind::Hmd, WeightKind::DHmd] {
+                            let (d, r, nnz) = match plan(kind, rows, cols, cf, acc) {
+                                Ok(Plan::Hmd { dense_rows, rank }) => (dense_rows, rank, 0),
+                                Ok(Plan::DHmd { dense_rows, rank, nnz }) => (dense_rows, rank, nnz),
+                                Ok(p) => panic!("{at}: {p:?}"),
+                                Err(e) => {
+                                    assert!(smallest > b, "{kind} {at}: {e}");
+                                    assert!(matches!(e, Error::Unreachable { .. }), "{e}");
+                                    continue;
+                                }
+                            };
+                            assert!((1..rows).contains(&d) && (1..=(rows - d).min(cols)).contains(&r), "{at}");
+                            let sparse = match (nnz, acc) {
+                                (0, _) => 0,
+                                (n, Accounting::Values) => n,
+                                (n, Accounting::ValuesAndIndices) => 2 * n + rows + 1,
+                            };
+                            assert!(hmd_values(rows, cols, d, r) + sparse as f64 <= b, "{kind} {at}: {d} {r} {nnz}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn impossible_targets_are_errors() {
         assert!(matches!(
             plan(WeightKind::LowRank, 10, 10, 1000.0, Accounting::Values),
@@ -209,6 +325,12 @@ mod tests {
         ));
         assert!(matches!(plan(WeightKind::Kp, 7, 7, 1000.0, Accounting::Values), Err(Error::Unreachable { .. })));
         assert!(plan(WeightKind::Dense, 7, 7, 0.5, Accounting::Values).is_err());
+        for kind in [WeightKind::Hmd, WeightKind::DHmd] {
+            let e = plan(kind, 10, 10, 10.0, Accounting::Values).unwrap_err();
+            assert!(e.to_string().contains("one dense row and a rank-1 block already hold 29 values"), "{e}");
+            let e = plan(kind, 1, 10, 1.0, Accounting::Values).unwrap_err();
+            assert!(e.to_string().contains("a single row"), "{e}");
+        }
         for kind in WeightKind::ALL {
             for (rows, cols) in [(0, 0), (0, 5), (5, 0)] {
                 let e = plan(kind, rows, cols, 2.0, Accounting::Values).unwrap_err();

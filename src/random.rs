@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::format::MAX_ELEMENTS;
 use crate::lstm::{Gates, LstmLayer};
-use crate::matrix::{Csr, Dense, Doped, Kron, LowRank, Matrix};
+use crate::matrix::{Csr, Dense, Doped, Hmd, Kron, LowRank, Matrix};
 use crate::matrix::{ValueType, Weight, WeightKind};
 use crate::model::{Embedding, Model, MAX_DIM, MAX_LAYERS};
 use crate::plan::{plan, Accounting, Plan};
@@ -187,23 +187,29 @@ pub fn random_matrix(p: Plan, rows: usize, cols: usize, rng: &mut Rng) -> Matrix
         let s = scale.sqrt();
         Matrix::Kron(Kron::new(dense(a[0], a[1], s), dense(b[0], b[1], s)).expect("planned"))
     };
-    let low_rank = |dense: &mut dyn FnMut(usize, usize, f32) -> Dense, rank: usize| {
+    let low_rank = |dense: &mut dyn FnMut(usize, usize, f32) -> Dense, rows: usize, rank: usize| {
         let s = (scale / (rank as f32).sqrt()).sqrt();
-        Matrix::LowRank(LowRank::new(dense(rows, rank, s), dense(rank, cols, s)).expect("planned"))
+        LowRank::new(dense(rows, rank, s), dense(rank, cols, s)).expect("planned")
     };
-    match p {
-        Plan::Dense => Matrix::Dense(dense(rows, cols, scale)),
-        Plan::Kp { a, b } => kron(&mut dense, a, b),
-        Plan::LowRank { rank } => low_rank(&mut dense, rank),
-        Plan::Dkp { a, b, nnz } => {
-            let base = kron(&mut dense, a, b);
-            Matrix::Doped(Doped::new(base, random_csr(rows, cols, nnz, scale, rng)).expect("same shape"))
-        }
-        Plan::DLowRank { rank, nnz } => {
-            let base = low_rank(&mut dense, rank);
-            Matrix::Doped(Doped::new(base, random_csr(rows, cols, nnz, scale, rng)).expect("same shape"))
-        }
-        Plan::Sparse { nnz } => Matrix::Sparse(random_csr(rows, cols, nnz, scale, rng)),
+    let hmd = |dense: &mut dyn FnMut(usize, usize, f32) -> Dense, dense_rows: usize, rank: usize| {
+        let top = dense(dense_rows, cols, scale);
+        Matrix::Hmd(Hmd::new(top, low_rank(dense, rows - dense_rows, rank)).expect("planned"))
+    };
+    // The structured part first, then the co-matrix of a doped kind (in that order from
+    // the generator, so a seed gives the same base doped or not).
+    let (base, doping) = match p {
+        Plan::Dense => (Matrix::Dense(dense(rows, cols, scale)), None),
+        Plan::Kp { a, b } => (kron(&mut dense, a, b), None),
+        Plan::Dkp { a, b, nnz } => (kron(&mut dense, a, b), Some(nnz)),
+        Plan::LowRank { rank } => (Matrix::LowRank(low_rank(&mut dense, rows, rank)), None),
+        Plan::DLowRank { rank, nnz } => (Matrix::LowRank(low_rank(&mut dense, rows, rank)), Some(nnz)),
+        Plan::Hmd { dense_rows, rank } => (hmd(&mut dense, dense_rows, rank), None),
+        Plan::DHmd { dense_rows, rank, nnz } => (hmd(&mut dense, dense_rows, rank), Some(nnz)),
+        Plan::Sparse { nnz } => return Matrix::Sparse(random_csr(rows, cols, nnz, scale, rng)),
+    };
+    match doping {
+        Some(nnz) => Matrix::Doped(Doped::new(base, random_csr(rows, cols, nnz, scale, rng)).expect("same shape")),
+        None => base,
     }
 }
 

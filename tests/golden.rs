@@ -36,9 +36,10 @@ struct Case {
 }
 
 /// The files, embedded so that the wasm runs (which have no file system) read the same bytes.
-const FILES: [(&str, &[u8]); 2] = [
+const FILES: [(&str, &[u8]); 3] = [
     ("word-dkp-fused-tied.safetensors", include_bytes!("data/word-dkp-fused-tied.safetensors")),
     ("char-dkp-split.safetensors", include_bytes!("data/char-dkp-split.safetensors")),
+    ("word-dhmd-hmd-output.safetensors", include_bytes!("data/word-dhmd-hmd-output.safetensors")),
 ];
 const GOLDEN: &str = include_str!("data/golden.json");
 
@@ -119,9 +120,23 @@ fn bless() {
         seed: 7,
         ..RandomSpec::default()
     };
+    // Doped HMD gates and a plain HMD output projection: both row blocks of both kinds.
+    let hmd = RandomSpec {
+        layers: 2,
+        hidden: 16,
+        vocab: 50,
+        kind: WeightKind::DHmd,
+        cf: 4.0,
+        output_kind: WeightKind::Hmd,
+        output_cf: 2.0,
+        fused: true,
+        seed: 12,
+        ..RandomSpec::default()
+    };
     let recipes = [
         ("word-dkp-fused-tied.safetensors", word, "the cat sat on the mat\nit was"),
         ("char-dkp-split.safetensors", char, "The cat, 42!"),
+        ("word-dhmd-hmd-output.safetensors", hmd, "the cat sat on the mat\nit was"),
     ];
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let mut cases = vec![];

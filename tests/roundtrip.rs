@@ -7,18 +7,23 @@ fn spec(kind: &str, cf: f64) -> RandomSpec {
     RandomSpec { kind: kind.parse().unwrap(), cf, hidden: 16, vocab: 40, seed: 3, ..RandomSpec::default() }
 }
 
+/// A compression factor that every matrix of the test models can reach in `kind`.
+fn cf_of(kind: WeightKind) -> f64 {
+    match kind {
+        WeightKind::Dense => 1.0,
+        WeightKind::Kp | WeightKind::Dkp | WeightKind::LowRank | WeightKind::Hmd => 4.0,
+        WeightKind::DLowRank | WeightKind::DHmd => 3.0,
+        WeightKind::Sparse => 5.0,
+    }
+}
+
 #[test]
 fn every_kind_round_trips() {
-    for (kind, cf) in [("dense", 1.0), ("kp", 4.0), ("dkp", 4.0), ("lowrank", 4.0), ("dlowrank", 3.0), ("sparse", 5.0)]
-    {
+    for kind in WeightKind::ALL {
+        let cf = cf_of(kind);
         for fused in [true, false] {
-            let m = random_model(&RandomSpec {
-                fused,
-                output_kind: kind.parse().unwrap(),
-                output_cf: cf,
-                ..spec(kind, cf)
-            })
-            .unwrap();
+            let m =
+                random_model(&RandomSpec { fused, output_kind: kind, output_cf: cf, ..spec(kind.name(), cf) }).unwrap();
             let bytes = m.to_bytes().unwrap();
             let back = Model::from_bytes(&bytes).unwrap();
             assert_eq!(back.config(), m.config(), "{kind}");

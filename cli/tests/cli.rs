@@ -65,8 +65,16 @@ fn every_kind_from_random_to_generate() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("text.txt"), TEXT).unwrap();
-    for (kind, cf) in [("dense", "1"), ("kp", "4"), ("dkp", "4"), ("lowrank", "4"), ("dlowrank", "3"), ("sparse", "5")]
-    {
+    for (kind, cf) in [
+        ("dense", "1"),
+        ("kp", "4"),
+        ("dkp", "4"),
+        ("lowrank", "4"),
+        ("dlowrank", "3"),
+        ("sparse", "5"),
+        ("hmd", "4"),
+        ("dhmd", "3"),
+    ] {
         let name = format!("{kind}.safetensors");
         let path = random(d, &name, &["--kind", kind, "--cf", cf, "--output-kind", kind, "--output-cf", cf]);
 
@@ -79,8 +87,8 @@ fn every_kind_from_random_to_generate() {
         assert_eq!(num(&info, "file_bytes") as u64, std::fs::metadata(&path).unwrap().len(), "{kind}");
         assert!(num(&info, "bytes") < num(&info, "file_bytes"), "{kind}: tensors are smaller than the file");
         assert_eq!(info["provenance"]["trained"], Value::Bool(false), "{kind}");
-        if !["kp", "lowrank"].contains(&kind) {
-            // Factor shapes and ranks are whole numbers, so kp and lowrank only come close
+        if !["kp", "lowrank", "hmd"].contains(&kind) {
+            // Factor shapes and ranks are whole numbers, so kp, lowrank and hmd only come close
             // to their CF; the doped and sparse kinds fill the budget with non-zeros.
             let want: f64 = cf.parse().unwrap();
             assert!((num(&info, "lstm_cf") - want).abs() / want < 0.02, "{kind}: {info}");

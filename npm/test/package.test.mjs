@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { load, simdSupported } from 'dkp-lstm';
 
-const KINDS = ['dense', 'kp', 'dkp', 'lowrank', 'dlowrank', 'sparse'];
+const KINDS = ['dense', 'kp', 'dkp', 'lowrank', 'dlowrank', 'sparse', 'hmd', 'dhmd'];
 const TEXT = 'the cat sat on the mat\nit was N years old\n';
 // The SIMD kernels sum in another order and approximate exp/tanh differently; on
 // these small models probabilities agree to well within this relative difference.

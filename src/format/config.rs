@@ -151,10 +151,13 @@ pub struct WeightSpec {
     /// Shape `[m2, n2]` of the Kronecker factor B (`kp`, `dkp`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub b: Option<[usize; 2]>,
-    /// Rank of a low-rank matrix (`lowrank`, `dlowrank`).
+    /// Rank of a low-rank matrix or block (`lowrank`, `dlowrank`, `hmd`, `dhmd`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rank: Option<usize>,
-    /// Stored non-zeros of the sparse part (`sparse`, `dkp`, `dlowrank`).
+    /// Rows of the dense block, the first rows of W (`hmd`, `dhmd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dense_rows: Option<usize>,
+    /// Stored non-zeros of the sparse part (`sparse`, `dkp`, `dlowrank`, `dhmd`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nnz: Option<usize>,
 }
@@ -182,10 +185,12 @@ pub mod names {
     pub const KRON_A: &str = "a";
     /// Kronecker factor B.
     pub const KRON_B: &str = "b";
-    /// Low-rank left factor.
+    /// Low-rank left factor (also of an HMD's low-rank block).
     pub const LOW_RANK_U: &str = "u";
-    /// Low-rank right factor.
+    /// Low-rank right factor (also of an HMD's low-rank block).
     pub const LOW_RANK_V: &str = "v";
+    /// The dense block (first rows) of an HMD.
+    pub const HMD_DENSE: &str = "d";
     /// Values of the sparse part.
     pub const SPARSE_VALUES: &str = "s.values";
     /// Column indices of the sparse part.

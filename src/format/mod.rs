@@ -15,7 +15,7 @@ use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
 
 use crate::error::{config_err, Error, Result};
 use crate::lstm::{Gates, LstmLayer};
-use crate::matrix::{Csr, Dense, Doped, Kron, LowRank, MatVec, Matrix};
+use crate::matrix::{Csr, Dense, Doped, Hmd, Kron, LowRank, MatVec, Matrix};
 use crate::matrix::{ValueType, Weight, WeightKind};
 use crate::model::{Embedding, Model, MAX_DIM, MAX_LAYERS};
 use crate::tokenizer::Tokenizer;
@@ -174,6 +174,7 @@ fn spec_of(w: &Weight) -> WeightSpec {
         a: None,
         b: None,
         rank: None,
+        dense_rows: None,
         nnz: None,
     };
     let base = match m {
@@ -186,6 +187,10 @@ fn spec_of(w: &Weight) -> WeightSpec {
             spec.b = Some([k.b().rows(), k.b().cols()]);
         }
         Matrix::LowRank(l) => spec.rank = Some(l.rank()),
+        Matrix::Hmd(h) => {
+            spec.dense_rows = Some(h.dense_rows());
+            spec.rank = Some(h.rank());
+        }
         _ => {}
     }
     spec.nnz = sparse_part(m).map(|s| s.nnz());
@@ -202,15 +207,20 @@ fn push_matrix(out: &mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>, prefix: &str
         out.push(index_tensor(name(names::SPARSE_COL_IDX), s.col_idx(), col_index_dtype(s.cols())));
         out.push(index_tensor(name(names::SPARSE_ROW_PTR), s.row_ptr(), Dtype::I32));
     };
+    let low_rank = |out: &mut Vec<_>, l: &LowRank| {
+        dense(out, names::LOW_RANK_U, l.u());
+        dense(out, names::LOW_RANK_V, l.v());
+    };
     let structured = |out: &mut Vec<_>, m: &Matrix| match m {
         Matrix::Dense(d) => dense(out, names::DENSE, d),
         Matrix::Kron(k) => {
             dense(out, names::KRON_A, k.a());
             dense(out, names::KRON_B, k.b());
         }
-        Matrix::LowRank(l) => {
-            dense(out, names::LOW_RANK_U, l.u());
-            dense(out, names::LOW_RANK_V, l.v());
+        Matrix::LowRank(l) => low_rank(out, l),
+        Matrix::Hmd(h) => {
+            dense(out, names::HMD_DENSE, h.dense());
+            low_rank(out, h.low_rank());
         }
         Matrix::Sparse(s) => sparse(out, s),
         Matrix::Doped(_) => unreachable!("doping does not nest"),
@@ -426,14 +436,29 @@ impl Reader<'_, '_> {
             let b = this.dense(&names::join(prefix, names::KRON_B), b[0], b[1], spec.dtype)?;
             Ok(Matrix::Kron(Kron::new(a, b).map_err(|r| config_err(prefix, r))?))
         };
-        let low_rank = |this: &mut Self| -> Result<Matrix> {
+        // The rank of U·V with `low_rows` rows: the whole matrix, or an HMD's lower block.
+        let rank_within = |low_rows: usize| -> Result<usize> {
             let r = need_count("rank", spec.rank)?;
-            if r == 0 || r > rows.min(cols) {
-                return Err(config_err(field("rank"), format!("{r} is outside 1..={}", rows.min(cols))));
+            if r == 0 || r > low_rows.min(cols) {
+                return Err(config_err(field("rank"), format!("{r} is outside 1..={}", low_rows.min(cols))));
             }
-            let u = this.dense(&names::join(prefix, names::LOW_RANK_U), rows, r, spec.dtype)?;
+            Ok(r)
+        };
+        let low_rank = |this: &mut Self, low_rows: usize, r: usize| -> Result<LowRank> {
+            let u = this.dense(&names::join(prefix, names::LOW_RANK_U), low_rows, r, spec.dtype)?;
             let v = this.dense(&names::join(prefix, names::LOW_RANK_V), r, cols, spec.dtype)?;
-            Ok(Matrix::LowRank(LowRank::new(u, v).map_err(|r| config_err(prefix, r))?))
+            LowRank::new(u, v).map_err(|r| config_err(prefix, r))
+        };
+        let hmd = |this: &mut Self| -> Result<Matrix> {
+            // At least one row is left to the low-rank block; `dense_rows = 0` is plain U·V.
+            let d = need_count("dense_rows", spec.dense_rows)?;
+            if d >= rows {
+                return Err(config_err(field("dense_rows"), format!("{d} is outside 0..={}", rows - 1)));
+            }
+            let r = rank_within(rows - d)?;
+            let top = this.dense(&names::join(prefix, names::HMD_DENSE), d, cols, spec.dtype)?;
+            let low = low_rank(this, rows - d, r)?;
+            Ok(Matrix::Hmd(Hmd::new(top, low).map_err(|r| config_err(prefix, r))?))
         };
         let sparse = |this: &mut Self| -> Result<Csr> {
             let nnz = need_count("nnz", spec.nnz)?;
@@ -459,14 +484,19 @@ impl Reader<'_, '_> {
                 Matrix::Dense(self.dense(&names::join(prefix, names::DENSE), rows, cols, spec.dtype)?)
             }
             WeightKind::Kp => kron(self)?,
-            WeightKind::LowRank => low_rank(self)?,
+            WeightKind::LowRank => Matrix::LowRank(low_rank(self, rows, rank_within(rows)?)?),
+            WeightKind::Hmd => hmd(self)?,
             WeightKind::Sparse => Matrix::Sparse(sparse(self)?),
             WeightKind::Dkp => {
                 let base = kron(self)?;
                 dope(base, sparse(self)?)?
             }
             WeightKind::DLowRank => {
-                let base = low_rank(self)?;
+                let base = Matrix::LowRank(low_rank(self, rows, rank_within(rows)?)?);
+                dope(base, sparse(self)?)?
+            }
+            WeightKind::DHmd => {
+                let base = hmd(self)?;
                 dope(base, sparse(self)?)?
             }
         };

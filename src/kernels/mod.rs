@@ -2,10 +2,11 @@
 //!
 //! The instruction set is picked once, when a model is loaded (`Kernels::best`), and
 //! the table travels with the model. Every set implements the same contract as
-//! [`scalar`], which is the specification and the test oracle. Kernels only run
-//! loops over slices whose lengths the caller has already checked; matrix
-//! structure (Kronecker reshapes, CSR validation, tails of odd shapes) lives in
-//! `crate::matrix`.
+//! [`scalar`], which is the specification and the test oracle. Kernels run loops
+//! over slices whose lengths the caller has already checked, and each handles the
+//! tails of its own vector width (a masked step, a padded buffer or a scalar loop:
+//! any length is valid input); matrix structure (Kronecker reshapes, CSR
+//! validation) lives in `crate::matrix`.
 
 pub mod scalar;
 

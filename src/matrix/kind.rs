@@ -27,17 +27,24 @@ pub enum WeightKind {
     #[serde(alias = "pruned")]
     #[cfg_attr(feature = "clap", value(alias = "pruned"))]
     Sparse,
+    /// Hybrid matrix decomposition: the first rows dense, the rest low rank, `[D; U·V]`.
+    Hmd,
+    /// Doped HMD `[D; U·V] + S`.
+    #[cfg_attr(feature = "clap", value(name = "dhmd"))]
+    DHmd,
 }
 
 impl WeightKind {
     /// Every kind, in the order documentation lists them.
-    pub const ALL: [WeightKind; 6] = [
+    pub const ALL: [WeightKind; 8] = [
         WeightKind::Dense,
         WeightKind::Kp,
         WeightKind::Dkp,
         WeightKind::LowRank,
         WeightKind::DLowRank,
         WeightKind::Sparse,
+        WeightKind::Hmd,
+        WeightKind::DHmd,
     ];
 
     /// The kind's name in model files, configs and flags.
@@ -49,19 +56,23 @@ impl WeightKind {
             WeightKind::LowRank => "lowrank",
             WeightKind::DLowRank => "dlowrank",
             WeightKind::Sparse => "sparse",
+            WeightKind::Hmd => "hmd",
+            WeightKind::DHmd => "dhmd",
         }
     }
 
     /// Whether the kind stores a sparse CSR part (the part that sparsity annealing masks).
     pub fn has_sparse_part(self) -> bool {
-        matches!(self, WeightKind::Dkp | WeightKind::DLowRank | WeightKind::Sparse)
+        matches!(self, WeightKind::Dkp | WeightKind::DLowRank | WeightKind::DHmd | WeightKind::Sparse)
     }
 
-    /// The structured part of a doped kind (`dkp` → `kp`, `dlowrank` → `lowrank`); itself otherwise.
+    /// The structured part of a doped kind (`dkp` → `kp`, `dlowrank` → `lowrank`,
+    /// `dhmd` → `hmd`); itself otherwise.
     pub fn base(self) -> WeightKind {
         match self {
             WeightKind::Dkp => WeightKind::Kp,
             WeightKind::DLowRank => WeightKind::LowRank,
+            WeightKind::DHmd => WeightKind::Hmd,
             k => k,
         }
     }
@@ -79,7 +90,7 @@ pub struct UnknownKind(pub String);
 
 impl fmt::Display for UnknownKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown kind `{}` (expected dense, kp, dkp, lowrank, dlowrank or sparse)", self.0)
+        write!(f, "unknown kind `{}` (expected dense, kp, dkp, lowrank, dlowrank, sparse, hmd or dhmd)", self.0)
     }
 }
 
@@ -111,7 +122,7 @@ mod tests {
         assert_eq!(serde_json::from_str::<WeightKind>("\"pruned\"").unwrap(), WeightKind::Sparse);
         assert_eq!(
             "tied".parse::<WeightKind>().unwrap_err().to_string(),
-            "unknown kind `tied` (expected dense, kp, dkp, lowrank, dlowrank or sparse)"
+            "unknown kind `tied` (expected dense, kp, dkp, lowrank, dlowrank, sparse, hmd or dhmd)"
         );
     }
 }

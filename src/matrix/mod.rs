@@ -1,7 +1,8 @@
-//! Weight kinds behind one matrix–vector trait: dense, Kronecker, low-rank, sparse, doped.
+//! Weight kinds behind one matrix–vector trait: dense, Kronecker, low-rank, HMD, sparse, doped.
 
 mod csr;
 mod dense;
+mod hmd;
 mod kind;
 mod kron;
 mod low_rank;
@@ -9,6 +10,7 @@ mod weight;
 
 pub use csr::Csr;
 pub use dense::Dense;
+pub use hmd::Hmd;
 pub use kind::{UnknownKind, WeightKind};
 pub use kron::Kron;
 pub use low_rank::LowRank;
@@ -61,13 +63,15 @@ pub enum Matrix {
     Kron(Kron),
     /// Low-rank product U·V.
     LowRank(LowRank),
+    /// Hybrid matrix decomposition `[D; U·V]`.
+    Hmd(Hmd),
     /// Sparse CSR matrix (the magnitude-pruning baseline).
     Sparse(Csr),
     /// A structured matrix plus a sparse "doping" co-matrix S of the same shape.
     Doped(Doped),
 }
 
-/// `base + S`: a Kronecker or low-rank matrix doped with a sparse co-matrix.
+/// `base + S`: a Kronecker, low-rank or HMD matrix doped with a sparse co-matrix.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Doped {
     base: Box<Matrix>,
@@ -75,10 +79,10 @@ pub struct Doped {
 }
 
 impl Doped {
-    /// Dopes `base` (Kronecker or low-rank) with `s`, which must have its shape.
+    /// Dopes `base` (Kronecker, low-rank or HMD) with `s`, which must have its shape.
     pub fn new(base: Matrix, s: Csr) -> Result<Doped, String> {
-        if !matches!(base, Matrix::Kron(_) | Matrix::LowRank(_)) {
-            return Err(format!("only kp and lowrank matrices can be doped, not {}", base.kind()));
+        if !matches!(base, Matrix::Kron(_) | Matrix::LowRank(_) | Matrix::Hmd(_)) {
+            return Err(format!("only kp, lowrank and hmd matrices can be doped, not {}", base.kind()));
         }
         if (base.rows(), base.cols()) != (s.rows(), s.cols()) {
             return Err(format!(
@@ -108,9 +112,11 @@ impl Matrix {
             Matrix::Dense(_) => WeightKind::Dense,
             Matrix::Kron(_) => WeightKind::Kp,
             Matrix::LowRank(_) => WeightKind::LowRank,
+            Matrix::Hmd(_) => WeightKind::Hmd,
             Matrix::Sparse(_) => WeightKind::Sparse,
             Matrix::Doped(d) => match *d.base {
                 Matrix::LowRank(_) => WeightKind::DLowRank,
+                Matrix::Hmd(_) => WeightKind::DHmd,
                 _ => WeightKind::Dkp,
             },
         }
@@ -131,6 +137,7 @@ impl Matrix {
             Matrix::Dense(m) => m,
             Matrix::Kron(m) => m,
             Matrix::LowRank(m) => m,
+            Matrix::Hmd(m) => m,
             Matrix::Sparse(m) => m,
             Matrix::Doped(m) => m,
         }

@@ -1,7 +1,7 @@
 //! Every weight kind against a naive dense reference.
 //!
 //! The reference is materialised in f64 straight from a matrix's parts (Kronecker
-//! factors, low-rank factors, CSR triplets), never through the code under test, and
+//! factors, low-rank factors, HMD blocks, CSR triplets), never through the code under test, and
 //! the product `W·x` is taken in f64 too. Natively the reference uses ndarray and the
 //! cases come from proptest; the wasm runs (`wasm_bindgen_test`) use the same checks on
 //! seeded cases from `sample::Rng`, and a plain-loop reference.
@@ -16,7 +16,7 @@
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use super::{Csr, Dense, Doped, Kron, LowRank, MatVec, Matrix, Storage, WeightKind};
+use super::{Csr, Dense, Doped, Hmd, Kron, LowRank, MatVec, Matrix, Storage, WeightKind};
 use crate::kernels::Kernels;
 use crate::sample::Rng;
 
@@ -50,6 +50,12 @@ impl Reference {
     fn add(&self, o: &Reference) -> Reference {
         assert_eq!((self.rows, self.cols), (o.rows, o.cols));
         Reference { data: self.data.iter().zip(&o.data).map(|(a, b)| a + b).collect(), ..*self }
+    }
+
+    /// `self` above `below`.
+    fn stack(&self, below: &Reference) -> Reference {
+        assert_eq!(self.cols, below.cols);
+        Reference { rows: self.rows + below.rows, cols: self.cols, data: [&self.data[..], &below.data].concat() }
     }
 
     fn row(&self, r: usize) -> &[f64] {
@@ -140,6 +146,11 @@ fn reference(m: &Matrix) -> (Reference, Reference) {
             let (u, v) = (Reference::from_dense(l.u()), Reference::from_dense(l.v()));
             (ops::matmul(&u, &v), ops::matmul(&u.abs(), &v.abs()))
         }
+        Matrix::Hmd(h) => {
+            let d = Reference::from_dense(h.dense());
+            let (u, v) = (Reference::from_dense(h.low_rank().u()), Reference::from_dense(h.low_rank().v()));
+            (d.stack(&ops::matmul(&u, &v)), d.abs().stack(&ops::matmul(&u.abs(), &v.abs())))
+        }
         Matrix::Sparse(s) => {
             let w = Reference::from_csr(s);
             let abs = w.abs();
@@ -156,6 +167,7 @@ fn reference(m: &Matrix) -> (Reference, Reference) {
 fn rank(m: &Matrix) -> usize {
     match m {
         Matrix::LowRank(l) => l.rank(),
+        Matrix::Hmd(h) => h.rank(),
         Matrix::Doped(d) => rank(d.base()),
         _ => 0,
     }
@@ -172,6 +184,11 @@ fn expected_cost(m: &Matrix) -> (Storage, usize) {
         }
         Matrix::LowRank(l) => {
             let n = l.rank() * (l.rows() + l.cols());
+            (Storage { values: n, indices: 0 }, n)
+        }
+        Matrix::Hmd(h) => {
+            let (d, r, rows, cols) = (h.dense_rows(), h.rank(), h.rows(), h.cols());
+            let n = d * cols + r * (rows - d + cols);
             (Storage { values: n, indices: 0 }, n)
         }
         Matrix::Sparse(s) => (Storage { values: s.nnz(), indices: s.nnz() + s.rows() + 1 }, s.nnz()),
@@ -242,7 +259,7 @@ struct Case {
     seed: u64,
 }
 
-const KINDS: [WeightKind; 6] = WeightKind::ALL;
+const KINDS: [WeightKind; WeightKind::ALL.len()] = WeightKind::ALL;
 
 fn dense(rng: &mut Rng, rows: usize, cols: usize) -> Dense {
     Dense::new(rows, cols, (0..rows * cols).map(|_| rng.symmetric(1.0)).collect()).expect("sized")
@@ -258,8 +275,13 @@ fn build(c: Case) -> Matrix {
     let mut rng = Rng::new(c.seed);
     let (rows, cols) = (c.m1 * c.m2, c.n1 * c.n2);
     let kron = |rng: &mut Rng| Matrix::Kron(Kron::new(dense(rng, c.m1, c.n1), dense(rng, c.m2, c.n2)).expect("valid"));
-    let low = |rng: &mut Rng| {
-        Matrix::LowRank(LowRank::new(dense(rng, rows, c.rank), dense(rng, c.rank, cols)).expect("valid"))
+    let low_rank = |rng: &mut Rng, rows: usize| LowRank::new(dense(rng, rows, c.rank), dense(rng, c.rank, cols));
+    let low = |rng: &mut Rng| Matrix::LowRank(low_rank(rng, rows).expect("valid"));
+    // Every split from all rows low rank to all rows dense, drawn from the seed.
+    let dense_rows = c.seed as usize % (rows + 1);
+    let hmd = |rng: &mut Rng| {
+        let top = dense(rng, dense_rows, cols);
+        Matrix::Hmd(Hmd::new(top, low_rank(rng, rows - dense_rows).expect("valid")).expect("valid"))
     };
     match c.kind {
         WeightKind::Dense => Matrix::Dense(dense(&mut rng, rows, cols)),
@@ -274,6 +296,11 @@ fn build(c: Case) -> Matrix {
             Matrix::Doped(Doped::new(base, csr(&mut rng, rows, cols, c.density)).expect("same shape"))
         }
         WeightKind::Sparse => Matrix::Sparse(csr(&mut rng, rows, cols, c.density)),
+        WeightKind::Hmd => hmd(&mut rng),
+        WeightKind::DHmd => {
+            let base = hmd(&mut rng);
+            Matrix::Doped(Doped::new(base, csr(&mut rng, rows, cols, c.density)).expect("same shape"))
+        }
     }
 }
 
@@ -333,6 +360,15 @@ fn empty_and_degenerate_shapes() {
     // Rank 0 and a Kronecker product with an empty factor.
     check(&Matrix::LowRank(LowRank::new(dense(&mut rng, 4, 0), dense(&mut rng, 0, 5)).expect("valid")), &mut rng);
     check(&Matrix::Kron(Kron::new(dense(&mut rng, 0, 2), dense(&mut rng, 3, 4)).expect("valid")), &mut rng);
+    // HMD with every row dense, with none, and with rank 0 below one dense row.
+    let low = |rng: &mut Rng, rows, rank| LowRank::new(dense(rng, rows, rank), dense(rng, rank, 3)).expect("valid");
+    for (dense_rows, low_rows, rank) in [(4, 0, 2), (0, 4, 2), (1, 3, 0)] {
+        let top = dense(&mut rng, dense_rows, 3);
+        let h = Hmd::new(top, low(&mut rng, low_rows, rank)).expect("valid");
+        check(&Matrix::Hmd(h), &mut rng);
+    }
+    let e = Hmd::new(dense(&mut rng, 2, 4), low(&mut rng, 2, 1)).unwrap_err();
+    assert_eq!(e, "the dense block has 4 columns but the low-rank block 3");
 }
 
 #[test]

@@ -1,12 +1,12 @@
 //! Trainable weight matrices of every kind, as `W = base + S⊙M`.
 //!
-//! The base is dense, Kronecker A⊗B or low-rank U·V (or absent, for magnitude pruning)
+//! The base is dense, Kronecker A⊗B, low-rank U·V or HMD `[D; U·V]` (or absent, for magnitude pruning)
 //! and S⊙M is the mask-annealed sparse part. Shapes and budgets come from
 //! `dkp_lstm::plan` only.
 
 use candle_core::{Device, Tensor, Var};
 use dkp_lstm::format::names;
-use dkp_lstm::matrix::{Csr, Dense, Doped, Kron, LowRank, Matrix};
+use dkp_lstm::matrix::{Csr, Dense, Doped, Hmd, Kron, LowRank, Matrix};
 use dkp_lstm::plan::{self, Accounting, Plan};
 use dkp_lstm::MatVec;
 
@@ -29,6 +29,15 @@ pub enum Base {
     /// `U · V`.
     LowRank {
         /// `rows × rank`.
+        u: Var,
+        /// `rank × cols`.
+        v: Var,
+    },
+    /// `[D; U · V]`: the first rows dense, the rest low rank.
+    Hmd {
+        /// `dense_rows × cols`.
+        d: Var,
+        /// `(rows − dense_rows) × rank`.
         u: Var,
         /// `rank × cols`.
         v: Var,
@@ -96,9 +105,19 @@ impl WeightParam {
             let r = (3.0 * sigma).sqrt();
             Ok(Base::Kron { a: uniform(rng, (a[0], a[1]), r, dev)?, b: uniform(rng, (b[0], b[1]), r, dev)? })
         };
-        let low_rank = |rng: &mut Rng, rank: usize| -> Result<Base> {
+        // U (`rows × rank`) and V, scaled so that U·V has the spread of a dense part.
+        let factors = |rng: &mut Rng, rows: usize, rank: usize| -> Result<(Var, Var)> {
             let r = 3f32.sqrt() * (sigma / (rank as f32).sqrt()).sqrt();
-            Ok(Base::LowRank { u: uniform(rng, (rows, rank), r, dev)?, v: uniform(rng, (rank, cols), r, dev)? })
+            Ok((uniform(rng, (rows, rank), r, dev)?, uniform(rng, (rank, cols), r, dev)?))
+        };
+        let low_rank = |rng: &mut Rng, rank: usize| -> Result<Base> {
+            let (u, v) = factors(rng, rows, rank)?;
+            Ok(Base::LowRank { u, v })
+        };
+        let hmd = |rng: &mut Rng, dense_rows: usize, rank: usize| -> Result<Base> {
+            let d = uniform(rng, (dense_rows, cols), init, dev)?;
+            let (u, v) = factors(rng, rows - dense_rows, rank)?;
+            Ok(Base::Hmd { d, u, v })
         };
         let masked = |rng: &mut Rng, nnz: usize| -> Result<Masked> {
             Ok(Masked {
@@ -113,6 +132,8 @@ impl WeightParam {
             Plan::Dkp { a, b, nnz } => (Some(kron(rng, a, b)?), Some(masked(rng, nnz)?)),
             Plan::LowRank { rank } => (Some(low_rank(rng, rank)?), None),
             Plan::DLowRank { rank, nnz } => (Some(low_rank(rng, rank)?), Some(masked(rng, nnz)?)),
+            Plan::Hmd { dense_rows, rank } => (Some(hmd(rng, dense_rows, rank)?), None),
+            Plan::DHmd { dense_rows, rank, nnz } => (Some(hmd(rng, dense_rows, rank)?), Some(masked(rng, nnz)?)),
             Plan::Sparse { nnz } => (None, Some(masked(rng, nnz)?)),
         };
         Ok(WeightParam { name: name.into(), kind, rows, cols, base, masked })
@@ -139,6 +160,7 @@ impl WeightParam {
             Some(Base::Dense(w)) => Some(Base::Dense(copy(w)?)),
             Some(Base::Kron { a, b }) => Some(Base::Kron { a: copy(a)?, b: copy(b)? }),
             Some(Base::LowRank { u, v }) => Some(Base::LowRank { u: copy(u)?, v: copy(v)? }),
+            Some(Base::Hmd { d, u, v }) => Some(Base::Hmd { d: copy(d)?, u: copy(u)?, v: copy(v)? }),
             None => None,
         };
         let masked = match &self.masked {
@@ -158,6 +180,11 @@ impl WeightParam {
             Some(Base::LowRank { u, v: vv }) => {
                 v.extend([(n(names::LOW_RANK_U), u.clone()), (n(names::LOW_RANK_V), vv.clone())])
             }
+            Some(Base::Hmd { d, u, v: vv }) => v.extend([
+                (n(names::HMD_DENSE), d.clone()),
+                (n(names::LOW_RANK_U), u.clone()),
+                (n(names::LOW_RANK_V), vv.clone()),
+            ]),
             None => {}
         }
         if let Some(m) = &self.masked {
@@ -181,6 +208,7 @@ impl WeightParam {
             Some(Base::Dense(w)) => Some(w.as_tensor().clone()),
             Some(Base::Kron { a, b }) => Some(crate::ops::kron(a, b)?),
             Some(Base::LowRank { u, v }) => Some(u.matmul(v)?),
+            Some(Base::Hmd { d, u, v }) => Some(Tensor::cat(&[d.as_tensor(), &u.matmul(v)?], 0)?),
             None => None,
         })
     }
@@ -203,6 +231,10 @@ impl WeightParam {
             None => None,
             Some(Base::Dense(w)) => Some(x.matmul(&w.t()?)?),
             Some(Base::LowRank { u, v }) => Some(x.matmul(&v.t()?)?.matmul(&u.t()?)?),
+            // The dense rows' outputs first, then the low-rank rows'.
+            Some(Base::Hmd { d, u, v }) => {
+                Some(Tensor::cat(&[&x.matmul(&d.t()?)?, &x.matmul(&v.t()?)?.matmul(&u.t()?)?], 1)?)
+            }
             Some(Base::Kron { a, b }) => {
                 let ((m1, n1), (m2, n2)) = (a.dims2()?, b.dims2()?);
                 let xr = x.reshape((n, n1, n2))?;
@@ -292,6 +324,10 @@ impl WeightParam {
             Some(Base::Dense(w)) => Some(Matrix::Dense(dense(w)?)),
             Some(Base::Kron { a, b }) => Some(Matrix::Kron(Kron::new(dense(a)?, dense(b)?).map_err(err)?)),
             Some(Base::LowRank { u, v }) => Some(Matrix::LowRank(LowRank::new(dense(u)?, dense(v)?).map_err(err)?)),
+            Some(Base::Hmd { d, u, v }) => {
+                let low = LowRank::new(dense(u)?, dense(v)?).map_err(err)?;
+                Some(Matrix::Hmd(Hmd::new(dense(d)?, low).map_err(err)?))
+            }
             None => None,
         };
         let Some(m) = &self.masked else {
@@ -314,21 +350,10 @@ mod tests {
     use super::*;
     use dkp_lstm::Kernels;
 
-    fn all_kinds() -> [WeightKind; 6] {
-        [
-            WeightKind::Dense,
-            WeightKind::Kp,
-            WeightKind::Dkp,
-            WeightKind::Sparse,
-            WeightKind::LowRank,
-            WeightKind::DLowRank,
-        ]
-    }
-
     #[test]
     fn materialised_base_and_export_agree_with_the_runtime() {
         let dev = Device::Cpu;
-        for kind in all_kinds() {
+        for kind in WeightKind::ALL {
             let mut w =
                 WeightParam::new("w", kind, 12, 10, 2.0, Accounting::Values, 0.1, &mut Rng::new(3), &dev).unwrap();
             w.update_mask(0.4).unwrap();

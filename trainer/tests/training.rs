@@ -16,8 +16,7 @@ use dkp_train::train::{RunOptions, Trainer};
 use dkp_train::weights::WeightParam;
 use dkp_train::Error;
 
-const KINDS: [WeightKind; 6] =
-    [WeightKind::Dense, WeightKind::Kp, WeightKind::Dkp, WeightKind::Sparse, WeightKind::LowRank, WeightKind::DLowRank];
+const KINDS: [WeightKind; WeightKind::ALL.len()] = WeightKind::ALL;
 
 fn scalar(t: &Tensor) -> f64 {
     t.to_scalar::<f32>().unwrap() as f64
@@ -47,14 +46,20 @@ fn check_gradients(vars: &[(String, Var)], loss: &dyn Fn() -> Tensor, tol: f64) 
 }
 
 #[test]
-fn dkp_layer_gradient_matches_finite_differences() {
+fn doped_layer_gradients_match_finite_differences() {
+    for kind in [WeightKind::Dkp, WeightKind::DLowRank, WeightKind::DHmd] {
+        doped_layer_gradient(kind);
+    }
+}
+
+fn doped_layer_gradient(kind: WeightKind) {
     let dev = Device::Cpu;
-    let mut w =
-        WeightParam::new("w", WeightKind::Dkp, 12, 8, 2.0, Accounting::Values, 0.5, &mut Rng::new(1), &dev).unwrap();
+    let mut w = WeightParam::new("w", kind, 12, 8, 2.0, Accounting::Values, 0.5, &mut Rng::new(1), &dev).unwrap();
     w.update_mask(0.5).unwrap();
     let x = Tensor::from_vec(Rng::new(2).uniform_vec(3 * 8, 1.0), (3, 8), &dev).unwrap();
     let r = Tensor::from_vec(Rng::new(3).uniform_vec(3 * 12, 1.0), (3, 12), &dev).unwrap();
-    // Through the materialised matrix and through the vec trick + sparse path.
+    // Through the materialised matrix and through the structured (vec trick, U·(V·x),
+    // stacked blocks) + sparse path.
     let materialised = || {
         x.matmul(&w.materialise().unwrap().t().unwrap()).unwrap().mul(&r).unwrap().tanh().unwrap().sum_all().unwrap()
     };

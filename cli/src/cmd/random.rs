@@ -22,15 +22,17 @@ pub enum EmbeddingKind {
 
 impl ValueEnum for EmbeddingKind {
     fn value_variants<'a>() -> &'a [Self] {
-        const ALL: [EmbeddingKind; 7] = [
-            EmbeddingKind::Own(WeightKind::Dense),
-            EmbeddingKind::Own(WeightKind::Kp),
-            EmbeddingKind::Own(WeightKind::Dkp),
-            EmbeddingKind::Own(WeightKind::LowRank),
-            EmbeddingKind::Own(WeightKind::DLowRank),
-            EmbeddingKind::Own(WeightKind::Sparse),
-            EmbeddingKind::Tied,
-        ];
+        // Every weight kind, then `tied`; built from `WeightKind::ALL` so that a new kind
+        // is offered here without being listed twice.
+        const ALL: [EmbeddingKind; WeightKind::ALL.len() + 1] = {
+            let mut all = [EmbeddingKind::Tied; WeightKind::ALL.len() + 1];
+            let mut i = 0;
+            while i < WeightKind::ALL.len() {
+                all[i] = EmbeddingKind::Own(WeightKind::ALL[i]);
+                i += 1;
+            }
+            all
+        };
         &ALL
     }
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
