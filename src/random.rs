@@ -95,7 +95,7 @@ impl RandomSpec {
         let (h, e, v, l) = (self.hidden as u64, e as u64, self.vocab as u64, self.layers as u64);
         let largest = (4 * h * (e.max(h) + h)).max(v * e.max(h));
         if largest > MAX_ELEMENTS {
-            return bad("spec", format!("its largest matrix has {largest} elements, more than {MAX_ELEMENTS}"));
+            return bad("spec", format!("its largest matrix of {largest} elements exceeds {MAX_ELEMENTS}"));
         }
         let dense = 4 * h * (e + h) + (l - 1) * 8 * h * h + 2 * v * e.max(h);
         if dense > MAX_RANDOM_VALUES {

@@ -307,14 +307,23 @@ fn absurd_matrix_sides() {
 
 #[test]
 fn huge_kronecker_factors() {
-    // Factors whose products overflow, or that do not make the matrix.
-    for (a, b) in [([1u64 << 62, 1 << 62], [1u64 << 62, 1 << 62]), ([1_000_000, 1_000_000], [1_000_000, 1_000_000])] {
+    // Factor sides beyond any size a file may give (refused while parsing, the same way
+    // on 32- and 64-bit platforms), and factors whose products overflow or do not make
+    // the matrix (refused by the reader).
+    for (a, b, at) in [
+        ([1u64 << 62, 1 << 62], [1u64 << 62, 1 << 62], "layers[0].w.a"),
+        ([1_000_000, 1_000_000], [1_000_000, 1_000_000], "layers.0.w.a"),
+        ([1 << 31, 1 << 31], [4, 4], "layers.0.w.a"),
+    ] {
         let mut f = File::of("kp", 4.0);
         f.config(|c| {
             c["layers"][0]["w"]["a"] = json!(a);
             c["layers"][0]["w"]["b"] = json!(b);
         });
-        assert!(matches!(f.load(), Err(Error::InvalidConfig { field, .. }) if field == "layers.0.w.a"));
+        match f.load() {
+            Err(Error::InvalidConfig { field, reason }) => assert_eq!(field, at, "{reason}"),
+            other => panic!("{other:?}"),
+        }
     }
     // A virtual matrix within each side's limit but beyond the element limit.
     let mut f = File::of("kp", 4.0);
@@ -332,9 +341,14 @@ fn huge_kronecker_factors() {
 fn absurd_non_zero_count_and_rank() {
     let mut f = File::of("dkp", 4.0);
     f.config(|c| c["layers"][0]["w"]["nnz"] = json!(1u64 << 50));
+    assert!(matches!(f.load(), Err(Error::InvalidConfig { field, reason })
+        if field == "layers[0].w.nnz" && reason.contains("exceeds 4294967295")));
+    f.config(|c| c["layers"][0]["w"]["nnz"] = json!(1u64 << 30));
     assert!(matches!(f.load(), Err(Error::InvalidConfig { field, .. }) if field == "layers.0.w.nnz"));
     let mut f = File::of("lowrank", 4.0);
     f.config(|c| c["layers"][0]["w"]["rank"] = json!(1u64 << 40));
+    assert!(matches!(f.load(), Err(Error::InvalidConfig { field, .. }) if field == "layers[0].w.rank"));
+    f.config(|c| c["layers"][0]["w"]["rank"] = json!(1000));
     assert!(matches!(f.load(), Err(Error::InvalidConfig { field, .. }) if field == "layers.0.w.rank"));
 }
 

@@ -76,8 +76,10 @@ fn capped_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, 
 #[serde(deny_unknown_fields)]
 pub struct LayerSpec {
     /// Input size.
+    #[serde(deserialize_with = "size")]
     pub input: usize,
     /// Hidden size.
+    #[serde(deserialize_with = "size")]
     pub hidden: usize,
     /// Fused `4H × (I+H)` gate weights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,30 +138,55 @@ pub struct WeightSpec {
     /// The parameterisation.
     pub kind: WeightKind,
     /// Rows of the full matrix.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "size")]
     pub rows: usize,
     /// Columns of the full matrix.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "size")]
     pub cols: usize,
     /// Storage precision of the values (`F32` or `F16`); CSR indices are U16, I32 or I64
     /// (the writer uses U16 where the columns allow it, I32 otherwise).
     #[serde(default)]
     pub dtype: ValueType,
     /// Shape `[m1, n1]` of the Kronecker factor A (`kp`, `dkp`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "opt_shape")]
     pub a: Option<[usize; 2]>,
     /// Shape `[m2, n2]` of the Kronecker factor B (`kp`, `dkp`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "opt_shape")]
     pub b: Option<[usize; 2]>,
     /// Rank of a low-rank matrix or block (`lowrank`, `dlowrank`, `hmd`, `dhmd`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "opt_size")]
     pub rank: Option<usize>,
     /// Rows of the dense block, the first rows of W (`hmd`, `dhmd`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "opt_size")]
     pub dense_rows: Option<usize>,
     /// Stored non-zeros of the sparse part (`sparse`, `dkp`, `dlowrank`, `dhmd`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "opt_size")]
     pub nnz: Option<usize>,
+}
+
+/// Largest size (side, rank, count) a config may give: sizes are read as u64 and must
+/// fit 32 bits on every platform. A number that only a 64-bit `usize` holds would
+/// otherwise be a parse error in WebAssembly but a range error natively; the same file
+/// gives the same message everywhere.
+pub const MAX_SIZE: u64 = u32::MAX as u64;
+
+fn checked<E: serde::de::Error>(v: u64) -> Result<usize, E> {
+    match usize::try_from(v) {
+        Ok(n) if v <= MAX_SIZE => Ok(n),
+        _ => Err(E::custom(format!("{v} exceeds {MAX_SIZE}, the largest size a model file may give"))),
+    }
+}
+
+fn size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    checked(u64::deserialize(d)?)
+}
+
+fn opt_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    Option::<u64>::deserialize(d)?.map(checked).transpose()
+}
+
+fn opt_shape<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<[usize; 2]>, D::Error> {
+    Option::<[u64; 2]>::deserialize(d)?.map(|[m, n]| Ok([checked(m)?, checked(n)?])).transpose()
 }
 
 /// Tensor names, shared by the reader, the writer and the trainer's exporter.
