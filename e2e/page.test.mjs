@@ -45,10 +45,11 @@ function startServer() {
   });
 }
 
-/** Panel `side`'s predictions once its perplexity covers `tokens` tokens. */
-async function predictionsAfter(side, tokens) {
+/** Panel `side`'s predictions once its perplexity covers `tokens` tokens (of the whole text box, if given). */
+async function predictionsAfter(side, tokens, { settled = false } = {}) {
   const panel = page.locator(`.panel[data-side=${side}]`);
-  await panel.locator('.ppl-value').filter({ hasText: new RegExp(`over ${tokens} tokens?\\b`) }).waitFor();
+  const chars = settled ? `[data-chars="${(await page.locator('#text').inputValue()).length}"]` : '';
+  await panel.locator(`.ppl-value${chars}`).filter({ hasText: new RegExp(`over ${tokens} tokens?\\b`) }).waitFor();
   const probs = await panel.locator('.prediction').evaluateAll((buttons) => buttons.map((b) => Number(b.dataset.prob)));
   const lastUs = Number(await panel.locator('[data-stat=last]').getAttribute('data-us'));
   return { probs, lastUs };
@@ -165,6 +166,107 @@ test('typing shows predictions, perplexity and latency from both models', async 
   for (const side of ['a', 'b']) checkPredictions(await predictionsAfter(side, words(text) + 1), k, `panel ${side} after a click`);
 });
 
+test('appended text is scored incrementally, and a long text shows progress', async () => {
+  const text = 'the company said it expects sales';
+  await typeText(text);
+  for (const side of ['a', 'b']) await predictionsAfter(side, words(text), { settled: true });
+  await page.locator('.panel[data-side=a] .prediction').first().click();
+  for (const side of ['a', 'b']) {
+    await predictionsAfter(side, words(text) + 1, { settled: true });
+    const ppl = page.locator(`.panel[data-side=${side}] .ppl-value`);
+    assert.equal(await ppl.getAttribute('data-scored'), '1', `panel ${side}: only the appended token is scored`);
+    assert.equal(await ppl.getAttribute('data-reused'), String(words(text)));
+    assert.match(await page.locator(`.panel[data-side=${side}] .ppl-detail`).textContent(), /^1 new token scored, \d+ reused$/);
+  }
+
+  // A long text: scored in chunks, with progress; then one more word costs one token.
+  const long = Array.from({ length: 250 }, () => 'the company said its sales rose in the third quarter\n').join('');
+  const tokens = words(long) + 250; // every line ends with <eos>
+  const reports = () => page.locator('.panel').evaluateAll((panels) => panels.map((p) => Number(p.dataset.progressReports ?? 0)));
+  const [ra, rb] = await reports();
+  await page.locator('#text').fill(long);
+  for (const side of ['a', 'b']) await predictionsAfter(side, tokens, { settled: true });
+  const [qa, qb] = await reports();
+  assert.ok(qa > ra && qb > rb, `progress reported while scoring (${ra}→${qa}, ${rb}→${qb})`);
+  assert.equal(await page.locator('.panel[data-side=a] .scoring').isHidden(), true, 'the progress bar goes away');
+  await page.locator('#text').press('End');
+  await page.keyboard.type('the');
+  for (const side of ['a', 'b']) {
+    await predictionsAfter(side, tokens + 1, { settled: true });
+    assert.equal(await page.locator(`.panel[data-side=${side}] .ppl-value`).getAttribute('data-scored'), '1');
+  }
+  // An edit at the start is scored again from there: every token.
+  await page.locator('#text').press('Control+Home');
+  await page.keyboard.type('a ');
+  for (const side of ['a', 'b']) {
+    await predictionsAfter(side, tokens + 2, { settled: true });
+    assert.equal(await page.locator(`.panel[data-side=${side}] .ppl-value`).getAttribute('data-reused'), '0');
+  }
+  await typeText('the cat was on a mat and '); // as a click on a prediction leaves it
+  await predictionsAfter('a', 7, { settled: true });
+});
+
+test('the latency chart labels its axis with unique, increasing sample numbers', async () => {
+  const labels = await page.locator('#latency-chart text.tick.x').allTextContents();
+  assert.ok(labels.length >= 2, `x labels: ${labels}`);
+  const values = labels.map(Number);
+  assert.ok(values.every((v) => Number.isInteger(v)), `whole sample numbers: ${labels}`);
+  assert.ok(values.every((v, i) => i === 0 || v > values[i - 1]), `unique and increasing: ${labels}`);
+  const y = (await page.locator('#latency-chart text.tick.y').allTextContents()).map(Number);
+  assert.ok(y.every((v, i) => i === 0 || v > y[i - 1]), `y labels unique and increasing: ${y}`);
+});
+
+test('the page is cross-origin isolated, so per-token timers are fine-grained', async () => {
+  assert.equal(await page.evaluate(() => crossOriginIsolated), true, 'COOP/COEP headers from serve.mjs');
+  const timer = page.locator('#timer');
+  assert.equal(await timer.getAttribute('data-isolated'), 'true');
+  assert.equal(await timer.getAttribute('data-coarse'), 'false', await timer.textContent());
+  assert.ok(Number(await timer.getAttribute('data-resolution-us')) <= 20);
+  assert.match(await timer.textContent(), /cross-origin isolated/);
+});
+
+test('dkp-lstm/worker in Chromium: a module worker, cancellable calls, streamed generation', async () => {
+  const r = await page.evaluate(async () => {
+    const { createWorkerModel } = await import('/pkg/worker-client.js');
+    const { load } = await import('/pkg/index.js');
+    const dkp = await load();
+    const bytes = dkp.randomModel({ layers: 1, hidden: 16, vocab: 60, kind: 'dkp', cf: 4, seed: 3 });
+    const sync = dkp.Model.load(bytes);
+    const wm = await createWorkerModel();
+    const out = { variant: wm.variant, isolated: wm.timer.crossOriginIsolated };
+    const sent = bytes.slice();
+    out.vocab = (await wm.load(sent)).vocab;
+    out.transferred = sent.byteLength === 0;
+    await wm.feed('the cat');
+    sync.feed('the cat');
+    out.same = JSON.stringify((await wm.topK(5)).predictions) === JSON.stringify(sync.topK(5).predictions);
+    // Queued behind a bench, then cancelled: rejects and never runs.
+    const controller = new AbortController();
+    const busy = wm.bench(200);
+    const cancelled = wm.feed('sat on the mat', { signal: controller.signal }).then(() => 'ran', (e) => e.name);
+    controller.abort();
+    await busy;
+    out.cancelled = await cancelled;
+    out.untouched = JSON.stringify((await wm.topK(5)).predictions) === JSON.stringify(sync.topK(5).predictions);
+    const tokens = [];
+    for await (const step of wm.generate(12, 1, 0, 4)) tokens.push(step.token);
+    out.generated = JSON.stringify(tokens) === JSON.stringify(sync.generate(12, 1, 0, 4).tokens);
+    let n = 0;
+    for await (const _ of wm.generate(1 << 20, 1, 0, 4)) if (++n === 3) break; // eslint-disable-line no-unused-vars
+    out.afterBreak = (await wm.topK(1)).predictions.length;
+    out.badLoad = await wm.load(new Uint8Array(16)).then(() => 'loaded', (e) => e.message);
+    out.stillLoaded = (await wm.info()).vocab;
+    wm.terminate();
+    sync.free();
+    return out;
+  });
+  assert.deepEqual({ ...r, badLoad: typeof r.badLoad }, {
+    variant: 'simd', isolated: true, vocab: 60, transferred: true, same: true, cancelled: 'AbortError',
+    untouched: true, generated: true, afterBreak: 1, badLoad: 'string', stillLoaded: 60,
+  });
+  assert.notEqual(r.badLoad, 'loaded');
+});
+
 test('every control has an accessible name, and predictions work from the keyboard', async () => {
   const unnamed = await page.locator('input, select, textarea, button').evaluateAll((controls) =>
     controls.filter((c) => !(c.labels?.length || c.getAttribute('aria-label') || c.textContent.trim()))
@@ -199,25 +301,32 @@ test('the SIMD build runs, and forcing the scalar build works', async () => {
   for (const side of ['a', 'b']) await predictionsAfter(side, tokens);
 });
 
-test('a corrupt model file shows an error in its panel while the other model keeps answering', async () => {
+test('a corrupt model file shows an error, and its panel keeps its previous model answering', async () => {
+  const panel = page.locator('.panel[data-side=b]');
+  const before = await panel.locator('.prediction').evaluateAll((buttons) => buttons.map((b) => b.dataset.token));
   const junk = Buffer.alloc(4096);
   junk.writeBigUInt64LE(200n, 0); // a header length, then no valid JSON header
   junk.write('{"not a model": ', 8);
   await page.locator('#model-file-b').setInputFiles({ name: 'corrupt.safetensors', mimeType: 'application/octet-stream', buffer: junk });
-  const error = page.locator('.panel[data-side=b] .error');
+  const error = panel.locator('.error');
   await error.waitFor();
   const message = await error.textContent();
+  const previous = nameOf(MANIFEST.defaults.b);
   assert.match(message, /^Could not load corrupt\.safetensors: .{10,}/, `a readable error: ${message}`);
-  assert.equal(await page.locator('.panel[data-side=b] .prediction').count(), 0, 'no predictions from the bad file');
+  assert.ok(message.endsWith(`The panel keeps ${previous}.`), `says which model stays: ${message}`);
+  assert.equal(await panel.locator('.model-name').textContent(), previous);
+  assert.equal(await page.locator('#model-select-b').inputValue(), MANIFEST.defaults.b, 'the list shows the model that stays');
+  assert.deepEqual(await panel.locator('.prediction').evaluateAll((buttons) => buttons.map((b) => b.dataset.token)), before);
 
   const text = 'it was the cat';
   await typeText(text);
   const k = Number(await page.locator('#top-k').inputValue());
   checkPredictions(await predictionsAfter('a', words(text)), k, 'panel a after b failed');
+  checkPredictions(await predictionsAfter('b', words(text)), k, 'panel b keeps answering with its previous model');
 
-  // Choosing a shipped model again clears the error.
-  await page.locator('#model-select-b').selectOption(MANIFEST.defaults.b);
-  checkPredictions(await predictionsAfter('b', words(text)), k, 'panel b after reloading');
+  // Choosing a model again clears the error.
+  await page.locator('#model-select-b').selectOption('dkp-25x');
+  await panel.locator('.model-name').filter({ hasText: nameOf('dkp-25x') }).waitFor();
   assert.equal(await error.isHidden(), true);
 
   // A file dropped on a panel is loaded the same way: an empty one fails in panel B only.
@@ -226,25 +335,37 @@ test('a corrupt model file shows an error in its panel while the other model kee
     dt.items.add(new File([], 'empty.safetensors'));
     return dt;
   });
-  await page.locator('.panel[data-side=b]').dispatchEvent('drop', { dataTransfer: drop });
+  await panel.dispatchEvent('drop', { dataTransfer: drop });
   await error.filter({ hasText: /^Could not load empty\.safetensors: .{10,}/ }).waitFor();
   assert.equal(await page.locator('.panel[data-side=a] .error').isHidden(), true);
+  assert.equal(await panel.locator('.model-name').textContent(), nameOf('dkp-25x'));
   await page.locator('#model-select-b').selectOption(MANIFEST.defaults.b);
+  await panel.locator('.model-name').filter({ hasText: previous }).waitFor();
   await predictionsAfter('b', words(text));
 });
 
-test('generate streams a continuation from each model', async () => {
-  const n = Number(await page.locator('#generate-form input[name=n]').inputValue());
-  for (const side of ['a', 'b']) {
+test('generate streams a continuation from each model, without <unk> unless allowed', async () => {
+  const form = page.locator('#generate-form');
+  await form.locator('input[name=n]').fill('150');
+  const continuation = async (side) => {
     await page.locator(`#generate-${side}`).click();
     const figure = page.locator(`.generated[data-side=${side}]`);
     await figure.locator('.meta[data-median-us]').waitFor();
-    const continuation = await figure.locator('.continuation').textContent();
-    assert.equal(continuation.trim().split(/\s+/).filter(Boolean).length <= n, true);
-    assert.ok(continuation.trim().length > 0, `panel ${side} generated text`);
-    assert.match(await figure.locator('.meta').textContent(), new RegExp(`^${n} tokens · median .+/token`));
+    assert.match(await figure.locator('.meta').textContent(), /^150 tokens · median .+\/token/);
     assert.ok(Number(await figure.locator('.meta').getAttribute('data-median-us')) > 0);
+    return figure.locator('.continuation').textContent();
+  };
+  for (const side of ['a', 'b']) {
+    const text = await continuation(side);
+    assert.ok(text.trim().length > 0, `panel ${side} generated text`);
+    assert.ok(text.trim().split(/\s+/).length <= 150);
+    assert.doesNotMatch(text, /<unk>/, `panel ${side}: no <unk> by default`);
   }
+  // PTB's <unk> is a frequent token: allowed, 150 sampled tokens hold it.
+  await form.locator('input[name=allowUnk]').check();
+  assert.match(await continuation('b'), /<unk>/, 'allowed, <unk> is drawn');
+  await form.locator('input[name=allowUnk]').uncheck();
+  await form.locator('input[name=n]').fill('30');
 });
 
 test('the benchmark produces a table and a chart', async () => {

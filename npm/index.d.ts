@@ -41,18 +41,33 @@ export interface Model {
   feedToken(id: number): { ms: number };
   /** The k most likely next tokens, most likely first. */
   topK(k: number): { predictions: Prediction[]; ms: number };
-  /** Perplexity of a text read from a fresh state; the state is left after the text. */
+  /**
+   * Perplexity of a text read from a fresh state; the state is left after the text.
+   * Tokens shared with the previous texts' common prefix are not scored again.
+   */
   perplexity(text: string): PerplexityResult;
   /** Seeds the generator of sampleNext (an integer in 0..2^53). */
   setSeed(seed: number): void;
   /** Draws the next token and feeds it. temperature 0 is greedy; topK 0 samples among all. */
-  sampleNext(temperature: number, topK: number): { id: number; token: string; ms: number };
+  sampleNext(temperature: number, topK: number, options?: SampleOptions): Sampled;
   /** Samples n tokens from the current state with a generator seeded by seed. */
-  generate(n: number, temperature: number, topK: number, seed: number): { text: string; tokens: string[]; ms: number[] };
+  generate(n: number, temperature: number, topK: number, seed: number, options?: SampleOptions): { text: string; tokens: string[]; ms: number[] };
   /** Median per-token times over n random tokens; the state is restored afterwards. */
   bench(n: number): BenchResult;
   /** Releases the model's WebAssembly memory. */
   free(): void;
+}
+
+export interface SampleOptions {
+  /** Whether the unknown token `<unk>` may be drawn; default false. */
+  allowUnk?: boolean;
+}
+
+/** One sampled token. */
+export interface Sampled {
+  id: number;
+  token: string;
+  ms: number;
 }
 
 export interface RandomSpec {
@@ -97,7 +112,10 @@ export interface PerplexityResult {
   tokens: number;
   /** Words mapped to the unknown token. */
   unknown: number;
+  /** Time spent scoring the tokens that were not reused. */
   ms: number;
+  /** Leading tokens whose scores came from earlier calls (the texts' common prefix). */
+  reused: number;
 }
 
 export interface BenchResult {

@@ -3,6 +3,8 @@
 // (read from disk in Node, fetched in browsers and workers) so that neither the
 // server's MIME type nor a bundler's asset handling matters.
 
+import { readUrl } from './read-url.js';
+
 // The smallest module using a SIMD128 instruction (as in wasm-feature-detect):
 // `(func (result v128) i32.const 0 i8x16.splat i8x16.popcnt)`.
 const SIMD_PROBE = new Uint8Array([
@@ -54,6 +56,15 @@ export async function load({ simd = 'auto', wasm } = {}) {
 async function instantiate(build, wasm) {
   const [glue, module_or_path] = await Promise.all([build.glue(), wasmBytes(wasm ?? build.wasm())]);
   await glue.default({ module_or_path });
+  // wasm-bindgen's free() throws on a model freed before; freeing twice is harmless here,
+  // so that cleanup code (finally blocks, a worker's free) need not track it.
+  const free = glue.Model.prototype.free;
+  const freed = new WeakSet();
+  glue.Model.prototype.free = function () {
+    if (freed.has(this)) return;
+    freed.add(this);
+    free.call(this);
+  };
   return glue;
 }
 
@@ -61,16 +72,5 @@ async function wasmBytes(source) {
   if (source instanceof WebAssembly.Module || source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
     return source;
   }
-  const url = new URL(String(source), globalThis.location?.href ?? import.meta.url);
-  if (url.protocol === 'file:') {
-    // Node: fetch() does not read files.
-    const { readFile } = await import(/* webpackIgnore: true */ /* @vite-ignore */ 'node:fs/promises');
-    return readFile(url);
-  }
-  // Bytes rather than instantiateStreaming, which insists on the application/wasm MIME type.
-  const response = await fetch(url);
-  if (!response.ok) {
-    throw new Error(`dkp-lstm: fetching ${url} failed: HTTP ${response.status} ${response.statusText}`);
-  }
-  return response.arrayBuffer();
+  return readUrl(new URL(String(source), globalThis.location?.href ?? import.meta.url));
 }

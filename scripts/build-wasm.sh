@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the WebAssembly module twice (SIMD128 and scalar) and assembles pkg/ as the
-# npm package `dkp-lstm`: both builds, the loader that picks one, types and README.
+# npm package `dkp-lstm`: both builds, the loader that picks one, the model worker and
+# its client ('dkp-lstm/worker'), types and README.
 # Fails when a .wasm exceeds the size budget.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +33,8 @@ build() { # variant target-dir rustflags
 
 build simd target-simd "-C target-feature=+simd128"
 build scalar target-wasm ""
-cp npm/index.js npm/index.d.ts npm/README.md npm/package.json "$stage/"
+cp npm/index.js npm/index.d.ts npm/read-url.js npm/worker-client.js npm/worker.d.ts npm/model-worker.js \
+  npm/README.md npm/package.json "$stage/"
 
 over=0
 for variant in simd scalar; do

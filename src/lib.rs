@@ -41,6 +41,7 @@ mod model;
 pub mod plan;
 pub mod random;
 pub mod sample;
+mod scores;
 mod session;
 pub mod tokenizer;
 

@@ -60,11 +60,14 @@ pub struct Sampling {
     pub temperature: f32,
     /// Sample among the `top_k` most likely tokens only; 0 means all.
     pub top_k: usize,
+    /// Whether the unknown token may be drawn ([`crate::Session::sample_next`] masks it
+    /// out otherwise, even at temperature 0): generated text reads better without it.
+    pub allow_unk: bool,
 }
 
 impl Default for Sampling {
     fn default() -> Self {
-        Sampling { temperature: 1.0, top_k: 0 }
+        Sampling { temperature: 1.0, top_k: 0, allow_unk: false }
     }
 }
 
@@ -133,10 +136,10 @@ mod tests {
     fn sampling_respects_top_k_and_greedy() {
         let lp = [(0.1f32).ln(), (0.6f32).ln(), (0.3f32).ln()];
         let mut rng = Rng::new(1);
-        assert_eq!(sample(&lp, Sampling { temperature: 0.0, top_k: 0 }, &mut rng), 1);
+        assert_eq!(sample(&lp, Sampling { temperature: 0.0, top_k: 0, allow_unk: true }, &mut rng), 1);
         let mut counts = [0; 3];
         for _ in 0..3000 {
-            counts[sample(&lp, Sampling { temperature: 1.0, top_k: 2 }, &mut rng) as usize] += 1;
+            counts[sample(&lp, Sampling { temperature: 1.0, top_k: 2, allow_unk: true }, &mut rng) as usize] += 1;
         }
         assert_eq!(counts[0], 0);
         assert!((counts[1] as f32 / 3000.0 - 0.667).abs() < 0.05, "{counts:?}");

@@ -5,6 +5,7 @@ use crate::lstm::StepBuffers;
 use crate::matrix::MatVec;
 use crate::model::Model;
 use crate::sample::{self, Rng, Sampling};
+use crate::scores::ScoreCache;
 use crate::tokenizer::Encoded;
 
 /// A model with its recurrent state. Every buffer is allocated once, in
@@ -22,6 +23,8 @@ pub struct Session {
     /// overflows give log-probabilities that are NaN or meaningless.
     logits_finite: bool,
     history: usize,
+    /// What earlier `perplexity` calls scored (see [`Session::perplexity`]).
+    scored: ScoreCache,
 }
 
 /// A snapshot of a session's recurrent state (`h` and `c` of every layer).
@@ -54,6 +57,8 @@ pub struct Perplexity {
     pub tokens: usize,
     /// Words of the text mapped to the unknown token.
     pub unknown: usize,
+    /// Leading tokens whose scores were kept from earlier calls rather than computed.
+    pub reused: usize,
 }
 
 impl Session {
@@ -69,6 +74,7 @@ impl Session {
             log_probs_fresh: false,
             logits_finite: true,
             history: 0,
+            scored: ScoreCache::default(),
             model,
         };
         s.reset();
@@ -179,6 +185,12 @@ impl Session {
     /// after the text, so predictions continue it. A log-probability that is not finite
     /// (weights so large that f32 overflows) is [`Error::NonFiniteOutput`], never a NaN
     /// or infinite perplexity.
+    ///
+    /// Tokens that earlier calls scored in the same context (the longest common prefix
+    /// of token ids) are not scored again: their log-probabilities are kept and the
+    /// state resumes from a checkpoint, so appending to or editing the end of a long
+    /// text costs only the new tokens (`reused` counts the others). The result is bit
+    /// for bit that of a fresh reading: the same log-probabilities, summed in order.
     pub fn perplexity(&mut self, text: &str) -> Result<Perplexity> {
         self.perplexity_with_progress(text, |_, _| {})
     }
@@ -191,32 +203,61 @@ impl Session {
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Perplexity> {
         let enc = self.model.tokenizer().encode_scored(text)?;
-        self.reset();
-        let (mut nll, mut worst) = (0.0f64, (0, 0.0f32));
-        for (i, &id) in enc.ids.iter().enumerate() {
+        let (ids, total) = (&enc.ids, enc.ids.len());
+        let known = self.scored.known_prefix(ids);
+        let from = match self.scored.resume_point(known) {
+            Some((pos, state)) => {
+                let state = state.clone();
+                self.restore(&state);
+                pos
+            }
+            None => {
+                self.reset();
+                0
+            }
+        };
+        for &id in &ids[from..known] {
+            self.step(id); // the LSTM only: these scores are known
+        }
+        let mut before_last = None;
+        for (i, &id) in ids.iter().enumerate().skip(known) {
+            self.scored.checkpoint(i, || State { h: self.h.clone(), c: self.c.clone(), history: self.history });
+            if i + 1 == total {
+                before_last = Some(self.state());
+            }
             let lp = self.log_probs()[id as usize];
             if !(self.logits_finite && lp.is_finite()) {
                 return Err(Error::NonFiniteOutput { position: i });
             }
-            if lp < worst.1 {
-                worst = (i, lp);
-            }
-            nll -= lp as f64;
+            self.scored.ids.push(id);
+            self.scored.log_probs.push(lp);
             self.step(id);
-            progress(i + 1, enc.ids.len());
+            progress(i + 1, total);
         }
-        let tokens = enc.ids.len();
-        let perplexity = (nll / tokens as f64).exp();
+        if let Some(state) = before_last {
+            self.scored.set_tail(vec![(total - 1, state), (total, self.state())]);
+        }
+        let log_probs = &self.scored.log_probs[..total];
+        let nll = log_probs.iter().fold(0.0f64, |nll, &lp| nll - lp as f64);
+        let perplexity = (nll / total as f64).exp();
         if !perplexity.is_finite() {
             // Finite log-probabilities near -f32::MAX: the least likely token is at fault.
+            let worst =
+                log_probs.iter().enumerate().fold((0, 0.0f32), |w, (i, &lp)| if lp < w.1 { (i, lp) } else { w });
             return Err(Error::NonFiniteOutput { position: worst.0 });
         }
-        Ok(Perplexity { perplexity, nll, tokens, unknown: enc.unknown })
+        Ok(Perplexity { perplexity, nll, tokens: total, unknown: enc.unknown, reused: known })
     }
 
-    /// Draws the next token, feeds it, and returns it.
+    /// Draws the next token, feeds it, and returns it; never the unknown token unless
+    /// `sampling.allow_unk`.
     pub fn sample_next(&mut self, sampling: Sampling, rng: &mut Rng) -> u32 {
-        let id = sample::sample(self.log_probs(), sampling, rng);
+        self.log_probs();
+        if !sampling.allow_unk {
+            // In place: the token drawn is fed next, which invalidates these log-probs.
+            self.log_probs[self.model.tokenizer().unk() as usize] = f32::NEG_INFINITY;
+        }
+        let id = sample::sample(&self.log_probs, sampling, rng);
         self.step(id);
         id
     }
@@ -224,5 +265,64 @@ impl Session {
     /// Samples `n` tokens continuing the current state.
     pub fn generate(&mut self, n: usize, sampling: Sampling, rng: &mut Rng) -> Vec<u32> {
         (0..n).map(|_| self.sample_next(sampling, rng)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+    use crate::random::{random_model, RandomSpec};
+
+    fn session() -> Session {
+        Session::new(random_model(&RandomSpec { hidden: 16, vocab: 40, seed: 2, ..RandomSpec::default() }).unwrap())
+    }
+
+    /// Appending, editing and shortening a text reuse what was scored before and give
+    /// exactly the perplexity of a fresh session.
+    #[test]
+    fn incremental_scoring_equals_a_fresh_reading() {
+        let words = "the cat of and to a in N is that for it was on with as";
+        let long: String = (0..40).map(|i| format!("{words} w{}\n", i % 20)).collect();
+        let mut s = session();
+        let mut texts = vec![long[..200].to_string(), long[..201].to_string(), long.clone()];
+        texts.push(format!("{}zebra w3 the\n", &long[..150])); // an edit in the middle
+        texts.push(long[..100].to_string()); // shorter
+        texts.push(long.clone());
+        let mut previous: Option<Vec<u32>> = None;
+        for text in &texts {
+            let p = s.perplexity(text).unwrap();
+            let fresh = session().perplexity(text).unwrap();
+            assert_eq!((p.perplexity, p.nll, p.tokens), (fresh.perplexity, fresh.nll, fresh.tokens), "{text:?}");
+            assert_eq!(fresh.reused, 0);
+            let ids = s.model().tokenizer().encode(text).ids;
+            let common = previous.as_ref().map_or(0, |prev| prev.iter().zip(&ids).take_while(|(a, b)| a == b).count());
+            assert!(p.reused >= common.min(ids.len()), "{} reused, {common} in common", p.reused);
+            // The state is left after the text, as for a fresh reading.
+            let mut f = session();
+            f.perplexity(text).unwrap();
+            assert_eq!(s.log_probs(), f.log_probs());
+            previous = Some(ids);
+        }
+    }
+
+    #[test]
+    fn sampling_leaves_out_the_unknown_token_unless_allowed() {
+        let mut s = session();
+        let unk = s.model().tokenizer().unk();
+        // Make <unk> by far the likeliest next token, then sample greedily.
+        s.log_probs();
+        s.log_probs.fill(-10.0);
+        s.log_probs[unk as usize] = 0.0;
+        let greedy = Sampling { temperature: 0.0, ..Sampling::default() };
+        assert_ne!(s.sample_next(greedy, &mut Rng::new(1)), unk);
+        let mut s = session();
+        s.log_probs();
+        s.log_probs.fill(-10.0);
+        s.log_probs[unk as usize] = 0.0;
+        s.log_probs_fresh = true;
+        assert_eq!(s.sample_next(Sampling { allow_unk: true, ..greedy }, &mut Rng::new(1)), unk);
     }
 }

@@ -1,12 +1,18 @@
-// The demo page: two model panels (A and B), each backed by its own Web Worker,
-// compared on predictions, perplexity, size and per-token latency.
+// The demo page: two model panels (A and B), each with its model in its own worker
+// through the package's 'dkp-lstm/worker' client (served from pkg/), compared on
+// predictions, perplexity, size and per-token latency.
 
 import { lineChart } from './chart.js';
+import { createWorkerModel } from './pkg/worker-client.js';
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const SIDES = ['a', 'b'];
 const TYPING_DEBOUNCE_MS = 150;
 const CHART_SAMPLES = 120;
+const WARM_UP_TOKENS = 32;
+// performance.now() steps coarser than this make single-token latencies meaningless:
+// browsers give 5–20 µs to cross-origin isolated pages and 100 µs–1 ms to others.
+const FINE_TIMER_US = 25;
 
 // ---------------------------------------------------------------- formatting
 
@@ -44,57 +50,13 @@ function quantile(values, q) {
 }
 const median = (values) => quantile(values, 0.5);
 
+const plural = (n, word) => `${fmt.count(n)} ${word}${n === 1 ? '' : 's'}`;
+
 /** The text a predicted or sampled token adds after `text`. */
 function tokenText(token, tokenizer, text) {
   if (tokenizer === 'char') return token;
   if (token === '<eos>') return '\n';
   return (text === '' || /\s$/.test(text) ? '' : ' ') + token;
-}
-
-// ---------------------------------------------------------------- worker client
-
-/** Promise-based calls into one `worker.js`. */
-class ModelWorker {
-  constructor() {
-    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-    this.nextId = 1;
-    this.pending = new Map();
-    this.broken = null;
-    this.worker.onmessage = ({ data }) => {
-      const call = this.pending.get(data.id);
-      if (!call) return;
-      if ('progress' in data) return call.onProgress?.(data.progress);
-      this.pending.delete(data.id);
-      if (data.ok) call.resolve(data.result);
-      else call.reject(new Error(data.error));
-      if (data.fatal) this.terminate(new Error(`${data.error}; choose a model to start again`));
-    };
-    this.worker.onerror = (event) => {
-      // Shown in the panel instead of the console; the usual cause is a missing build.
-      event.preventDefault();
-      this.fail(new Error(`the model worker failed to start: ${event.message || 'is www/pkg/ built? (scripts/run.sh)'}`));
-    };
-  }
-
-  call(op, args = {}, onProgress) {
-    if (this.broken) return Promise.reject(this.broken);
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onProgress });
-      this.worker.postMessage({ id, op, ...args });
-    });
-  }
-
-  fail(err) {
-    this.broken = err;
-    for (const call of this.pending.values()) call.reject(err);
-    this.pending.clear();
-  }
-
-  terminate(reason = new Error('the worker was replaced')) {
-    this.worker.terminate();
-    this.fail(reason);
-  }
 }
 
 // ---------------------------------------------------------------- one panel
@@ -103,13 +65,13 @@ class Panel {
   constructor(side, app) {
     this.side = side;
     this.app = app;
-    this.worker = null;
+    this.model = null; // the client of this panel's model worker (dkp-lstm/worker)
     this.build = null;
-    this.source = null; // {name, message} where message is what worker.load takes
-    this.info = null;
+    this.current = null; // {source, info} of the model that answers; source: {name, id, file, message}
+    this.loading = null; // the source being loaded, until it answers or fails
     this.samples = []; // per-token latencies (µs) this session
-    this.busy = false;
-    this.queued = null;
+    this.lock = Promise.resolve();
+    this.predicting = null; // the AbortController of the latest prediction
 
     const root = $('#panel-template').content.firstElementChild.cloneNode(true);
     root.dataset.side = side;
@@ -147,76 +109,112 @@ class Panel {
     });
   }
 
-  get label() {
-    return `${this.side.toUpperCase()}: ${this.source?.name ?? '—'}`;
+  get info() {
+    return this.current?.info ?? null;
   }
 
-  fillSelect(models, fileName) {
-    const options = models.map((m) => new Option(m.name, m.id));
-    if (fileName) options.push(new Option(`File: ${fileName}`, ''));
+  get label() {
+    return `${this.side.toUpperCase()}: ${this.current?.source.name ?? '—'}`;
+  }
+
+  /**
+   * Runs `job` once this panel's earlier jobs are done, so that the calls of a
+   * prediction, a generation or a load never interleave (each moves the model's state).
+   */
+  exclusive(job) {
+    const run = this.lock.then(job);
+    this.lock = run.catch(() => {});
+    return run;
+  }
+
+  /** Lists the manifest's models, plus `source` if it is a file, with `source` chosen. */
+  showSource(source) {
+    const options = (this.app.manifest?.models ?? []).map((m) => new Option(m.name, m.id));
+    if (source?.file) options.push(new Option(`File: ${source.name}`, ''));
     this.select.replaceChildren(...options);
+    this.select.value = source?.id ?? '';
   }
 
   /** (Re)starts the worker with the given wasm build choice. */
   async start(simd) {
-    this.worker?.terminate();
-    this.worker = new ModelWorker();
-    this.busy = false;
-    this.queued = null;
+    this.predicting?.abort();
+    this.model?.terminate();
+    this.model = null;
     this.build = null;
-    const { build, variant } = await this.worker.call('init', { simd });
-    this.build = { ...build, variant };
+    const model = await createWorkerModel({ simd });
+    this.model = model;
+    this.build = { ...model.build, variant: model.variant, timer: model.timer };
     return this.build;
   }
 
   loadEntry(entry) {
-    this.fillSelect(this.app.manifest.models);
-    this.select.value = entry.id;
-    const message = entry.file
-      ? { url: new URL(entry.file, this.app.manifestUrl).href }
-      : { random: entry.random };
-    return this.load({ name: entry.name, message });
+    const message = entry.file ? new URL(entry.file, this.app.manifestUrl).href : { random: entry.random };
+    return this.load({ name: entry.name, id: entry.id, file: false, message });
   }
 
-  async loadFile(file) {
-    this.fillSelect(this.app.manifest.models, file.name);
-    this.select.value = '';
-    const bytes = new Uint8Array(await file.arrayBuffer());
-    return this.load({ name: file.name, message: { bytes } });
+  /** A File is a Blob: the worker reads it, not this page. */
+  loadFile(file) {
+    return this.load({ name: file.name, id: '', file: true, message: file });
   }
 
-  /** Loads a model into this panel's worker; a failure shows in this panel only. */
-  async load(source) {
-    this.source = source;
-    this.info = null;
-    this.samples = [];
-    this.setModelName(source.name);
-    this.clearResults();
+  /**
+   * Loads a model into this panel's worker. Until it answers, the previous model keeps
+   * answering; if it fails, the panel says so and keeps the previous model.
+   */
+  load(source) {
+    this.predicting?.abort(); // its answer would describe the model being replaced
+    this.loading = source;
+    this.showSource(source);
     this.showError(null);
     this.setStatus(`Loading ${source.name}…`);
     this.el.classList.add('loading');
-    if (this.worker?.broken) await this.start(this.app.simd).catch(() => {});
-    const worker = this.worker;
-    try {
-      const { info, fileBytes } = await worker.call('load', { source: source.message });
-      if (worker !== this.worker || source !== this.source) return;
-      this.info = { ...info, file_bytes: info.file_bytes ?? fileBytes };
+    return this.exclusive(async () => {
+      if (this.loading !== source) return; // a later choice replaced this one
+      if (!this.model || this.model.broken) await this.start(this.app.simd);
+      let error = null;
+      try {
+        const info = await this.model.load(source.message);
+        // Warm-up: the engine moves the hot code to its optimising tier during the first
+        // tokens, which would otherwise dominate the session's latency statistics.
+        await this.model.bench(WARM_UP_TOKENS);
+        this.current = { source, info };
+        this.samples = [];
+        this.clearResults();
+        this.renderSize();
+      } catch (err) {
+        error = err;
+        // A trap took the instance, and the previous model with it: load that one again.
+        if (this.model.broken && this.current) await this.restore();
+      }
+      if (this.loading !== source) return;
+      this.loading = null;
       this.setStatus('');
-      this.renderSize();
-      this.el.classList.remove('loading', 'failed');
-      this.app.modelChanged(this);
-    } catch (err) {
-      if (worker !== this.worker || source !== this.source) return;
-      this.setStatus('');
-      this.showError(`Could not load ${source.name}: ${err.message}`);
       this.el.classList.remove('loading');
-      this.el.classList.add('failed');
+      this.el.classList.toggle('failed', !this.current);
+      if (error) {
+        const message = /[.!?]$/.test(error.message) ? error.message : `${error.message}.`;
+        const kept = this.current ? ` The panel keeps ${this.current.source.name}.` : '';
+        this.showError(`Could not load ${source.name}: ${message}${kept}`);
+        this.showSource(this.current?.source);
+      }
       this.app.modelChanged(this);
+    });
+  }
+
+  /** After a trap: a fresh worker with the model that answered before. */
+  async restore() {
+    try {
+      await this.start(this.app.simd);
+      await this.model.load(this.current.source.message);
+    } catch {
+      this.current = null;
+      this.clearResults();
     }
   }
 
   reload() {
-    return this.source ? this.load(this.source) : Promise.resolve();
+    const source = this.current?.source ?? this.loading;
+    return source ? this.load(source) : Promise.resolve();
   }
 
   setModelName(name) {
@@ -233,40 +231,72 @@ class Panel {
     box.textContent = text ?? '';
   }
 
-  /** Predicts after `text`; calls made while one runs collapse into the latest. */
-  async predict(text, k) {
-    if (!this.info) return;
-    if (this.busy) {
-      this.queued = { text, k };
-      return;
-    }
-    this.busy = true;
-    const { worker, source } = this;
-    try {
-      const r = await worker.call('predict', { text, k });
-      if (worker === this.worker && source === this.source) this.showPrediction(r);
-    } catch (err) {
-      if (worker === this.worker && source === this.source) this.showError(err.message);
-    }
-    if (worker !== this.worker) return; // start() has reset the queue for the new worker
-    this.busy = false;
-    const next = this.queued;
-    this.queued = null;
-    if (next) this.predict(next.text, next.k);
+  /**
+   * Scores `text` and predicts the next token. A newer prediction cancels this one,
+   * queued or running (a long scoring stops at its next chunk; the binding keeps what
+   * was scored, so the next one goes on from there).
+   */
+  predict(text, k) {
+    if (!this.current) return Promise.resolve();
+    this.predicting?.abort();
+    const controller = new AbortController();
+    this.predicting = controller;
+    const { signal } = controller;
+    return this.exclusive(async () => {
+      const model = this.model;
+      if (signal.aborted || !model) return; // replaced, or the worker is restarting
+      let perplexity = null;
+      let perplexityError = null;
+      try {
+        perplexity = await model.perplexity(text, { signal, onProgress: (p) => this.showProgress(p) });
+      } catch (err) {
+        if (signal.aborted) return;
+        // No scorable token (an empty text, only unknown words): predict after it anyway.
+        perplexityError = err.message;
+        await model.reset({ signal });
+        await model.feed(text, { signal });
+      }
+      const top = await model.topK(k, { signal });
+      if (!signal.aborted) this.showPrediction({ text, perplexity, perplexityError, predictions: top.predictions });
+    }).catch((err) => {
+      if (!signal.aborted) this.showError(err.message);
+    }).finally(() => {
+      if (this.predicting === controller) this.showProgress(null);
+    });
+  }
+
+  /** Progress of a long scoring ({done, total} characters), or null when none runs. */
+  showProgress(p) {
+    const box = $('.scoring', this.el);
+    box.hidden = !p;
+    // What the panel shows is about the text before the edit until the scoring ends.
+    this.el.classList.toggle('stale', Boolean(p));
+    if (!p) return;
+    this.el.dataset.progressReports = Number(this.el.dataset.progressReports ?? 0) + 1;
+    $('progress', box).value = p.done / p.total;
+    $('.scoring-text', box).textContent = `Scoring the text… ${Math.floor((100 * p.done) / p.total)}% (${fmt.count(p.tokens)} tokens)`;
   }
 
   showPrediction(r) {
     this.renderPredictions(r.predictions);
     const ppl = $('.ppl-value', this.el);
+    const detail = $('.ppl-detail', this.el);
+    ppl.dataset.chars = r.text.length; // which text this describes, for tests and tools
     if (r.perplexity) {
       const p = r.perplexity;
+      const scored = p.tokens - p.reused;
       ppl.textContent = `${p.perplexity.toFixed(1)} over ${p.tokens} token${p.tokens === 1 ? '' : 's'}` +
         (p.unknown ? `, ${p.unknown} unknown` : '');
-      ppl.dataset.value = p.perplexity;
-      if (p.tokens > 0) this.addSample((1000 * p.ms) / p.tokens);
+      Object.assign(ppl.dataset, { value: p.perplexity, tokens: p.tokens, scored, reused: p.reused });
+      // Only the tokens after the previous text's common prefix are scored again.
+      detail.textContent = p.reused === 0 ? `all ${plural(p.tokens, 'token')} scored`
+        : scored === 0 ? `nothing new to score, ${fmt.count(p.reused)} reused`
+          : `${plural(scored, 'new token')} scored, ${fmt.count(p.reused)} reused`;
+      if (scored > 0) this.addSample((1000 * p.ms) / scored);
     } else {
       ppl.textContent = `– (${r.perplexityError})`;
-      delete ppl.dataset.value;
+      detail.textContent = '';
+      for (const key of ['value', 'tokens', 'scored', 'reused']) delete ppl.dataset[key];
     }
   }
 
@@ -291,8 +321,10 @@ class Panel {
     this.clearStats();
     $('.predictions', this.el).replaceChildren();
     $('.ppl-value', this.el).textContent = '…';
+    $('.ppl-detail', this.el).textContent = '';
     $('table.size tbody', this.el).replaceChildren();
     $('.weights tbody', this.el).replaceChildren();
+    this.setModelName(this.current?.source.name ?? '…');
   }
 
   clearStats() {
@@ -369,18 +401,20 @@ class Panel {
       }
       return tr;
     }));
-    const untrained = prov.trained === false && !/untrained/i.test(this.source.name);
-    this.setModelName(this.source.name + (untrained ? ' (untrained)' : ''));
+    const { name } = this.current.source;
+    const untrained = prov.trained === false && !/untrained/i.test(name);
+    this.setModelName(name + (untrained ? ' (untrained)' : ''));
   }
 
   /** Samples a continuation of `text`, streaming tokens into `figure`. */
-  async generate(text, settings, figure) {
+  generate(text, { n, temperature, topK, seed, allowUnk }, figure) {
     const out = $('.out', figure);
     const meta = $('.meta', figure);
     $('figcaption', figure).textContent = this.label;
-    if (!this.info) {
+    delete meta.dataset.medianUs;
+    if (!this.current) {
       meta.textContent = 'No model is loaded in this panel.';
-      return;
+      return Promise.resolve();
     }
     const prompt = document.createElement('span');
     prompt.className = 'prompt';
@@ -389,24 +423,27 @@ class Panel {
     continuation.className = 'continuation';
     out.replaceChildren(prompt, continuation);
     meta.textContent = 'Generating…';
-    let sofar = text;
-    const ms = [];
-    const onToken = (step) => {
-      const piece = tokenText(step.token, this.info.tokenizer, sofar);
-      sofar += piece;
-      continuation.textContent += piece;
-      ms.push(step.ms);
-      meta.textContent = `${ms.length} token${ms.length === 1 ? '' : 's'} · last ${fmt.us(1000 * step.ms)}`;
-    };
-    try {
-      await this.worker.call('generate', { text, ...settings }, onToken);
-      const us = ms.map((x) => 1000 * x);
-      meta.textContent = `${ms.length} tokens · median ${fmt.us(median(us))}/token · p95 ${fmt.us(quantile(us, 0.95))}`;
+    this.predicting?.abort(); // it would be moved by the generation anyway
+    return this.exclusive(async () => {
+      const { model } = this;
+      const { tokenizer } = this.info;
+      await model.reset();
+      await model.feed(text);
+      let sofar = text;
+      const us = [];
+      for await (const step of model.generate(n, temperature, topK, seed, { allowUnk })) {
+        const piece = tokenText(step.token, tokenizer, sofar);
+        sofar += piece;
+        continuation.textContent += piece;
+        us.push(1000 * step.ms);
+        meta.textContent = `${plural(us.length, 'token')} · last ${fmt.us(1000 * step.ms)}`;
+      }
+      meta.textContent = `${plural(us.length, 'token')} · median ${fmt.us(median(us))}/token · p95 ${fmt.us(quantile(us, 0.95))}`;
       meta.dataset.medianUs = median(us);
       us.forEach((x) => this.addSample(x));
-    } catch (err) {
+    }).catch((err) => {
       meta.textContent = `Generation failed: ${err.message}`;
-    }
+    });
   }
 }
 
@@ -450,7 +487,7 @@ class App {
     await Promise.all(this.panels.map(async (panel, i) => {
       const id = defaults[panel.side] ?? this.manifest.models[i]?.id;
       const entry = this.manifest.models.find((m) => m.id === id) ?? this.manifest.models[0];
-      panel.fillSelect(this.manifest.models);
+      panel.showSource(entry);
       try {
         await panel.start(this.simd);
         this.showBuild();
@@ -473,7 +510,6 @@ class App {
     else url.searchParams.delete('simd');
     history.replaceState(null, '', url);
     await Promise.all(this.panels.map(async (panel) => {
-      panel.info = null;
       panel.samples = [];
       panel.clearStats();
       try {
@@ -494,6 +530,18 @@ class App {
     const el = $('#build');
     el.textContent = `${build.simd ? 'SIMD128' : 'scalar'} wasm · kernels ${build.kernels} · v${build.version}`;
     el.dataset.simd = String(Boolean(build.simd));
+    // The workers' clock, which times every token: coarse unless the page is
+    // cross-origin isolated (served with COOP and COEP headers, as scripts/serve.mjs does).
+    const { resolutionMs, crossOriginIsolated } = build.timer;
+    const us = 1000 * resolutionMs;
+    const coarse = !crossOriginIsolated || us > FINE_TIMER_US;
+    const timer = $('#timer');
+    timer.textContent = coarse
+      ? `Timer step ${fmt.us(us)}${crossOriginIsolated ? '' : ', not cross-origin isolated'}: ` +
+        'single-token latencies are rounded to it; serve the page with COOP/COEP headers for a finer clock.'
+      : `Timer step ${fmt.us(us)} (cross-origin isolated).`;
+    timer.classList.toggle('coarse', coarse);
+    Object.assign(timer.dataset, { isolated: String(crossOriginIsolated), resolutionUs: us, coarse: String(coarse) });
   }
 
   modelChanged(panel) {
@@ -529,7 +577,7 @@ class App {
       label: p.side.toUpperCase(),
       className: `side-${p.side}`,
       points: p.samples.slice(-CHART_SAMPLES).map((us, i, all) => [p.samples.length - all.length + i + 1, us]),
-    })), { xLabel: 'sample', yLabel: 'µs per token', formatX: (v) => v.toFixed(0), formatY: (v) => v.toFixed(0) });
+    })), { xLabel: 'sample', yLabel: 'µs per token', xInteger: true });
     const speedup = $('#speedup');
     if (!a.samples.length || !b.samples.length) {
       speedup.textContent = 'Waiting for both models…';
@@ -550,6 +598,7 @@ class App {
       temperature: Math.max(0, Number(form.temperature.value) || 0),
       topK: Math.max(0, Math.round(Number(form.topK.value)) || 0),
       seed: Math.max(0, Math.round(Number(form.seed.value)) || 0),
+      allowUnk: form.allowUnk.checked,
     };
     const button = $(`#generate-${side}`);
     button.disabled = true;
@@ -572,7 +621,7 @@ class App {
       if (!panel.info) continue;
       status.textContent = `Running ${n} tokens through ${panel.label}…`;
       try {
-        const r = await panel.worker.call('bench', { n });
+        const r = await panel.exclusive(() => panel.model.bench(n));
         const samples = Array.from(r.samples_us);
         const mean = samples.reduce((sum, us) => sum + us, 0) / samples.length;
         results.push({ panel, r, samples, mean, median: median(samples), p95: quantile(samples, 0.95) });
@@ -635,7 +684,7 @@ class App {
         className: `side-${x.panel.side}`,
         points: sorted.map((us, i) => [us, (100 * (i + 1)) / sorted.length]).filter(([us]) => us <= cut),
       };
-    }), { xLabel: 'µs per token (to p99)', yLabel: '% of tokens within', formatX: (v) => v.toFixed(0), formatY: (v) => v.toFixed(0) });
+    }), { xLabel: 'µs per token (to p99)', yLabel: '% of tokens within' });
   }
 }
 

@@ -9,22 +9,41 @@ function el(name, attrs = {}, text) {
   return node;
 }
 
-/** About `count` round tick values from 0 (or `lo`) to `hi`. */
-function ticks(lo, hi, count) {
+/**
+ * About `count` round tick values (steps of 1, 2 or 5 times a power of ten) from `lo`
+ * to `hi`; `integer` axes (counts) step by whole numbers only.
+ */
+function ticks(lo, hi, count, integer) {
   const raw = (hi - lo) / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  let step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  if (integer) step = Math.max(1, Math.round(step));
+  const values = [];
+  // i * step rather than a running sum, which drifts (0.1 + 0.2 …).
+  for (let i = Math.ceil(lo / step - 1e-9); i * step <= hi + step * 1e-9; i++) values.push(i * step);
+  return { values, step };
+}
+
+/** A tick label with as many decimals as the step needs, so that labels differ. */
+const tickLabel = (v, step) => v.toFixed(Math.max(0, -Math.floor(Math.log10(step) + 1e-9)));
+
+/** Labels along an axis, leaving out any that would repeat its neighbour's text. */
+function labels({ values, step }, format) {
   const out = [];
-  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push(t);
+  for (const v of values) {
+    const text = format(v, step);
+    if (text !== out.at(-1)?.text) out.push({ v, text });
+  }
   return out;
 }
 
 /**
  * Draws `series` (`[{label, className, points: [[x, y], …]}]`) into `svg` at its
- * current width; redraws itself when the window is resized.
+ * current width; redraws itself when the window is resized. `xInteger`: x values are
+ * counts (ticks at whole numbers); `formatX`/`formatY(value, step)` write tick labels.
  */
-export function lineChart(svg, series, { xLabel, yLabel, formatX = String, formatY = String }) {
-  svg._chart = [series, { xLabel, yLabel, formatX, formatY }];
+export function lineChart(svg, series, { xLabel, yLabel, xInteger = false, formatX = tickLabel, formatY = tickLabel }) {
+  svg._chart = [series, { xLabel, yLabel, xInteger, formatX, formatY }];
   const width = Math.max(svg.clientWidth || 0, 280);
   const height = Math.max(svg.clientHeight || 0, 160);
   const m = { left: 62, right: 12, top: 26, bottom: 34 };
@@ -38,18 +57,18 @@ export function lineChart(svg, series, { xLabel, yLabel, formatX = String, forma
   }
   const xs = all.map((p) => p[0]);
   let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-  if (x1 - x0 < 1e-9) [x0, x1] = [x0 - 1, x1 + 1];
+  if (x1 - x0 < 1e-9) [x0, x1] = xInteger ? [x0 - 0.5, x1 + 0.5] : [x0 - 1, x1 + 1];
   const yMax = Math.max(...all.map((p) => p[1])) * 1.08 || 1;
   const sx = (x) => m.left + ((x - x0) / (x1 - x0)) * (width - m.left - m.right);
   const sy = (y) => height - m.bottom - (y / yMax) * (height - m.top - m.bottom);
 
-  for (const t of ticks(0, yMax, 4)) {
-    svg.append(el('line', { x1: m.left, x2: width - m.right, y1: sy(t), y2: sy(t), class: 'grid' }));
-    svg.append(el('text', { x: m.left - 6, y: sy(t) + 4, 'text-anchor': 'end', class: 'tick' }, formatY(t)));
+  for (const { v, text } of labels(ticks(0, yMax, 4, false), formatY)) {
+    svg.append(el('line', { x1: m.left, x2: width - m.right, y1: sy(v), y2: sy(v), class: 'grid' }));
+    svg.append(el('text', { x: m.left - 6, y: sy(v) + 4, 'text-anchor': 'end', class: 'tick y' }, text));
   }
-  const xt = ticks(x0, x1, Math.max(2, Math.floor((width - m.left) / 90)));
-  for (const t of xt) {
-    svg.append(el('text', { x: sx(t), y: height - m.bottom + 16, 'text-anchor': 'middle', class: 'tick' }, formatX(t)));
+  const xt = ticks(x0, x1, Math.max(2, Math.floor((width - m.left) / 90)), xInteger);
+  for (const { v, text } of labels(xt, formatX)) {
+    svg.append(el('text', { x: sx(v), y: height - m.bottom + 16, 'text-anchor': 'middle', class: 'tick x' }, text));
   }
   svg.append(el('line', { x1: m.left, x2: width - m.right, y1: sy(0), y2: sy(0), class: 'axis' }));
   svg.append(el('text', { x: width - m.right, y: height - 4, 'text-anchor': 'end', class: 'axis-label' }, xLabel));

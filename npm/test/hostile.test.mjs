@@ -57,6 +57,10 @@ for (const variant of ['simd', 'scalar']) {
       refuses(`sampleNext(${String(t)}, 0)`, () => m.sampleNext(t, 0));
       refuses(`generate(2, ${String(t)}, 0, 1)`, () => m.generate(2, t, 0, 1));
     }
+    for (const o of [5, 'x', true, [], { allowUnk: 1 }, { allowUnk: 'yes' }, { allowunk: true }, { temperature: 1 }]) {
+      refuses(`sampleNext(1, 0, ${JSON.stringify(o)})`, () => m.sampleNext(1, 0, o));
+      refuses(`generate(2, 1, 0, 1, ${JSON.stringify(o)})`, () => m.generate(2, 1, 0, 1, o));
+    }
     refuses('feedToken(vocab)', () => m.feedToken(40));
     refuses('feedToken(2 ** 32)', () => m.feedToken(2 ** 32));
     refuses('bench(0)', () => m.bench(0));

@@ -96,8 +96,60 @@ for (const build of builds) {
 
     model.setSeed(3);
     const first = model.sampleNext(0, 0);
-    assert.equal(first.id, before[0].id, 'temperature 0 takes the most likely token');
-    assert.equal(first.token, before[0].token);
+    const likeliest = before.find((p) => p.token !== '<unk>');
+    assert.equal(first.id, likeliest.id, 'temperature 0 takes the most likely token other than <unk>');
+    assert.equal(first.token, likeliest.token);
+  });
+
+  test(`${build.variant}: sampling leaves out <unk> unless allowUnk`, () => {
+    const model = build.Model.load(build.randomModel(spec('dkp', { vocab: 40 })));
+    const tokens = (options) => {
+      model.reset();
+      return options === undefined ? model.generate(400, 1.5, 0, 2).tokens : model.generate(400, 1.5, 0, 2, options).tokens;
+    };
+    assert.ok(!tokens().includes('<unk>'), 'left out by default');
+    assert.ok(!tokens({ allowUnk: false }).includes('<unk>'));
+    assert.ok(tokens({ allowUnk: true }).includes('<unk>'), 'drawn when allowed');
+    model.reset();
+    model.setSeed(1);
+    const steps = Array.from({ length: 400 }, () => model.sampleNext(1.5, 0).token);
+    assert.ok(!steps.includes('<unk>'));
+    // Greedy on a model whose likeliest next token is <unk>: the next likeliest instead.
+    model.reset();
+    for (let i = 0; i < 400; i++) {
+      const [top, second] = model.topK(2).predictions;
+      if (top.token === '<unk>') {
+        assert.equal(model.sampleNext(0, 0).id, second.id);
+        return;
+      }
+      model.feedToken(top.id);
+    }
+  });
+
+  test(`${build.variant}: perplexity scores only what changed since the previous text`, () => {
+    const bytes = build.randomModel(spec('dkp'));
+    const [model, fresh] = [build.Model.load(bytes), build.Model.load(bytes)];
+    const base = 'the cat sat on the mat\nit was N years old and the cat was on a mat '.repeat(20).trim();
+    const prefix = base.slice(0, base.indexOf(' ', 200) + 1); // whole words: its tokens begin base's
+    const tokens = (text) => fresh.perplexity(text).tokens;
+    const first = model.perplexity(base);
+    assert.equal(first.reused, 0);
+    for (const [text, reused] of [
+      [`${base} and`, first.tokens], // a word appended
+      [`${base} and it`, first.tokens + 1],
+      [`${base} and in`, first.tokens + 1], // the last word changed
+      [`cat ${base.slice(4)} and in`, 0], // the first word changed
+      [prefix, 0],
+      [base, tokens(prefix)], // the prefix's scores reused
+      [prefix, tokens(prefix)], // a prefix of what was scored: nothing new to score
+    ]) {
+      const r = model.perplexity(text);
+      const expected = fresh.perplexity(text);
+      assert.equal(r.reused, reused, `reused for …${text.slice(-12)}`);
+      // Bit for bit a fresh reading, and the state is left after the text.
+      assert.deepEqual({ ...r, ms: 0, reused: 0 }, { ...expected, ms: 0, reused: 0 });
+      assert.deepEqual(model.topK(5).predictions, fresh.topK(5).predictions);
+    }
   });
 
   test(`${build.variant}: bad input is a readable Error and the instance keeps working`, () => {
@@ -121,7 +173,7 @@ for (const build of builds) {
     assert.throws(() => model.sampleNext(Number.NaN, 0), /invalid `temperature`/);
     assert.throws(() => model.bench(0), /invalid `n`/);
     assert.throws(() => build.randomModel({ hiden: 32 }), /invalid random model spec: unknown field `hiden`/);
-    assert.throws(() => build.randomModel({ kind: 'kronecker' }), /kind/);
+    assert.throws(() => build.randomModel({ kind: 'kronecker' }), /unknown variant `kronecker`, expected one of `dense`/);
     assert.throws(() => build.randomModel({ hidden: 1 << 20, vocab: 1 << 20 }), /exceed/);
     assert.throws(() => build.benchKernel('fft', 4, 4, 1), /invalid `name`/);
 

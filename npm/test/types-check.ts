@@ -1,5 +1,6 @@
 // Compiled (not run) by types.test.mjs: every API call with the types the package declares.
 import { load, simdSupported, type DkpLstm, type Model, type ModelInfo, type Prediction } from 'dkp-lstm';
+import { createWorkerModel, type WorkerModel } from 'dkp-lstm/worker';
 
 async function main(): Promise<void> {
   const simd: boolean = simdSupported();
@@ -14,8 +15,9 @@ async function main(): Promise<void> {
   const top: Prediction[] = model.topK(5).predictions;
   const ppl: number = model.perplexity('the cat\n').perplexity;
   model.setSeed(42);
-  const next: string = model.sampleNext(0.8, 40).token;
-  const text: string = model.generate(10, 1, 0, 7).text;
+  const next: string = model.sampleNext(0.8, 40).token + model.sampleNext(1, 0, { allowUnk: true }).token;
+  const text: string = model.generate(10, 1, 0, 7).text + model.generate(1, 1, 0, 7, {}).text;
+  const reused: number = model.perplexity('the').reused;
   const us: number[] = model.bench(10).samples_us;
   const call: number = m.benchKernel('gemv', 2600, 1300, 10).us_per_call;
   const kernels: string = m.buildInfo().kernels;
@@ -24,7 +26,29 @@ async function main(): Promise<void> {
   m.benchKernel('fft', 1, 1, 1);
   // @ts-expect-error: tokenizers are 'word' or 'char'
   m.randomModel({ tokenizer: 'bpe' });
-  console.log(variant, cf, fed, top, ppl, next, text, us, call, kernels);
+  console.log(variant, cf, fed, top, ppl, next, text, reused, us, call, kernels);
+}
+
+async function inWorker(bytes: Uint8Array): Promise<void> {
+  const controller = new AbortController();
+  const wm: WorkerModel = await createWorkerModel({ simd: 'auto' });
+  const info: ModelInfo = await wm.load(bytes, { transfer: false, signal: controller.signal });
+  await wm.load(new URL('https://example.com/m.safetensors'));
+  await wm.load({ random: { kind: 'kp', cf: 4 } });
+  const fed: number = (await wm.feed('the cat')).tokens;
+  const top: Prediction[] = (await wm.topK(5, { signal: controller.signal })).predictions;
+  const ppl = await wm.perplexity('the cat\n', { onProgress: ({ done, total, tokens }) => console.log(done / total, tokens) });
+  for await (const step of wm.generate(10, 0.8, 40, 1, { allowUnk: false, signal: controller.signal })) {
+    const token: string = step.token;
+    console.log(token, step.id, step.ms);
+  }
+  const res: number = wm.timer.resolutionMs;
+  console.log(info.vocab, fed, top, ppl.reused, res, wm.variant, (await wm.bench(5)).us_per_token, wm.broken?.message);
+  await wm.free();
+  wm.terminate();
+  // @ts-expect-error: a number is not a model source
+  await wm.load(5);
 }
 
 void main();
+void inWorker(new Uint8Array(0));

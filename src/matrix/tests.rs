@@ -422,3 +422,17 @@ mod properties {
         }
     }
 }
+
+/// Kronecker sizes are checked in `usize`, which is 32 bits in WebAssembly: a product of
+/// 2³² elements whose factors each fit must neither overflow nor be refused when the
+/// cheaper bracketing needs little scratch, and 2³² rows are refused where they cannot
+/// be addressed.
+#[test]
+fn kronecker_sizes_are_checked_in_usize() {
+    let col = |n: usize| Dense::new(n, 1, vec![1.0; n]).expect("sized");
+    let row = |n: usize| Dense::new(1, n, vec![1.0; n]).expect("sized");
+    let k = Kron::new(col(1 << 16), row(1 << 16)).expect("65536x65536 is addressable");
+    assert_eq!((k.rows(), k.cols(), k.scratch_len()), (1 << 16, 1 << 16, 2));
+    let tall = Kron::new(col(1 << 16), col(1 << 16));
+    assert_eq!(tall.is_err(), cfg!(target_pointer_width = "32"), "{tall:?}");
+}

@@ -9,8 +9,8 @@
 //! Numbers and texts arrive as `JsValue`, not `usize`/`u32`/`&str`: wasm-bindgen would
 //! wrap a negative or fractional JS number into a huge or truncated integer, and
 //! coerce `'3'`, `null` or `true` into a number or `5` into a text, without a word. Each
-//! is checked here ([`number`], [`count`], [`text`]) and a bad one is an `Error`
-//! naming the argument.
+//! is checked here ([`number`], [`count`], [`text`]; [`from_js`] and [`allow_unk`] for
+//! option objects) and a bad one is an `Error` naming the argument.
 
 use dkp_lstm::format::FORMAT_VERSION;
 use dkp_lstm::info::ModelInfo;
@@ -18,6 +18,7 @@ use dkp_lstm::plan::{plan, Accounting, Plan};
 use dkp_lstm::random::{random_matrix, random_model, RandomSpec, MAX_RANDOM_VALUES};
 use dkp_lstm::sample::{Rng, Sampling};
 use dkp_lstm::{Error, Kernels, MatVec, Perplexity, Prediction, Session, TokenizerKind, WeightKind};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
@@ -26,6 +27,18 @@ extern "C" {
     /// Milliseconds on a monotonic clock; `performance` exists in Node, browsers and workers.
     #[wasm_bindgen(js_namespace = performance)]
     fn now() -> f64;
+
+    /// `Array.isArray`: arrays are objects too, and serde would read one as a struct.
+    #[wasm_bindgen(js_namespace = Array, js_name = isArray)]
+    fn is_array(v: &JsValue) -> bool;
+
+    /// `Object.keys`; a Proxy may throw.
+    #[wasm_bindgen(js_namespace = Object, js_name = keys, catch)]
+    fn object_keys(v: &JsValue) -> Result<Vec<JsValue>, JsValue>;
+
+    /// `Reflect.get`; a getter may throw.
+    #[wasm_bindgen(js_namespace = Reflect, js_name = get, catch)]
+    fn reflect_get(target: &JsValue, key: &JsValue) -> Result<JsValue, JsValue>;
 }
 
 type JsResult<T> = Result<T, JsError>;
@@ -87,6 +100,8 @@ impl Model {
     }
 
     /// Perplexity of a text read from a fresh state; the state is left after the text.
+    /// Tokens scored by earlier calls in the same context are reused (`reused`), so
+    /// appending to a long text costs only the new tokens; `ms` is the scoring time.
     pub fn perplexity(&mut self, text: JsValue) -> JsResult<JsValue> {
         let text = self::text("text", &text)?;
         let t0 = now();
@@ -102,20 +117,30 @@ impl Model {
         Ok(())
     }
 
-    /// Draws the next token (temperature 0: the most likely; `topK` 0: among all) and feeds it.
+    /// Draws the next token (temperature 0: the most likely; `topK` 0: among all) and
+    /// feeds it. `options.allowUnk` (default false) lets it draw `<unk>`.
     #[wasm_bindgen(js_name = sampleNext)]
-    pub fn sample_next(&mut self, temperature: JsValue, top_k: JsValue) -> JsResult<JsValue> {
-        let sampling = to_sampling(&temperature, &top_k)?;
+    pub fn sample_next_with(&mut self, temperature: JsValue, top_k: JsValue, options: JsValue) -> JsResult<JsValue> {
+        let sampling = to_sampling(&temperature, &top_k, &options)?;
         let t0 = now();
         let id = self.session.sample_next(sampling, &mut self.rng);
         let ms = now() - t0;
         to_js(&Sampled { id, token: self.token(id), ms })
     }
 
-    /// Samples `n` tokens from the current state with a fresh generator seeded by `seed`.
-    pub fn generate(&mut self, n: JsValue, temperature: JsValue, top_k: JsValue, seed: JsValue) -> JsResult<JsValue> {
+    /// Samples `n` tokens from the current state with a fresh generator seeded by
+    /// `seed`; `options` as for `sampleNext`.
+    #[wasm_bindgen(js_name = generate)]
+    pub fn generate_with(
+        &mut self,
+        n: JsValue,
+        temperature: JsValue,
+        top_k: JsValue,
+        seed: JsValue,
+        options: JsValue,
+    ) -> JsResult<JsValue> {
         let n = count("n", &n, MAX_TOKENS)?;
-        let sampling = to_sampling(&temperature, &top_k)?;
+        let sampling = to_sampling(&temperature, &top_k, &options)?;
         self.rng = Rng::new(to_seed(&seed)?);
         let (mut ids, mut ms) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for _ in 0..n {
@@ -163,17 +188,24 @@ impl Model {
     }
 }
 
+/// The forms without options, for Rust callers such as the wasm tests (not exported:
+/// JavaScript calls the `_with` methods, whose last argument may be left out).
+impl Model {
+    /// `sampleNext(temperature, topK)`.
+    pub fn sample_next(&mut self, temperature: JsValue, top_k: JsValue) -> JsResult<JsValue> {
+        self.sample_next_with(temperature, top_k, JsValue::UNDEFINED)
+    }
+
+    /// `generate(n, temperature, topK, seed)`.
+    pub fn generate(&mut self, n: JsValue, temperature: JsValue, top_k: JsValue, seed: JsValue) -> JsResult<JsValue> {
+        self.generate_with(n, temperature, top_k, seed, JsValue::UNDEFINED)
+    }
+}
+
 /// A random-weight model file (see `dkp_lstm::random`); unset fields take the core's defaults.
 #[wasm_bindgen(js_name = randomModel)]
 pub fn random_model_bytes(spec: JsValue) -> JsResult<Vec<u8>> {
-    let js: JsSpec = if spec.is_undefined() || spec.is_null() {
-        JsSpec::default()
-    } else {
-        // Through serde_json, which (unlike serde-wasm-bindgen) reports misspelled fields.
-        let bad = |e: &dyn std::fmt::Display| JsError::new(&format!("invalid random model spec: {e}"));
-        let value: serde_json::Value = serde_wasm_bindgen::from_value(spec).map_err(|e| bad(&e))?;
-        serde_json::from_value(value).map_err(|e| bad(&e))?
-    };
+    let js: JsSpec = from_js(&spec, |e| JsError::new(&format!("invalid random model spec: {e}")))?;
     let d = RandomSpec::default();
     let spec = RandomSpec {
         layers: js.layers.unwrap_or(d.layers),
@@ -261,6 +293,57 @@ fn text(name: &'static str, v: &JsValue) -> JsResult<String> {
     v.as_string().ok_or_else(|| invalid(name, format!("expected a string, got {}", type_of(v))))
 }
 
+/// A JS object of named fields (`undefined` or `null`: every field unset) as `T`; a
+/// misspelled field or a value of the wrong type is `bad(reason)`.
+fn from_js<T: DeserializeOwned + Default>(v: &JsValue, bad: impl Fn(String) -> JsError) -> JsResult<T> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(T::default());
+    }
+    // serde_json has no NaN or infinity: it would read them as null, that is unset.
+    for (name, value) in fields(v).map_err(&bad)? {
+        if let Some(x) = value.as_f64().filter(|x| !x.is_finite()) {
+            return Err(bad(format!("`{name}` is {x}, not a finite number")));
+        }
+    }
+    // Through serde_json, which (unlike serde-wasm-bindgen) reports misspelled fields.
+    let value: serde_json::Value = serde_wasm_bindgen::from_value(v.clone()).map_err(|e| bad(e.to_string()))?;
+    serde_json::from_value(value).map_err(|e| bad(e.to_string()))
+}
+
+/// The own fields of a plain JS object, or why `v` is not one.
+fn fields(v: &JsValue) -> Result<Vec<(String, JsValue)>, String> {
+    if !v.is_object() || is_array(v) {
+        return Err(format!("expected an object, got {}", if is_array(v) { "array".into() } else { type_of(v) }));
+    }
+    let keys = object_keys(v).map_err(|_| "its fields cannot be listed".to_string())?;
+    keys.into_iter()
+        .map(|key| {
+            let value = reflect_get(v, &key).map_err(|_| "a field cannot be read".to_string())?;
+            Ok((key.as_string().unwrap_or_default(), value))
+        })
+        .collect()
+}
+
+/// The sampling options `{ allowUnk?: boolean }` (`undefined` or `null`: the defaults),
+/// read field by field: a whole serde path would cost kilobytes of wasm for one flag.
+fn allow_unk(options: &JsValue) -> JsResult<bool> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(false);
+    }
+    let mut allow = false;
+    for (name, value) in fields(options).map_err(|e| invalid("options", e))? {
+        if name != "allowUnk" {
+            return Err(invalid("options", format!("unknown field `{name}`, expected `allowUnk`")));
+        }
+        if !(value.is_undefined() || value.is_null()) {
+            allow = value
+                .as_bool()
+                .ok_or_else(|| invalid("options", format!("`allowUnk` is a {}, not a boolean", type_of(&value))))?;
+        }
+    }
+    Ok(allow)
+}
+
 /// `typeof v`, with `null` told apart from objects.
 fn type_of(v: &JsValue) -> String {
     if v.is_null() {
@@ -290,13 +373,17 @@ fn to_seed(seed: &JsValue) -> JsResult<u64> {
     }
 }
 
-fn to_sampling(temperature: &JsValue, top_k: &JsValue) -> JsResult<Sampling> {
+fn to_sampling(temperature: &JsValue, top_k: &JsValue, options: &JsValue) -> JsResult<Sampling> {
     let temperature = number("temperature", temperature)?;
     // f32's range: a larger finite f64 would become an infinite f32 temperature.
     if !(temperature.is_finite() && (0.0..=f32::MAX as f64).contains(&temperature)) {
         return Err(invalid("temperature", format!("{temperature} is not a finite number ≥ 0")));
     }
-    Ok(Sampling { temperature: temperature as f32, top_k: count("topK", top_k, MAX_COUNT)? })
+    Ok(Sampling {
+        temperature: temperature as f32,
+        top_k: count("topK", top_k, MAX_COUNT)?,
+        allow_unk: allow_unk(options)?,
+    })
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -31,6 +31,9 @@ pub struct Args {
     /// Seed of the sampler.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Let the sampler draw the unknown token (left out by default).
+    #[arg(long)]
+    pub allow_unk: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -43,7 +46,7 @@ pub fn run(args: Args) -> Result<()> {
     if prompt.unknown > 0 {
         eprintln!("note: {} of the prompt's {} words are outside the vocabulary", prompt.unknown, prompt.words);
     }
-    let sampling = Sampling { temperature: args.temperature, top_k: args.top_k };
+    let sampling = Sampling { temperature: args.temperature, top_k: args.top_k, allow_unk: args.allow_unk };
     let mut rng = Rng::new(args.seed);
     let word = session.model().tokenizer().kind() == TokenizerKind::Word;
     let mut at_line_start = args.prompt.is_empty() || args.prompt.ends_with(char::is_whitespace);
