@@ -25,7 +25,7 @@ pub struct Config {
     /// The output projection (`vocab × H_last`).
     pub output: WeightSpec,
     /// Free-form: how the model was made and how well it does.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded_provenance")]
     pub provenance: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -111,32 +111,47 @@ impl Serialize for EmbeddingSpec {
 }
 
 impl<'de> Deserialize<'de> for EmbeddingSpec {
+    /// Through a `WeightSpec` whose kind may be `tied`, not a `serde_json::Value`: a
+    /// value tree costs up to ~90 bytes of heap per byte of JSON (docs/fuzzing.md).
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let v = serde_json::Value::deserialize(d)?;
-        if v.get("kind").and_then(|k| k.as_str()) != Some("tied") {
-            return WeightSpec::deserialize(v).map(EmbeddingSpec::Own).map_err(D::Error::custom);
-        }
-        // Files of the first writers also carry `rows`, `cols` and `dtype` here, at zero
-        // and F32; anything else beside `kind` is a mistake.
-        let extra = v
-            .as_object()
-            .into_iter()
-            .flatten()
-            .find(|(k, _)| !matches!(k.as_str(), "kind" | "rows" | "cols" | "dtype"));
-        match extra {
-            Some((k, _)) => Err(D::Error::custom(format!("a tied embedding has no `{k}`"))),
-            None => Ok(EmbeddingSpec::Tied),
+        let raw = WeightSpec::<KindOrTied>::deserialize(d)?;
+        let kind = match raw.kind {
+            // Files of the first writers also carry `rows`, `cols` and `dtype` here (zero
+            // and F32); a shape, rank or count is a mistake.
+            KindOrTied::Tied if (raw.a, raw.b, raw.rank, raw.dense_rows, raw.nnz) == (None, None, None, None, None) => {
+                return Ok(EmbeddingSpec::Tied)
+            }
+            KindOrTied::Tied => return Err(serde::de::Error::custom("a tied embedding has no shapes, rank or nnz")),
+            KindOrTied::Own(kind) => kind,
+        };
+        let WeightSpec { rows, cols, dtype, a, b, rank, dense_rows, nnz, .. } = raw;
+        Ok(EmbeddingSpec::Own(WeightSpec { kind, rows, cols, dtype, a, b, rank, dense_rows, nnz }))
+    }
+}
+
+/// An embedding spec's `kind`: `tied`, or a weight kind.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum KindOrTied {
+    Tied,
+    Own(WeightKind),
+}
+
+impl<'de> Deserialize<'de> for KindOrTied {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "tied" => Ok(KindOrTied::Tied),
+            other => other.parse().map(KindOrTied::Own).map_err(serde::de::Error::custom),
         }
     }
 }
 
-/// One weight matrix's kind and shapes.
+/// One weight matrix's kind and shapes (`K`: how its kind is read; the embedding's may
+/// also be `tied`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct WeightSpec {
+pub struct WeightSpec<K = WeightKind> {
     /// The parameterisation.
-    pub kind: WeightKind,
+    pub kind: K,
     /// Rows of the full matrix.
     #[serde(default, deserialize_with = "size")]
     pub rows: usize,
@@ -162,6 +177,82 @@ pub struct WeightSpec {
     /// Stored non-zeros of the sparse part (`sparse`, `dkp`, `dlowrank`, `dhmd`).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "opt_size")]
     pub nnz: Option<usize>,
+}
+
+/// Most JSON values (objects, arrays, strings, numbers, …) the provenance may hold. It
+/// is free-form, read into `serde_json` values whose objects cost a B-tree node of
+/// ~630 bytes from as little as 7 bytes of JSON; this bound keeps that under 1 MB
+/// (the trainer writes about 80 values).
+pub const MAX_PROVENANCE_VALUES: usize = 1024;
+
+fn bounded_provenance<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<serde_json::Map<String, serde_json::Value>, D::Error> {
+    use serde::de::{DeserializeSeed, Error, MapAccess, SeqAccess, Visitor};
+    use serde_json::Value;
+
+    /// Builds a value, counting every value it holds against one budget.
+    struct Budget<'a>(&'a std::cell::Cell<usize>);
+    impl Budget<'_> {
+        fn take<E: Error>(&self) -> Result<(), E> {
+            match self.0.get().checked_sub(1) {
+                Some(left) => Ok(self.0.set(left)),
+                None => Err(E::custom(format!("holds more than {MAX_PROVENANCE_VALUES} values"))),
+            }
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Budget<'_> {
+        type Value = Value;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Budget<'_> {
+        type Value = Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E: Error>(self, v: bool) -> Result<Value, E> {
+            self.take().map(|_| Value::Bool(v))
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<Value, E> {
+            self.take().map(|_| Value::from(v))
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<Value, E> {
+            self.take().map(|_| Value::from(v))
+        }
+        fn visit_f64<E: Error>(self, v: f64) -> Result<Value, E> {
+            self.take().map(|_| Value::from(v))
+        }
+        fn visit_str<E: Error>(self, v: &str) -> Result<Value, E> {
+            self.take().map(|_| Value::from(v))
+        }
+        fn visit_unit<E: Error>(self) -> Result<Value, E> {
+            self.take().map(|_| Value::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            self.take()?;
+            let mut v = vec![];
+            while let Some(x) = seq.next_element_seed(Budget(self.0))? {
+                v.push(x);
+            }
+            Ok(Value::Array(v))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            self.take()?;
+            let mut m = serde_json::Map::new();
+            while let Some(k) = map.next_key::<String>()? {
+                let v = map.next_value_seed(Budget(self.0))?;
+                m.insert(k, v);
+            }
+            Ok(Value::Object(m))
+        }
+    }
+    let budget = std::cell::Cell::new(MAX_PROVENANCE_VALUES);
+    match Budget(&budget).deserialize(d)? {
+        Value::Object(m) => Ok(m),
+        _ => Err(D::Error::custom("expected an object")),
+    }
 }
 
 /// Largest size (side, rank, count) a config may give: sizes are read as u64 and must

@@ -272,57 +272,70 @@ fn open(bytes: &[u8]) -> Result<(SafeTensors<'_>, Option<HashMap<String, String>
     if 8 + n > found {
         return Err(Error::Truncated { needed: 8 + n, found });
     }
+    let scan = scan_header(&bytes[8..8 + n as usize]).unwrap_or_default();
+    if let Some(name) = scan.repeated {
+        return Err(Error::NotSafetensors { reason: format!("the header lists `{name}` twice") });
+    }
     let container = |e| match e {
-        SafeTensorError::MetadataIncompleteBuffer => match data_end(&bytes[8..8 + n as usize]) {
-            Some(end) if 8 + n + end > found => Error::Truncated { needed: 8 + n + end, found },
+        SafeTensorError::MetadataIncompleteBuffer => match scan.data_end {
+            Some(end) if (8 + n).saturating_add(end) > found => {
+                Error::Truncated { needed: (8 + n).saturating_add(end), found }
+            }
             _ => Error::NotSafetensors { reason: "bytes follow the last tensor, or offsets leave gaps".into() },
         },
         e => Error::NotSafetensors { reason: e.to_string() },
     };
-    unique_names(&bytes[8..8 + n as usize])?;
     // `SafeTensors` keeps its metadata private, so the (small) header is parsed twice.
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(container)?;
     let st = SafeTensors::deserialize(bytes).map_err(container)?;
     Ok((st, meta.metadata().clone()))
 }
 
-/// Refuses a header that names a tensor twice. safetensors (like any JSON map) keeps
-/// the last entry, so a first entry pointing at another tensor's bytes would make two
-/// readers of the same file disagree. Values are skipped unparsed, so this costs a
-/// scan of the header and the set of its top-level keys.
-fn unique_names(header: &[u8]) -> Result<()> {
-    struct Keys;
-    impl<'de> serde::de::Visitor<'de> for Keys {
-        type Value = Option<String>;
+/// What one scan of the header tells before safetensors reads it: a tensor named twice,
+/// and where the data section ends by the offsets. Values are read only for their
+/// `data_offsets` (everything else is skipped unparsed), so the scan holds no more
+/// than the names: a `serde_json::Value` of the header could cost 100 times its size.
+#[derive(Default)]
+struct HeaderScan {
+    /// The first name listed twice. safetensors (like any JSON map) keeps the last
+    /// entry, so a first entry pointing at another tensor's bytes would make two readers
+    /// of the same file disagree.
+    repeated: Option<String>,
+    /// The largest end offset of any tensor.
+    data_end: Option<u64>,
+}
+
+fn scan_header(header: &[u8]) -> Option<HeaderScan> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        data_offsets: Option<(u64, u64)>,
+    }
+    struct Entries;
+    impl<'de> serde::de::Visitor<'de> for Entries {
+        type Value = HeaderScan;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a JSON object")
         }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Option<String>, A::Error> {
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<HeaderScan, A::Error> {
             // The whole map is read even after a repeat: serde_json checks its end.
-            let (mut seen, mut repeated) = (HashSet::new(), None);
+            let (mut seen, mut scan) = (HashSet::new(), HeaderScan::default());
             while let Some(key) = map.next_key::<String>()? {
-                map.next_value::<serde::de::IgnoredAny>()?;
-                if repeated.is_none() && seen.contains(&key) {
-                    repeated = Some(key);
+                if key == "__metadata__" {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                } else if let Some((_, end)) = map.next_value::<Entry>()?.data_offsets {
+                    scan.data_end = scan.data_end.max(Some(end));
+                }
+                if scan.repeated.is_none() && seen.contains(&key) {
+                    scan.repeated = Some(key);
                 } else {
                     seen.insert(key);
                 }
             }
-            Ok(repeated)
+            Ok(scan)
         }
     }
-    let mut de = serde_json::Deserializer::from_slice(header);
     // Malformed JSON is left to safetensors, whose message says what is wrong with it.
-    match serde::Deserializer::deserialize_map(&mut de, Keys) {
-        Ok(Some(name)) => Err(Error::NotSafetensors { reason: format!("the header lists `{name}` twice") }),
-        _ => Ok(()),
-    }
-}
-
-/// The end of the data section that a header claims, if it can be read.
-fn data_end(header: &[u8]) -> Option<u64> {
-    let v: serde_json::Value = serde_json::from_slice(header).ok()?;
-    v.as_object()?.values().filter_map(|t| t.get("data_offsets")?.get(1)?.as_u64()).max()
+    serde::Deserializer::deserialize_map(&mut serde_json::Deserializer::from_slice(header), Entries).ok()
 }
 
 fn read_config(meta: Option<HashMap<String, String>>) -> Result<Config> {
