@@ -196,7 +196,10 @@ fn bounded_provenance<'de, D: serde::Deserializer<'de>>(
     impl Budget<'_> {
         fn take<E: Error>(&self) -> Result<(), E> {
             match self.0.get().checked_sub(1) {
-                Some(left) => Ok(self.0.set(left)),
+                Some(left) => {
+                    self.0.set(left);
+                    Ok(())
+                }
                 None => Err(E::custom(format!("holds more than {MAX_PROVENANCE_VALUES} values"))),
             }
         }
