@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::bounded;
 use crate::matrix::{ValueType, WeightKind};
 use crate::tokenizer::TokenizerKind;
 
@@ -25,7 +26,7 @@ pub struct Config {
     /// The output projection (`vocab × H_last`).
     pub output: WeightSpec,
     /// Free-form: how the model was made and how well it does.
-    #[serde(default, deserialize_with = "bounded_provenance")]
+    #[serde(default, deserialize_with = "bounded::bounded_provenance")]
     pub provenance: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -40,35 +41,10 @@ pub struct TokenizerSpec {
     /// The end-of-sentence token (word tokenizers only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eos: Option<String>,
-    /// The vocabulary; a token's id is its index. At most [`MAX_VOCAB`] entries: a
+    /// The vocabulary; a token's id is its index. At most [`MAX_VOCAB`](crate::format::MAX_VOCAB) entries: a
     /// longer list is refused while it is parsed, before it costs memory.
-    #[serde(deserialize_with = "capped_tokens")]
+    #[serde(deserialize_with = "bounded::capped_tokens")]
     pub tokens: Vec<String>,
-}
-
-/// Largest vocabulary a file may hold (the largest word vocabularies in use have a few
-/// hundred thousand entries).
-pub const MAX_VOCAB: usize = 1 << 20;
-
-fn capped_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    struct Tokens;
-    impl<'de> serde::de::Visitor<'de> for Tokens {
-        type Value = Vec<String>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            write!(f, "a list of at most {MAX_VOCAB} strings")
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
-            let mut tokens = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
-            while let Some(t) = seq.next_element()? {
-                if tokens.len() == MAX_VOCAB {
-                    return Err(serde::de::Error::custom(format!("more than {MAX_VOCAB} tokens")));
-                }
-                tokens.push(t);
-            }
-            Ok(tokens)
-        }
-    }
-    d.deserialize_seq(Tokens)
 }
 
 /// One LSTM layer: either fused gates `w` or split `w_ih` and `w_hh`.
@@ -76,10 +52,10 @@ fn capped_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, 
 #[serde(deny_unknown_fields)]
 pub struct LayerSpec {
     /// Input size.
-    #[serde(deserialize_with = "size")]
+    #[serde(deserialize_with = "bounded::size")]
     pub input: usize,
     /// Hidden size.
-    #[serde(deserialize_with = "size")]
+    #[serde(deserialize_with = "bounded::size")]
     pub hidden: usize,
     /// Fused `4H × (I+H)` gate weights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,134 +129,30 @@ pub struct WeightSpec<K = WeightKind> {
     /// The parameterisation.
     pub kind: K,
     /// Rows of the full matrix.
-    #[serde(default, deserialize_with = "size")]
+    #[serde(default, deserialize_with = "bounded::size")]
     pub rows: usize,
     /// Columns of the full matrix.
-    #[serde(default, deserialize_with = "size")]
+    #[serde(default, deserialize_with = "bounded::size")]
     pub cols: usize,
     /// Storage precision of the values (`F32` or `F16`); CSR indices are U16, I32 or I64
     /// (the writer uses U16 where the columns allow it, I32 otherwise).
     #[serde(default)]
     pub dtype: ValueType,
     /// Shape `[m1, n1]` of the Kronecker factor A (`kp`, `dkp`).
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "opt_shape")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "bounded::opt_shape")]
     pub a: Option<[usize; 2]>,
     /// Shape `[m2, n2]` of the Kronecker factor B (`kp`, `dkp`).
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "opt_shape")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "bounded::opt_shape")]
     pub b: Option<[usize; 2]>,
     /// Rank of a low-rank matrix or block (`lowrank`, `dlowrank`, `hmd`, `dhmd`).
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "opt_size")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "bounded::opt_size")]
     pub rank: Option<usize>,
     /// Rows of the dense block, the first rows of W (`hmd`, `dhmd`).
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "opt_size")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "bounded::opt_size")]
     pub dense_rows: Option<usize>,
     /// Stored non-zeros of the sparse part (`sparse`, `dkp`, `dlowrank`, `dhmd`).
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "opt_size")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "bounded::opt_size")]
     pub nnz: Option<usize>,
-}
-
-/// Most JSON values (objects, arrays, strings, numbers, …) the provenance may hold. It
-/// is free-form, read into `serde_json` values whose objects cost a B-tree node of
-/// ~630 bytes from as little as 7 bytes of JSON; this bound keeps that under 1 MB
-/// (the trainer writes about 80 values).
-pub const MAX_PROVENANCE_VALUES: usize = 1024;
-
-fn bounded_provenance<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<serde_json::Map<String, serde_json::Value>, D::Error> {
-    use serde::de::{DeserializeSeed, Error, MapAccess, SeqAccess, Visitor};
-    use serde_json::Value;
-
-    /// Builds a value, counting every value it holds against one budget.
-    struct Budget<'a>(&'a std::cell::Cell<usize>);
-    impl Budget<'_> {
-        fn take<E: Error>(&self) -> Result<(), E> {
-            match self.0.get().checked_sub(1) {
-                Some(left) => {
-                    self.0.set(left);
-                    Ok(())
-                }
-                None => Err(E::custom(format!("holds more than {MAX_PROVENANCE_VALUES} values"))),
-            }
-        }
-    }
-    impl<'de> DeserializeSeed<'de> for Budget<'_> {
-        type Value = Value;
-        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-            d.deserialize_any(self)
-        }
-    }
-    impl<'de> Visitor<'de> for Budget<'_> {
-        type Value = Value;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a JSON value")
-        }
-        fn visit_bool<E: Error>(self, v: bool) -> Result<Value, E> {
-            self.take().map(|_| Value::Bool(v))
-        }
-        fn visit_i64<E: Error>(self, v: i64) -> Result<Value, E> {
-            self.take().map(|_| Value::from(v))
-        }
-        fn visit_u64<E: Error>(self, v: u64) -> Result<Value, E> {
-            self.take().map(|_| Value::from(v))
-        }
-        fn visit_f64<E: Error>(self, v: f64) -> Result<Value, E> {
-            self.take().map(|_| Value::from(v))
-        }
-        fn visit_str<E: Error>(self, v: &str) -> Result<Value, E> {
-            self.take().map(|_| Value::from(v))
-        }
-        fn visit_unit<E: Error>(self) -> Result<Value, E> {
-            self.take().map(|_| Value::Null)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-            self.take()?;
-            let mut v = vec![];
-            while let Some(x) = seq.next_element_seed(Budget(self.0))? {
-                v.push(x);
-            }
-            Ok(Value::Array(v))
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-            self.take()?;
-            let mut m = serde_json::Map::new();
-            while let Some(k) = map.next_key::<String>()? {
-                let v = map.next_value_seed(Budget(self.0))?;
-                m.insert(k, v);
-            }
-            Ok(Value::Object(m))
-        }
-    }
-    let budget = std::cell::Cell::new(MAX_PROVENANCE_VALUES);
-    match Budget(&budget).deserialize(d)? {
-        Value::Object(m) => Ok(m),
-        _ => Err(D::Error::custom("expected an object")),
-    }
-}
-
-/// Largest size (side, rank, count) a config may give: sizes are read as u64 and must
-/// fit 32 bits on every platform. A number that only a 64-bit `usize` holds would
-/// otherwise be a parse error in WebAssembly but a range error natively; the same file
-/// gives the same message everywhere.
-pub const MAX_SIZE: u64 = u32::MAX as u64;
-
-fn checked<E: serde::de::Error>(v: u64) -> Result<usize, E> {
-    match usize::try_from(v) {
-        Ok(n) if v <= MAX_SIZE => Ok(n),
-        _ => Err(E::custom(format!("{v} exceeds {MAX_SIZE}, the largest size a model file may give"))),
-    }
-}
-
-fn size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    checked(u64::deserialize(d)?)
-}
-
-fn opt_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-    Option::<u64>::deserialize(d)?.map(checked).transpose()
-}
-
-fn opt_shape<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<[usize; 2]>, D::Error> {
-    Option::<[u64; 2]>::deserialize(d)?.map(|[m, n]| Ok([checked(m)?, checked(n)?])).transpose()
 }
 
 /// Tensor names, shared by the reader, the writer and the trainer's exporter.

@@ -4,13 +4,13 @@
 //! layout, config, every tensor's presence, dtype, shape and values, CSR
 //! invariants, and finally the model's shapes as a whole.
 
+mod bounded;
 mod config;
 
 use std::collections::{HashMap, HashSet};
 
-pub use config::{
-    names, Config, EmbeddingSpec, LayerSpec, TokenizerSpec, WeightSpec, FORMAT_NAME, FORMAT_VERSION, MAX_VOCAB,
-};
+pub use bounded::{MAX_PROVENANCE_VALUES, MAX_SIZE, MAX_VOCAB};
+pub use config::{names, Config, EmbeddingSpec, LayerSpec, TokenizerSpec, WeightSpec, FORMAT_NAME, FORMAT_VERSION};
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
 
 use crate::error::{config_err, Error, Result};
