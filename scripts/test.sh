@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # THE test command: installs what is missing, then runs every test of the project —
 # native Rust, both WebAssembly builds in Node, headless Chrome and headless Firefox,
-# the packed npm package, and the demo page. Stops at the first failing step.
+# the packed npm packages (in Node and in a Vite build), and the demo page. Stops at the first failing step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -35,6 +35,7 @@ for build in simd scalar; do
   done
 done
 step "npm: packed tarball in Node" bash scripts/test-npm.sh
+step "bundler: both packed packages in a Vite build, in Chromium under a strict CSP; publish dry-runs (scripts/test-bundler.sh)" bash scripts/test-bundler.sh
 
 # --- page end-to-end test ---
 # The page serves the package from www/pkg/; e2e/ drives the system Chromium (playwright-core).

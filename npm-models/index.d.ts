@@ -1,0 +1,35 @@
+/** What the shipped model is; the numbers are read from the file's own provenance when the package is built. */
+export interface ModelMetadata {
+  /** Stable identifier, as in the dkp-lstm demo page's manifest. */
+  id: 'ptb-whole-model';
+  /** File name inside the package. */
+  file: 'ptb-whole-model.safetensors';
+  /** File size in bytes. */
+  bytes: number;
+  /** SHA-256 of the file, lowercase hex. */
+  sha256: string;
+  /** Training data. */
+  dataset: string;
+  tokenizer: 'word';
+  vocab: number;
+  layers: number;
+  hidden: number;
+  /** Weight kinds: LSTM gates, output layer and embedding ('tied': the output layer's rows). */
+  weights: { lstm: string; output: string; embedding: string };
+  /** How values are stored in the file. */
+  dtype: 'f16';
+  /** Perplexity of this f16 file on the PTB test and validation sets (batch 1, one stream). */
+  testPerplexity: number;
+  validPerplexity: number;
+  /** Compression factor of the LSTM layers, counting sparse indices. */
+  lstmCompression: number;
+  epochs: number;
+  trainer: string;
+  /** The training configuration in the dkp-lstm repository. */
+  config: string;
+}
+
+export declare const metadata: ModelMetadata;
+
+/** URL of the model file next to this module (a file: URL in Node, an asset URL once bundled). */
+export declare const modelUrl: URL;
