@@ -153,7 +153,8 @@ const ops = {
       if (end === text.length) return { ...r, reused, ms };
       call.progress({ done: end, total: text.length, tokens: r?.tokens ?? 0 });
       const took = performance.now() - t0;
-      size = Math.round(Math.min(50 * size, Math.max(200, (size * CHUNK_MS) / Math.max(took, 1))));
+      // At most 4x per step, so that even a fast engine reports progress more than once.
+      size = Math.round(Math.min(4 * size, Math.max(200, (size * CHUNK_MS) / Math.max(took, 1))));
       done = end;
       await call.pause();
     }
