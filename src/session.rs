@@ -19,9 +19,6 @@ pub struct Session {
     embedded: Vec<f32>,
     log_probs: Vec<f32>,
     log_probs_fresh: bool,
-    /// Whether every logit behind `log_probs` was finite: weights so large that f32
-    /// overflows give log-probabilities that are NaN or meaningless.
-    logits_finite: bool,
     history: usize,
     /// What earlier `perplexity` calls scored (see [`Session::perplexity`]).
     scored: ScoreCache,
@@ -72,7 +69,6 @@ impl Session {
             embedded: vec![0.0; model.embedding_dim()],
             log_probs: vec![0.0; model.vocab_size()],
             log_probs_fresh: false,
-            logits_finite: true,
             history: 0,
             scored: ScoreCache::default(),
             model,
@@ -160,16 +156,24 @@ impl Session {
     /// Log-probabilities of the next token (computed once per fed token).
     pub fn log_probs(&mut self) -> &[f32] {
         if !self.log_probs_fresh {
-            let m = &self.model;
-            let top = self.h.last().expect("a model has layers");
-            self.log_probs.copy_from_slice(&m.output_bias);
-            m.output.matrix.matvec(&m.kernels, top, &mut self.log_probs, &mut self.buf.scratch);
-            // A fold rather than `all`, so that the check vectorises (no early exit).
-            self.logits_finite = self.log_probs.iter().fold(true, |ok, x| ok & x.is_finite());
-            (m.kernels.log_softmax)(&mut self.log_probs);
-            self.log_probs_fresh = true;
+            self.output_layer(false);
         }
         &self.log_probs
+    }
+
+    /// Computes `log_probs`; with `check`, returns whether every logit was finite
+    /// (weights so large that f32 overflows give log-probabilities that are NaN or
+    /// meaningless). Only scoring asks: predicting and sampling skip the extra pass.
+    fn output_layer(&mut self, check: bool) -> bool {
+        let m = &self.model;
+        let top = self.h.last().expect("a model has layers");
+        self.log_probs.copy_from_slice(&m.output_bias);
+        m.output.matrix.matvec(&m.kernels, top, &mut self.log_probs, &mut self.buf.scratch);
+        // A fold rather than `all`, so that the check vectorises (no early exit).
+        let finite = !check || self.log_probs.iter().fold(true, |ok, x| ok & x.is_finite());
+        (m.kernels.log_softmax)(&mut self.log_probs);
+        self.log_probs_fresh = true;
+        finite
     }
 
     /// The `k` most likely next tokens, most likely first.
@@ -225,8 +229,11 @@ impl Session {
             if i + 1 == total {
                 before_last = Some(self.state());
             }
-            let lp = self.log_probs()[id as usize];
-            if !(self.logits_finite && lp.is_finite()) {
+            // Always stale here (every step and restore invalidates it), so this is the
+            // one computation of these log-probs.
+            let finite = self.output_layer(true);
+            let lp = self.log_probs[id as usize];
+            if !(finite && lp.is_finite()) {
                 return Err(Error::NonFiniteOutput { position: i });
             }
             self.scored.ids.push(id);

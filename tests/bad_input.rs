@@ -689,18 +689,22 @@ mod fuzzing {
                 bytes.truncate(cut.index(bytes.len()));
             }
             if let Ok(model) = Model::from_bytes(&bytes) {
-                // A model that loads scores a text or says why: shifted tensor bytes
-                // can make finite weights overflow, which is an error, never a NaN.
-                let mut s = Session::new(model);
-                match s.perplexity("the of and\n") {
-                    Ok(p) => prop_assert!(p.perplexity.is_finite(), "{p:?}"),
-                    Err(e) => prop_assert!(
-                        matches!(e, Error::NonFiniteOutput { .. } | Error::AllUnknown { .. } | Error::EmptyText),
-                        "{e:?}"
-                    ),
-                }
+                scores_or_says_why(model)?;
             }
         }
+    }
+
+    /// A model that loads scores a text or says why: shifted tensor bytes can make finite
+    /// weights overflow, which is an error, never a NaN.
+    fn scores_or_says_why(model: Model) -> Result<(), TestCaseError> {
+        match Session::new(model).perplexity("the of and\n") {
+            Ok(p) => prop_assert!(p.perplexity.is_finite(), "{p:?}"),
+            Err(e) => prop_assert!(
+                matches!(e, Error::NonFiniteOutput { .. } | Error::AllUnknown { .. } | Error::EmptyText),
+                "{e:?}"
+            ),
+        }
+        Ok(())
     }
 
     /// Pointers (`/layers/0/w/rows`, …) to every number in a JSON value.
@@ -734,16 +738,7 @@ mod fuzzing {
                 *c.pointer_mut(path).unwrap() = value;
             });
             if let Ok(model) = f.load() {
-                // A model that loads scores a text or says why: shifted tensor bytes
-                // can make finite weights overflow, which is an error, never a NaN.
-                let mut s = Session::new(model);
-                match s.perplexity("the of and\n") {
-                    Ok(p) => prop_assert!(p.perplexity.is_finite(), "{p:?}"),
-                    Err(e) => prop_assert!(
-                        matches!(e, Error::NonFiniteOutput { .. } | Error::AllUnknown { .. } | Error::EmptyText),
-                        "{e:?}"
-                    ),
-                }
+                scores_or_says_why(model)?;
             }
         }
     }
