@@ -135,6 +135,20 @@ fn config_identity(cfg: &TrainConfig) -> Value {
     v
 }
 
+/// The identity without the schedule's length and decay: a resumed run may lengthen or
+/// shorten its budget as long as the epochs already trained ran at the same rates
+/// (checked separately in `restore`), so its trajectory so far is the one it would have had.
+fn identity_without_schedule(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("epochs");
+        if let Some(optim) = o.get_mut("optim").and_then(Value::as_object_mut) {
+            optim.remove("lr_decay");
+            optim.remove("decay_after");
+        }
+    }
+    v
+}
+
 /// The `cf` entry of a model's provenance: its compression factors, counted both ways.
 pub(crate) fn cf_provenance(accounting: Accounting, info: &ModelInfo) -> Value {
     json!({
@@ -505,11 +519,19 @@ impl Trainer {
         let mine = config_identity(&self.cfg);
         // Read through today's `TrainConfig`, so a setting added since the checkpoint was
         // written compares as its default.
-        let theirs = match serde_json::from_value::<TrainConfig>(meta["config"].clone()) {
-            Ok(cfg) => config_identity(&cfg),
-            Err(_) => meta["config"].clone(),
+        let field =
+            |k: &str| -> Result<Value> { meta.get(k).cloned().ok_or_else(|| bad(format!("description lacks `{k}`"))) };
+        let parse = |k: &str, e: serde_json::Error| bad(format!("bad `{k}`: {e}"));
+        self.pos = serde_json::from_value(field("position")?).map_err(|e| parse("position", e))?;
+        let (theirs, their_cfg) = match serde_json::from_value::<TrainConfig>(meta["config"].clone()) {
+            Ok(cfg) => (config_identity(&cfg), Some(cfg)),
+            Err(_) => (meta["config"].clone(), None),
         };
-        if theirs != mine {
+        let same_so_far = their_cfg.is_some_and(|t| {
+            identity_without_schedule(theirs.clone()) == identity_without_schedule(mine.clone())
+                && (0..=self.pos.epoch).all(|e| t.optim.lr_at(e) == self.cfg.optim.lr_at(e))
+        });
+        if theirs != mine && !same_so_far {
             let theirs = theirs.as_object().cloned().unwrap_or_default();
             let diff: Vec<String> = mine
                 .as_object()
@@ -522,10 +544,6 @@ impl Trainer {
                 .collect();
             return Err(bad(format!("was written by a different configuration: {}", diff.join("; "))));
         }
-        let field =
-            |k: &str| -> Result<Value> { meta.get(k).cloned().ok_or_else(|| bad(format!("description lacks `{k}`"))) };
-        let parse = |k: &str, e: serde_json::Error| bad(format!("bad `{k}`: {e}"));
-        self.pos = serde_json::from_value(field("position")?).map_err(|e| parse("position", e))?;
         self.rng = serde_json::from_value(field("rng")?).map_err(|e| parse("rng", e))?;
         self.history = serde_json::from_value(field("history")?).map_err(|e| parse("history", e))?;
         let best: Option<BestInfo> = serde_json::from_value(field("best")?).map_err(|e| parse("best", e))?;

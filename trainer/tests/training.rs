@@ -350,6 +350,17 @@ fn bad_inputs_are_clear_errors_and_write_nothing() {
     other.model.hidden = 9;
     let e = Trainer::new(other, true).err().unwrap().to_string();
     assert!(e.contains("different configuration") && e.contains("model"), "{e}");
+    // A new budget resumes when the epochs trained so far (epoch 0) keep their rate …
+    let mut longer = cfg.clone();
+    longer.epochs += 5;
+    longer.optim.decay_after = 2;
+    longer.optim.lr_decay = 0.9;
+    Trainer::new(longer, true).unwrap();
+    // … and is refused when it would have trained them at another one.
+    let mut earlier = cfg.clone();
+    earlier.optim.decay_after = 0;
+    let e = Trainer::new(earlier, true).err().unwrap().to_string();
+    assert!(e.contains("different configuration") && e.contains("optim"), "{e}");
     let ckpt = runs.join("t/checkpoint.safetensors");
     let mut bytes = std::fs::read(&ckpt).unwrap();
     let n = bytes.len();
