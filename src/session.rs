@@ -24,6 +24,12 @@ pub struct Session {
     scored: ScoreCache,
 }
 
+/// How many tokens [`Session::perplexity`] sends through the output layer at once: 32,
+/// fewer for vocabularies so large that their logits would pass 2 MiB.
+pub fn score_window(vocab: usize) -> usize {
+    ((1 << 19) / vocab.max(1)).clamp(1, 32)
+}
+
 /// A snapshot of a session's recurrent state (`h` and `c` of every layer).
 #[derive(Debug, Clone, PartialEq)]
 pub struct State {
@@ -156,24 +162,20 @@ impl Session {
     /// Log-probabilities of the next token (computed once per fed token).
     pub fn log_probs(&mut self) -> &[f32] {
         if !self.log_probs_fresh {
-            self.output_layer(false);
+            self.output_layer();
         }
         &self.log_probs
     }
 
-    /// Computes `log_probs`; with `check`, returns whether every logit was finite
-    /// (weights so large that f32 overflows give log-probabilities that are NaN or
-    /// meaningless). Only scoring asks: predicting and sampling skip the extra pass.
-    fn output_layer(&mut self, check: bool) -> bool {
+    /// Computes `log_probs`. Predicting and sampling do not check that the logits are
+    /// finite (scoring does, see [`Session::perplexity`]).
+    fn output_layer(&mut self) {
         let m = &self.model;
         let top = self.h.last().expect("a model has layers");
         self.log_probs.copy_from_slice(&m.output_bias);
         m.output.matrix.matvec(&m.kernels, top, &mut self.log_probs, &mut self.buf.scratch);
-        // A fold rather than `all`, so that the check vectorises (no early exit).
-        let finite = !check || self.log_probs.iter().fold(true, |ok, x| ok & x.is_finite());
         (m.kernels.log_softmax)(&mut self.log_probs);
         self.log_probs_fresh = true;
-        finite
     }
 
     /// The `k` most likely next tokens, most likely first.
@@ -199,8 +201,9 @@ impl Session {
         self.perplexity_with_progress(text, |_, _| {})
     }
 
-    /// [`Session::perplexity`], calling `progress(scored, total)` after every token so
-    /// that long texts can show progress while being scored as one stream.
+    /// [`Session::perplexity`], calling `progress(scored, total)` as tokens are scored
+    /// (every [`score_window`] tokens) so that long texts can show progress while being
+    /// scored as one stream.
     pub fn perplexity_with_progress(
         &mut self,
         text: &str,
@@ -224,22 +227,43 @@ impl Session {
             self.step(id); // the LSTM only: these scores are known
         }
         let mut before_last = None;
-        for (i, &id) in ids.iter().enumerate().skip(known) {
-            self.scored.checkpoint(i, || State { h: self.h.clone(), c: self.c.clone(), history: self.history });
-            if i + 1 == total {
-                before_last = Some(self.state());
+        // The output layer runs on a window of hidden states at a time, as one matrix
+        // product that reads its weights once per window (`MatVec::matmat`, bit for bit
+        // the per-token product); the LSTM stays sequential.
+        let (hidden, vocab) = (self.h.last().expect("a model has layers").len(), self.model.vocab_size());
+        let window = score_window(vocab).min(total - known);
+        let (mut tops, mut logits) = (vec![0.0; window * hidden], vec![0.0; window * vocab]);
+        let mut start = known;
+        while start < total {
+            let n = window.min(total - start);
+            for (j, top) in tops.chunks_exact_mut(hidden).take(n).enumerate() {
+                let i = start + j;
+                self.scored.checkpoint(i, || State { h: self.h.clone(), c: self.c.clone(), history: self.history });
+                if i + 1 == total {
+                    before_last = Some(self.state());
+                }
+                top.copy_from_slice(self.h.last().expect("a model has layers"));
+                self.step(ids[i]);
             }
-            // Always stale here (every step and restore invalidates it), so this is the
-            // one computation of these log-probs.
-            let finite = self.output_layer(true);
-            let lp = self.log_probs[id as usize];
-            if !(finite && lp.is_finite()) {
-                return Err(Error::NonFiniteOutput { position: i });
+            let m = &self.model;
+            let logits = &mut logits[..n * vocab];
+            logits.chunks_exact_mut(vocab).for_each(|row| row.copy_from_slice(&m.output_bias));
+            m.output.matrix.matmat(&m.kernels, &tops[..n * hidden], logits, &mut self.buf.scratch);
+            for (j, row) in logits.chunks_exact_mut(vocab).enumerate() {
+                let (i, id) = (start + j, ids[start + j]);
+                // A fold rather than `all`, so that the check vectorises (no early exit).
+                let finite = row.iter().fold(true, |ok, x| ok & x.is_finite());
+                (m.kernels.log_softmax)(row);
+                let lp = row[id as usize];
+                if !(finite && lp.is_finite()) {
+                    self.scored.truncate(i); // forget checkpoints past the last score kept
+                    return Err(Error::NonFiniteOutput { position: i });
+                }
+                self.scored.ids.push(id);
+                self.scored.log_probs.push(lp);
             }
-            self.scored.ids.push(id);
-            self.scored.log_probs.push(lp);
-            self.step(id);
-            progress(i + 1, total);
+            start += n;
+            progress(start, total);
         }
         if let Some(state) = before_last {
             self.scored.set_tail(vec![(total - 1, state), (total, self.state())]);
@@ -281,6 +305,8 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
+    use crate::kernels::Kernels;
+    use crate::matrix::WeightKind;
     use crate::random::{random_model, RandomSpec};
 
     fn session() -> Session {
@@ -312,6 +338,37 @@ mod tests {
             f.perplexity(text).unwrap();
             assert_eq!(s.log_probs(), f.log_probs());
             previous = Some(ids);
+        }
+    }
+
+    /// Scoring runs the output layer on windows of tokens; its log-probabilities are bit
+    /// for bit those of feeding the text token by token, for every kernel set and for
+    /// output layers that batch their weights (dense) and that loop (DKP, low rank).
+    #[test]
+    fn windowed_scoring_equals_token_by_token() {
+        let words = "the cat of and to a in N is that for it was on with as";
+        let text: String = (0..9).map(|i| format!("{words} w{i}\n")).collect();
+        for output_kind in [WeightKind::Dense, WeightKind::Dkp, WeightKind::LowRank] {
+            let spec =
+                RandomSpec { hidden: 16, vocab: 40, seed: 3, output_kind, output_cf: 4.0, ..RandomSpec::default() };
+            for k in Kernels::available() {
+                let model = random_model(&spec).unwrap().with_kernels(k);
+                let ids = model.tokenizer().encode(&text).ids;
+                assert!(ids.len() > 2 * score_window(40), "several windows and a partial one");
+                let mut s = Session::new(model);
+                let mut nll = 0.0f64;
+                for &id in &ids {
+                    nll -= s.log_probs()[id as usize] as f64;
+                    s.feed(id).unwrap();
+                }
+                let after = s.log_probs().to_vec();
+                let p = Session::new(s.into_model()).perplexity(&text).unwrap();
+                assert_eq!(p.nll.to_bits(), nll.to_bits(), "{} {output_kind}: {} vs {nll}", k.name, p.nll);
+                assert_eq!(p.tokens, ids.len());
+                let mut s2 = Session::new(random_model(&spec).unwrap().with_kernels(k));
+                s2.perplexity(&text).unwrap();
+                assert_eq!(s2.log_probs(), &after[..], "the state is left after the text");
+            }
         }
     }
 

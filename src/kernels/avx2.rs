@@ -14,12 +14,16 @@ pub fn detect() -> Option<Kernels> {
 }
 
 /// Private so that it cannot be used without [`detect`]'s check.
-const KERNELS: Kernels = Kernels { name: "avx2", gemv, axpy, csr, sigmoid, tanh, log_softmax };
+const KERNELS: Kernels = Kernels { name: "avx2", gemv, gemm, axpy, csr, sigmoid, tanh, log_softmax };
 
 fn gemv(w: &[f32], x: &[f32], y: &mut [f32]) {
-    assert_eq!(w.len(), y.len() * x.len(), "gemv: w must hold y.len() rows of x.len() values");
+    gemm(w, x, y, 1)
+}
+
+fn gemm(w: &[f32], x: &[f32], y: &mut [f32], batch: usize) {
+    let Some((n, m)) = scalar::batch_shape(w, x, y, batch) else { return };
     // SAFETY: only reachable through `detect`, which checked AVX2 and FMA; lengths checked above.
-    unsafe { gemv_avx2(w, x, y) }
+    unsafe { gemm_avx2(w, x, y, n, m) }
 }
 
 fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
@@ -58,66 +62,76 @@ fn log_softmax(v: &mut [f32]) {
 /// eight per step give eight independent accumulators, enough to hide FMA latency.
 /// The last `n mod 8` columns take one masked step instead of a scalar loop per row,
 /// which matters for the small factors of a Kronecker product (26 or 50 columns).
+/// Each block of four rows (a few KB) is applied to every vector before the next, so
+/// that W streams from memory once per batch: one vector is bound by memory
+/// bandwidth, a batch by the FMAs.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA, and `w.len() == y.len() * x.len()`.
+/// The CPU must support AVX2 and FMA; `x` holds vectors of `n ≥ 1` values, `y` as many
+/// of `m ≥ 1`, and `w.len() == m * n`.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn gemv_avx2(w: &[f32], x: &[f32], y: &mut [f32]) {
-    let n = x.len();
-    match n {
-        0 => return,
+unsafe fn gemm_avx2(w: &[f32], x: &[f32], y: &mut [f32], n: usize, m: usize) {
+    if n == 1 {
         // One column (a Kronecker factor of shape m×1) is an axpy, which streams
         // instead of reducing four 1-element rows at a time.
-        // SAFETY: this function's CPU contract, and w.len() == y.len() when n == 1.
-        1 => return unsafe { axpy_avx2(x[0], w, y) },
-        _ => {}
+        for (&xt, yt) in x.iter().zip(y.chunks_exact_mut(m)) {
+            // SAFETY: this function's CPU contract, and w.len() == m == yt.len() when n == 1.
+            unsafe { axpy_avx2(xt, w, yt) };
+        }
+        return;
     }
     let (n16, n8) = (n / 16 * 16, n / 8 * 8);
     let mask = tail_mask(n - n8);
-    let xp = x.as_ptr();
-    let mut rows = y.chunks_exact_mut(4);
-    let mut blocks = w.chunks_exact(4 * n);
-    for (y4, w4) in (&mut rows).zip(&mut blocks) {
+    let blocks = w.chunks_exact(4 * n);
+    let first_left = blocks.len() * 4;
+    for (b, w4) in blocks.enumerate() {
         let wp = w4.as_ptr();
-        let mut acc = [_mm256_setzero_ps(); 8];
-        let mut c = 0;
-        // SAFETY: c + 16 ≤ n16 ≤ n (resp. c + 8 ≤ n8) keeps every load inside x and inside
-        // row k of the block (w4 holds 4·n values, row k starts at k·n); the masked step
-        // reads only lanes n8..n of x and of each row.
-        unsafe {
-            while c < n16 {
-                let (xa, xb) = (_mm256_loadu_ps(xp.add(c)), _mm256_loadu_ps(xp.add(c + 8)));
-                for (k, pair) in acc.chunks_exact_mut(2).enumerate() {
-                    let row = wp.add(k * n + c);
-                    pair[0] = _mm256_fmadd_ps(_mm256_loadu_ps(row), xa, pair[0]);
-                    pair[1] = _mm256_fmadd_ps(_mm256_loadu_ps(row.add(8)), xb, pair[1]);
+        for (xt, yt) in x.chunks_exact(n).zip(y.chunks_exact_mut(m)) {
+            let xp = xt.as_ptr();
+            let mut acc = [_mm256_setzero_ps(); 8];
+            let mut c = 0;
+            // SAFETY: c + 16 ≤ n16 ≤ n (resp. c + 8 ≤ n8) keeps every load inside xt and
+            // inside row k of the block (w4 holds 4·n values, row k starts at k·n); the
+            // masked step reads only lanes n8..n of xt and of each row.
+            unsafe {
+                while c < n16 {
+                    let (xa, xb) = (_mm256_loadu_ps(xp.add(c)), _mm256_loadu_ps(xp.add(c + 8)));
+                    for (k, pair) in acc.chunks_exact_mut(2).enumerate() {
+                        let row = wp.add(k * n + c);
+                        pair[0] = _mm256_fmadd_ps(_mm256_loadu_ps(row), xa, pair[0]);
+                        pair[1] = _mm256_fmadd_ps(_mm256_loadu_ps(row.add(8)), xb, pair[1]);
+                    }
+                    c += 16;
                 }
-                c += 16;
-            }
-            if c < n8 {
-                let xa = _mm256_loadu_ps(xp.add(c));
-                for (k, pair) in acc.chunks_exact_mut(2).enumerate() {
-                    pair[0] = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(k * n + c)), xa, pair[0]);
+                if c < n8 {
+                    let xa = _mm256_loadu_ps(xp.add(c));
+                    for (k, pair) in acc.chunks_exact_mut(2).enumerate() {
+                        pair[0] = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(k * n + c)), xa, pair[0]);
+                    }
+                }
+                if n8 < n {
+                    let xa = _mm256_maskload_ps(xp.add(n8), mask);
+                    for (k, pair) in acc.chunks_exact_mut(2).enumerate() {
+                        pair[1] = _mm256_fmadd_ps(_mm256_maskload_ps(wp.add(k * n + n8), mask), xa, pair[1]);
+                    }
                 }
             }
-            if n8 < n {
-                let xa = _mm256_maskload_ps(xp.add(n8), mask);
-                for (k, pair) in acc.chunks_exact_mut(2).enumerate() {
-                    pair[1] = _mm256_fmadd_ps(_mm256_maskload_ps(wp.add(k * n + n8), mask), xa, pair[1]);
-                }
-            }
+            let sums = hsum4([
+                _mm256_add_ps(acc[0], acc[1]),
+                _mm256_add_ps(acc[2], acc[3]),
+                _mm256_add_ps(acc[4], acc[5]),
+                _mm256_add_ps(acc[6], acc[7]),
+            ]);
+            let y4 = &mut yt[4 * b..4 * b + 4];
+            // SAFETY: `y4` holds exactly four f32, one unaligned 128-bit load and store.
+            unsafe { _mm_storeu_ps(y4.as_mut_ptr(), _mm_add_ps(_mm_loadu_ps(y4.as_ptr()), sums)) };
         }
-        let sums = hsum4([
-            _mm256_add_ps(acc[0], acc[1]),
-            _mm256_add_ps(acc[2], acc[3]),
-            _mm256_add_ps(acc[4], acc[5]),
-            _mm256_add_ps(acc[6], acc[7]),
-        ]);
-        // SAFETY: `y4` holds exactly four f32, one unaligned 128-bit load and store.
-        unsafe { _mm_storeu_ps(y4.as_mut_ptr(), _mm_add_ps(_mm_loadu_ps(y4.as_ptr()), sums)) };
     }
-    for (yr, row) in rows.into_remainder().iter_mut().zip(blocks.remainder().chunks_exact(n)) {
-        *yr += dot_avx2(row, x);
+    for (r, row) in w.chunks_exact(n).enumerate().skip(first_left) {
+        for (xt, yt) in x.chunks_exact(n).zip(y.chunks_exact_mut(m)) {
+            // SAFETY: this function's CPU contract; row and xt both hold n values.
+            yt[r] += unsafe { dot_avx2(row, xt) };
+        }
     }
 }
 

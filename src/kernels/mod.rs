@@ -46,6 +46,11 @@ pub type CsrFn = fn(row_ptr: &[u32], col_idx: &[u32], values: &[f32], x: &[f32],
 ///
 /// Contracts (lengths are checked by callers in debug builds only):
 /// - `gemv(w, x, y)`: `y[r] += Σ_c w[r·n + c]·x[c]` with `n = x.len()`, `w.len() = y.len()·n`;
+/// - `gemm(w, x, y, t)`: `gemv` on each of `t` vectors at once, `x` holding `t` inputs of
+///   length `n` and `y` `t` outputs of length `m` back to back (`w.len() = m·n`). Every
+///   output is bit for bit what `gemv` gives for its vector alone (`gemv` is `gemm` with
+///   one), so batching changes speed, never results; W is read once per call instead of
+///   once per vector;
 /// - `axpy(a, x, y)`: `y[i] += a·x[i]`;
 /// - `csr(row_ptr, col_idx, values, x, y)`: `y[r] += Σ_{k in row_ptr[r]..row_ptr[r+1]} values[k]·x[col_idx[k]]`,
 ///   with indices already validated;
@@ -57,6 +62,8 @@ pub struct Kernels {
     pub name: &'static str,
     /// Dense matrix × vector, accumulating.
     pub gemv: fn(w: &[f32], x: &[f32], y: &mut [f32]),
+    /// Dense matrix × several vectors, accumulating.
+    pub gemm: fn(w: &[f32], x: &[f32], y: &mut [f32], batch: usize),
     /// `y += a·x`.
     pub axpy: fn(a: f32, x: &[f32], y: &mut [f32]),
     /// Sparse CSR matrix × vector, accumulating.

@@ -3,18 +3,34 @@
 use super::Kernels;
 
 /// The scalar kernel table.
-pub const KERNELS: Kernels = Kernels { name: "scalar", gemv, axpy, csr, sigmoid, tanh, log_softmax };
+pub const KERNELS: Kernels = Kernels { name: "scalar", gemv, gemm, axpy, csr, sigmoid, tanh, log_softmax };
 
 /// Dense matrix × vector, accumulating into `y`.
 pub fn gemv(w: &[f32], x: &[f32], y: &mut [f32]) {
-    let n = x.len();
-    debug_assert_eq!(w.len(), y.len() * n);
-    if n == 0 {
-        return;
+    gemm(w, x, y, 1)
+}
+
+/// `gemv` on `batch` vectors, row by row so that each row of W is read from memory once
+/// for all of them.
+pub fn gemm(w: &[f32], x: &[f32], y: &mut [f32], batch: usize) {
+    let Some((n, m)) = batch_shape(w, x, y, batch) else { return };
+    for (r, row) in w.chunks_exact(n).enumerate() {
+        for (xt, yt) in x.chunks_exact(n).zip(y.chunks_exact_mut(m)) {
+            yt[r] += dot(row, xt);
+        }
     }
-    for (yr, row) in y.iter_mut().zip(w.chunks_exact(n)) {
-        *yr += dot(row, x);
+}
+
+/// `(n, m)`, the input and output lengths of each of `batch` vectors, or `None` when
+/// there is nothing to compute. Panics on inconsistent lengths (a caller's bug).
+pub(super) fn batch_shape(w: &[f32], x: &[f32], y: &[f32], batch: usize) -> Option<(usize, usize)> {
+    if batch == 0 {
+        assert!(x.is_empty() && y.is_empty(), "gemm: no vectors, but non-empty x or y");
+        return None;
     }
+    let (n, m) = (x.len() / batch, y.len() / batch);
+    assert!(x.len() == batch * n && y.len() == batch * m && w.len() == m * n, "gemm: inconsistent lengths");
+    (n > 0 && m > 0).then_some((n, m))
 }
 
 /// Dot product with four independent accumulators, so the result does not depend on

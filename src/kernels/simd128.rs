@@ -12,7 +12,8 @@ use core::arch::wasm32::*;
 
 /// The SIMD128 kernel table. Its `csr` is the scalar one: wasm has no gather, and the scalar kernel already keeps
 /// four independent partial sums per row.
-pub const KERNELS: Kernels = Kernels { name: "simd128", gemv, axpy, csr: scalar::csr, sigmoid, tanh, log_softmax };
+pub const KERNELS: Kernels =
+    Kernels { name: "simd128", gemv, gemm, axpy, csr: scalar::csr, sigmoid, tanh, log_softmax };
 
 /// Loads four f32 from the start of `s`.
 #[inline(always)]
@@ -31,41 +32,51 @@ fn store(s: &mut [f32], v: v128) {
     unsafe { v128_store(s.as_mut_ptr().cast(), v) }
 }
 
-/// Dense matrix × vector, four rows at a time so that each load of `x` feeds four
-/// rows; the four accumulators are independent chains.
+/// Dense matrix × vector: [`gemm`] with one vector.
 pub fn gemv(w: &[f32], x: &[f32], y: &mut [f32]) {
-    let n = x.len();
-    assert_eq!(w.len(), y.len() * n, "gemv: w must hold y.len() rows of x.len() values");
-    match n {
-        0 => return,
+    gemm(w, x, y, 1)
+}
+
+/// Dense matrix × `batch` vectors, four rows at a time so that each load of `x` feeds
+/// four rows (the four accumulators are independent chains); each block of four rows
+/// is applied to every vector before the next, so W streams from memory once.
+pub fn gemm(w: &[f32], x: &[f32], y: &mut [f32], batch: usize) {
+    let Some((n, m)) = scalar::batch_shape(w, x, y, batch) else { return };
+    if n == 1 {
         // One column (a Kronecker factor B of shape m×1) is an axpy.
-        1 => return axpy(x[0], w, y),
-        _ => {}
+        for (&xt, yt) in x.iter().zip(y.chunks_exact_mut(m)) {
+            axpy(xt, w, yt);
+        }
+        return;
     }
     let n4 = n / 4 * 4;
-    let mut rows = y.chunks_exact_mut(4);
-    let mut blocks = w.chunks_exact(4 * n);
-    for (y4, w4) in (&mut rows).zip(&mut blocks) {
+    let blocks = w.chunks_exact(4 * n);
+    let first_left = blocks.len() * 4;
+    for (b, w4) in blocks.enumerate() {
         let (r0, rest) = w4.split_at(n);
         let (r1, rest) = rest.split_at(n);
         let (r2, r3) = rest.split_at(n);
-        let mut acc = [f32x4_splat(0.0); 4];
-        let quads = r0.chunks_exact(4).zip(r1.chunks_exact(4)).zip(r2.chunks_exact(4)).zip(r3.chunks_exact(4));
-        for (x4, (((a, b), c), d)) in x.chunks_exact(4).zip(quads) {
-            let xv = load(x4);
-            acc[0] = f32x4_add(acc[0], f32x4_mul(load(a), xv));
-            acc[1] = f32x4_add(acc[1], f32x4_mul(load(b), xv));
-            acc[2] = f32x4_add(acc[2], f32x4_mul(load(c), xv));
-            acc[3] = f32x4_add(acc[3], f32x4_mul(load(d), xv));
-        }
-        let mut sums = [0.0f32; 4];
-        store(&mut sums, hsum4(acc));
-        for ((yr, sum), row) in y4.iter_mut().zip(sums).zip([r0, r1, r2, r3]) {
-            *yr += sum + scalar::dot(&row[n4..], &x[n4..]);
+        for (x, y) in x.chunks_exact(n).zip(y.chunks_exact_mut(m)) {
+            let mut acc = [f32x4_splat(0.0); 4];
+            let quads = r0.chunks_exact(4).zip(r1.chunks_exact(4)).zip(r2.chunks_exact(4)).zip(r3.chunks_exact(4));
+            for (x4, (((a, b), c), d)) in x.chunks_exact(4).zip(quads) {
+                let xv = load(x4);
+                acc[0] = f32x4_add(acc[0], f32x4_mul(load(a), xv));
+                acc[1] = f32x4_add(acc[1], f32x4_mul(load(b), xv));
+                acc[2] = f32x4_add(acc[2], f32x4_mul(load(c), xv));
+                acc[3] = f32x4_add(acc[3], f32x4_mul(load(d), xv));
+            }
+            let mut sums = [0.0f32; 4];
+            store(&mut sums, hsum4(acc));
+            for ((yr, sum), row) in y[4 * b..4 * b + 4].iter_mut().zip(sums).zip([r0, r1, r2, r3]) {
+                *yr += sum + scalar::dot(&row[n4..], &x[n4..]);
+            }
         }
     }
-    for (yr, row) in rows.into_remainder().iter_mut().zip(blocks.remainder().chunks_exact(n)) {
-        *yr += dot(row, x);
+    for (r, row) in w.chunks_exact(n).enumerate().skip(first_left) {
+        for (x, y) in x.chunks_exact(n).zip(y.chunks_exact_mut(m)) {
+            y[r] += dot(row, x);
+        }
     }
 }
 

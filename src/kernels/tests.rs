@@ -133,6 +133,32 @@ fn gemv_matches_scalar() {
     }
 }
 
+/// Batching changes speed, never results: each output of `gemm` is bit for bit what
+/// the same set's `gemv` gives for that vector alone, for every shape and batch size
+/// (including none).
+#[test]
+fn gemm_is_gemv_on_each_vector() {
+    let mut rng = Rng::new(2);
+    for (rows, cols) in SHAPES {
+        for batch in [0, 1, 2, 3, 5] {
+            let w = random_vec(&mut rng, rows * cols, 1.0);
+            let x = random_vec(&mut rng, batch * cols, 1.0);
+            let y0 = random_vec(&mut rng, batch * rows, 1.0);
+            for k in sets() {
+                let mut got = y0.clone();
+                (k.gemm)(&w, &x, &mut got, batch);
+                for t in 0..batch {
+                    let mut want = y0[t * rows..(t + 1) * rows].to_vec();
+                    (k.gemv)(&w, &x[t * cols..(t + 1) * cols], &mut want);
+                    let got = &got[t * rows..(t + 1) * rows];
+                    let same = got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits());
+                    assert!(same, "{} gemm {rows}x{cols}, vector {t} of {batch}: {got:?} vs gemv {want:?}", k.name);
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn axpy_matches_scalar() {
     let mut rng = Rng::new(2);

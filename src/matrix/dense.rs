@@ -43,6 +43,12 @@ impl MatVec for Dense {
     fn matvec(&self, k: &Kernels, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
         (k.gemv)(&self.data, x, y);
     }
+    fn matmat(&self, k: &Kernels, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
+        if self.rows == 0 || self.cols == 0 {
+            return;
+        }
+        (k.gemm)(&self.data, x, y, x.len() / self.cols);
+    }
     fn row(&self, r: usize, out: &mut [f32]) {
         out.copy_from_slice(self.row_slice(r));
     }

@@ -30,6 +30,19 @@ pub trait MatVec {
     }
     /// `y += W·x`. `x.len() == cols`, `y.len() == rows`, `scratch.len() >= scratch_len()`.
     fn matvec(&self, k: &Kernels, x: &[f32], y: &mut [f32], scratch: &mut [f32]);
+    /// [`MatVec::matvec`] on several vectors: `x` holds inputs of length `cols` back to
+    /// back, `y` as many outputs of length `rows`. Each output is bit for bit what
+    /// `matvec` gives for its input alone; kinds that can read their weights once for
+    /// the whole batch override this loop.
+    fn matmat(&self, k: &Kernels, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        let (rows, cols) = (self.rows(), self.cols());
+        if rows == 0 || cols == 0 {
+            return; // W·x is empty or zero, whatever the batch
+        }
+        for (xt, yt) in x.chunks_exact(cols).zip(y.chunks_exact_mut(rows)) {
+            self.matvec(k, xt, yt, scratch);
+        }
+    }
     /// Writes row `r` of W into `out` (length `cols`) without materialising W.
     fn row(&self, r: usize, out: &mut [f32]);
     /// Stored numbers: values and integer indices.
@@ -158,6 +171,9 @@ impl MatVec for Matrix {
     fn matvec(&self, k: &Kernels, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
         self.inner().matvec(k, x, y, scratch)
     }
+    fn matmat(&self, k: &Kernels, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        self.inner().matmat(k, x, y, scratch)
+    }
     fn row(&self, r: usize, out: &mut [f32]) {
         self.inner().row(r, out)
     }
@@ -182,6 +198,10 @@ impl MatVec for Doped {
     fn matvec(&self, k: &Kernels, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
         self.base.matvec(k, x, y, scratch);
         self.s.matvec(k, x, y, scratch);
+    }
+    fn matmat(&self, k: &Kernels, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        self.base.matmat(k, x, y, scratch);
+        self.s.matmat(k, x, y, scratch);
     }
     fn row(&self, r: usize, out: &mut [f32]) {
         self.base.row(r, out);

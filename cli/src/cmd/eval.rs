@@ -58,9 +58,7 @@ pub fn run(args: Args) -> Result<()> {
     let start = Instant::now();
     let ppl = session
         .perplexity_with_progress(&text, |done, total| {
-            if done == 1 {
-                bar.set_length(total as u64);
-            }
+            bar.set_length(total as u64);
             bar.set_position(done as u64);
         })
         .with_context(|| format!("cannot score `{}`", args.text.display()))?;
