@@ -5,7 +5,7 @@
 //! wrappers sound.
 
 use super::cephes::{EXP_MIN, EXP_P, LN2_HI, LN2_LO, LOG2E, TANH_P, TANH_SMALL};
-use super::{scalar, Kernels};
+use super::{scalar, Kernels, Sell, SELL_LANES};
 use std::arch::x86_64::*;
 
 /// The AVX2 kernel table if this CPU supports AVX2 and FMA.
@@ -14,7 +14,7 @@ pub fn detect() -> Option<Kernels> {
 }
 
 /// Private so that it cannot be used without [`detect`]'s check.
-const KERNELS: Kernels = Kernels { name: "avx2", gemv, gemm, axpy, csr, sigmoid, tanh, log_softmax };
+const KERNELS: Kernels = Kernels { name: "avx2", gemv, gemm, axpy, sell, sigmoid, tanh, log_softmax };
 
 fn gemv(w: &[f32], x: &[f32], y: &mut [f32]) {
     gemm(w, x, y, 1)
@@ -32,15 +32,14 @@ fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     unsafe { axpy_avx2(a, x, y) }
 }
 
-fn csr(row_ptr: &[u32], col_idx: &[u32], values: &[f32], x: &[f32], y: &mut [f32]) {
-    assert_eq!(row_ptr.len(), y.len() + 1, "csr: row_ptr must hold y.len() + 1 entries");
+fn sell(m: &Sell, x: &[f32], y: &mut [f32]) {
     if x.is_empty() || x.len() > i32::MAX as usize {
-        // Nothing to gather from (any index is out of range), or indices beyond i32.
-        return scalar::csr(row_ptr, col_idx, values, x, y);
+        // Nothing to gather from (a valid matrix has no entries), or indices beyond i32.
+        return scalar::sell(m, x, y);
     }
     // SAFETY: only reachable through `detect`, which checked AVX2 and FMA; x is non-empty
     // and indexable by i32.
-    unsafe { csr_avx2(row_ptr, col_idx, values, x, y) }
+    unsafe { sell_avx2(m, x, y) }
 }
 
 fn sigmoid(v: &mut [f32]) {
@@ -187,46 +186,32 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     hsum(_mm256_add_ps(acc0, acc1))
 }
 
-/// Gathers eight `x[col]` at a time. The kernel is a safe function, so the indices
-/// are clamped to `x.len() − 1` (one `min` per eight) instead of trusted: a valid
-/// matrix is unaffected, and a corrupt one cannot read outside `x`.
+/// One gather of eight `x[col]` per step, one lane per row. The kernel is a safe
+/// function, so the indices are clamped to `x.len() − 1` (one `min` per eight) instead
+/// of trusted: a valid matrix is unaffected, and a corrupt one cannot read outside `x`.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA; `1 ≤ x.len() ≤ i32::MAX`.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn csr_avx2(row_ptr: &[u32], col_idx: &[u32], values: &[f32], x: &[f32], y: &mut [f32]) {
+unsafe fn sell_avx2(m: &Sell, x: &[f32], y: &mut [f32]) {
     let last = _mm256_set1_epi32((x.len() - 1) as i32);
-    for (yr, ends) in y.iter_mut().zip(row_ptr.windows(2)) {
-        let (s, e) = (ends[0] as usize, ends[1] as usize);
-        let (cols, vals) = (&col_idx[s..e], &values[s..e]);
-        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let (mut c8, mut v8) = (cols.chunks_exact(8), vals.chunks_exact(8));
-        for (c, v) in (&mut c8).zip(&mut v8) {
+    for s in 0..m.slices() {
+        let (cols, vals) = m.slice(s);
+        let mut acc = _mm256_setzero_ps();
+        for (c, v) in cols.chunks_exact(SELL_LANES).zip(vals.chunks_exact(SELL_LANES)) {
             // SAFETY: both chunks hold exactly eight 32-bit values; after the unsigned
             // `min` every index is in 0..x.len() (≤ i32::MAX, so non-negative as i32),
             // hence every gathered address lies inside x.
             unsafe {
                 let idx = _mm256_min_epu32(_mm256_loadu_si256(c.as_ptr().cast()), last);
                 let xv = _mm256_i32gather_ps::<4>(x.as_ptr(), idx);
-                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(v.as_ptr()), xv, acc0);
-            }
-            (acc0, acc1) = (acc1, acc0);
-        }
-        // The last 0..8 entries in one masked step rather than a scalar loop: rows of
-        // a doping matrix are short, so their tails are a large share of the work.
-        let (ct, vt) = (c8.remainder(), v8.remainder());
-        if !ct.is_empty() {
-            let mask = tail_mask(ct.len());
-            // SAFETY: the mask enables exactly the first ct.len() = vt.len() < 8 lanes, which
-            // lie inside the slices; masked-off lanes are neither read nor faulted on. The
-            // gathered indices are clamped as above, and masked-off lanes gather nothing.
-            unsafe {
-                let idx = _mm256_min_epu32(_mm256_maskload_epi32(ct.as_ptr().cast(), mask), last);
-                let xv = _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), x.as_ptr(), idx, _mm256_castsi256_ps(mask));
-                acc1 = _mm256_fmadd_ps(_mm256_maskload_ps(vt.as_ptr(), mask), xv, acc1);
+                acc = _mm256_fmadd_ps(_mm256_loadu_ps(v.as_ptr()), xv, acc);
             }
         }
-        *yr += hsum(_mm256_add_ps(acc0, acc1));
+        let mut sums = [0.0f32; SELL_LANES];
+        // SAFETY: `sums` holds exactly eight f32.
+        unsafe { _mm256_storeu_ps(sums.as_mut_ptr(), acc) };
+        m.scatter(s, &sums, y);
     }
 }
 

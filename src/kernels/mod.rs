@@ -6,7 +6,7 @@
 //! over slices whose lengths the caller has already checked, and each handles the
 //! tails of its own vector width (a masked step, a padded buffer or a scalar loop:
 //! any length is valid input); matrix structure (Kronecker reshapes, CSR
-//! validation) lives in `crate::matrix`.
+//! validation, the sparse layout's construction) lives in `crate::matrix`.
 
 pub mod scalar;
 
@@ -39,8 +39,55 @@ mod cephes {
     pub const TANH_P: [f32; 5] = [-5.704_988_7e-3, 2.063_908_8e-2, -5.373_971_5e-2, 1.333_144_2e-1, -3.333_328e-1];
 }
 
-/// The CSR kernel's signature: `(row_ptr, col_idx, values, x, y)`.
-pub type CsrFn = fn(row_ptr: &[u32], col_idx: &[u32], values: &[f32], x: &[f32], y: &mut [f32]);
+/// Rows per slice of a [`Sell`] matrix: one SIMD lane per row (eight f32 in AVX2, two
+/// vectors of four in SIMD128).
+pub const SELL_LANES: usize = 8;
+
+/// Marks a lane of the last slice that holds no row.
+pub const NO_ROW: u32 = u32::MAX;
+
+/// A sparse matrix in the layout the sparse kernel reads: SELL-8 (sliced ELLPACK,
+/// Kreutzer et al., *SIAM J. Sci. Comput.* 36(5), 2014). Rows are grouped in slices of
+/// [`SELL_LANES`]; slice `s` is `slice_ptr[s]..slice_ptr[s + 1]` steps, and step `t`
+/// holds one entry of each of its rows, `values[8t + l]` at column `col_idx[8t + l]`
+/// for lane `l`, zero-padded to the slice's longest row. Lane `l` of slice `s` adds its
+/// sum into `y[rows[8s + l]]` (nothing for [`NO_ROW`]). Built and validated by
+/// `crate::matrix::Csr`: columns `< x.len()`, rows `< y.len()` or `NO_ROW`.
+#[derive(Debug, Clone, Copy)]
+pub struct Sell<'a> {
+    /// Step offsets of the slices (`slices + 1`, non-decreasing, from 0).
+    pub slice_ptr: &'a [u32],
+    /// Column of every lane of every step.
+    pub col_idx: &'a [u32],
+    /// Value of every lane of every step (0 for padding).
+    pub values: &'a [f32],
+    /// Output row of every lane of every slice.
+    pub rows: &'a [u32],
+}
+
+impl Sell<'_> {
+    /// The lane entries of slice `s`: `(columns, values)`, `SELL_LANES` per step.
+    #[inline]
+    pub fn slice(&self, s: usize) -> (&[u32], &[f32]) {
+        let (a, b) = (self.slice_ptr[s] as usize * SELL_LANES, self.slice_ptr[s + 1] as usize * SELL_LANES);
+        (&self.col_idx[a..b], &self.values[a..b])
+    }
+
+    /// Slices.
+    pub fn slices(&self) -> usize {
+        self.slice_ptr.len().saturating_sub(1)
+    }
+
+    /// Adds slice `s`'s lane sums into their rows of `y`.
+    #[inline]
+    pub fn scatter(&self, s: usize, sums: &[f32; SELL_LANES], y: &mut [f32]) {
+        for (&r, &v) in self.rows[s * SELL_LANES..(s + 1) * SELL_LANES].iter().zip(sums) {
+            if let Some(yr) = y.get_mut(r as usize) {
+                *yr += v;
+            }
+        }
+    }
+}
 
 /// A set of kernels for one instruction set.
 ///
@@ -52,8 +99,8 @@ pub type CsrFn = fn(row_ptr: &[u32], col_idx: &[u32], values: &[f32], x: &[f32],
 ///   one), so batching changes speed, never results; W is read once per call instead of
 ///   once per vector;
 /// - `axpy(a, x, y)`: `y[i] += a·x[i]`;
-/// - `csr(row_ptr, col_idx, values, x, y)`: `y[r] += Σ_{k in row_ptr[r]..row_ptr[r+1]} values[k]·x[col_idx[k]]`,
-///   with indices already validated;
+/// - `sell(m, x, y)`: `y += M·x` for a sparse [`Sell`] matrix, each row summed in the
+///   order of its entries (one lane, no reassociation), indices already validated;
 /// - `sigmoid(v)`, `tanh(v)`: in place;
 /// - `log_softmax(v)`: in place, `v[i] - ln Σ exp v[j]`.
 #[derive(Clone, Copy)]
@@ -66,8 +113,8 @@ pub struct Kernels {
     pub gemm: fn(w: &[f32], x: &[f32], y: &mut [f32], batch: usize),
     /// `y += a·x`.
     pub axpy: fn(a: f32, x: &[f32], y: &mut [f32]),
-    /// Sparse CSR matrix × vector, accumulating.
-    pub csr: CsrFn,
+    /// Sparse (SELL-8) matrix × vector, accumulating.
+    pub sell: fn(m: &Sell, x: &[f32], y: &mut [f32]),
     /// Logistic sigmoid in place.
     pub sigmoid: fn(v: &mut [f32]),
     /// Hyperbolic tangent in place.

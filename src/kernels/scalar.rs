@@ -1,9 +1,9 @@
 //! Portable scalar kernels: the specification every other instruction set must match.
 
-use super::Kernels;
+use super::{Kernels, Sell, SELL_LANES};
 
 /// The scalar kernel table.
-pub const KERNELS: Kernels = Kernels { name: "scalar", gemv, gemm, axpy, csr, sigmoid, tanh, log_softmax };
+pub const KERNELS: Kernels = Kernels { name: "scalar", gemv, gemm, axpy, sell, sigmoid, tanh, log_softmax };
 
 /// Dense matrix × vector, accumulating into `y`.
 pub fn gemv(w: &[f32], x: &[f32], y: &mut [f32]) {
@@ -59,30 +59,18 @@ pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// CSR matrix × vector, accumulating into `y`. Four partial sums per row, so that
-/// the row is not one long chain of dependent additions (4× faster on long rows).
-pub fn csr(row_ptr: &[u32], col_idx: &[u32], values: &[f32], x: &[f32], y: &mut [f32]) {
-    debug_assert_eq!(row_ptr.len(), y.len() + 1);
-    for (yr, ends) in y.iter_mut().zip(row_ptr.windows(2)) {
-        let (s, e) = (ends[0] as usize, ends[1] as usize);
-        *yr += csr_row(&col_idx[s..e], &values[s..e], x);
-    }
-}
-
-/// `Σ_k values[k]·x[cols[k]]` for one CSR row.
-pub fn csr_row(cols: &[u32], values: &[f32], x: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 4];
-    let (mut c4, mut v4) = (cols.chunks_exact(4), values.chunks_exact(4));
-    for (c, v) in (&mut c4).zip(&mut v4) {
-        for l in 0..4 {
-            acc[l] += v[l] * x[c[l] as usize];
+/// Sparse matrix × vector: each lane of a slice is one row, summed in entry order.
+pub fn sell(m: &Sell, x: &[f32], y: &mut [f32]) {
+    for s in 0..m.slices() {
+        let (cols, vals) = m.slice(s);
+        let mut acc = [0.0f32; SELL_LANES];
+        for (c, v) in cols.chunks_exact(SELL_LANES).zip(vals.chunks_exact(SELL_LANES)) {
+            for l in 0..SELL_LANES {
+                acc[l] += v[l] * x[c[l] as usize];
+            }
         }
+        m.scatter(s, &acc, y);
     }
-    let mut tail = 0.0;
-    for (&c, &v) in c4.remainder().iter().zip(v4.remainder()) {
-        tail += v * x[c as usize];
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// Logistic sigmoid in place.

@@ -7,13 +7,11 @@
 //! round separately as in the scalar set.
 
 use super::cephes::{EXP_MIN, EXP_P, LN2_HI, LN2_LO, LOG2E, TANH_P, TANH_SMALL};
-use super::{scalar, Kernels};
+use super::{scalar, Kernels, Sell, SELL_LANES};
 use core::arch::wasm32::*;
 
-/// The SIMD128 kernel table. Its `csr` is the scalar one: wasm has no gather, and the scalar kernel already keeps
-/// four independent partial sums per row.
-pub const KERNELS: Kernels =
-    Kernels { name: "simd128", gemv, gemm, axpy, csr: scalar::csr, sigmoid, tanh, log_softmax };
+/// The SIMD128 kernel table.
+pub const KERNELS: Kernels = Kernels { name: "simd128", gemv, gemm, axpy, sell, sigmoid, tanh, log_softmax };
 
 /// Loads four f32 from the start of `s`.
 #[inline(always)]
@@ -99,6 +97,26 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     let lanes = (f32x4_extract_lane::<0>(acc) + f32x4_extract_lane::<1>(acc))
         + (f32x4_extract_lane::<2>(acc) + f32x4_extract_lane::<3>(acc));
     lanes + scalar::dot(ca.remainder(), cb.remainder())
+}
+
+/// Sparse matrix × vector, eight rows at a time in two vectors. wasm has no gather: the
+/// eight `x[col]` of a step are loaded one by one into lanes, but with every row in a
+/// lane of its own there is no per-row loop, tail or reduction (doping rows hold about
+/// a dozen entries, so those dominated the row-by-row kernel).
+pub fn sell(m: &Sell, x: &[f32], y: &mut [f32]) {
+    for s in 0..m.slices() {
+        let (cols, vals) = m.slice(s);
+        let (mut lo, mut hi) = (f32x4_splat(0.0), f32x4_splat(0.0));
+        for (c, v) in cols.chunks_exact(SELL_LANES).zip(vals.chunks_exact(SELL_LANES)) {
+            let g = |i: usize| x[c[i] as usize];
+            lo = f32x4_add(lo, f32x4_mul(load(&v[..4]), f32x4(g(0), g(1), g(2), g(3))));
+            hi = f32x4_add(hi, f32x4_mul(load(&v[4..]), f32x4(g(4), g(5), g(6), g(7))));
+        }
+        let mut sums = [0.0f32; SELL_LANES];
+        store(&mut sums[..4], lo);
+        store(&mut sums[4..], hi);
+        m.scatter(s, &sums, y);
+    }
 }
 
 /// `y += a·x`.

@@ -7,13 +7,13 @@
 //! Tolerances are relative, and for sums rigorous error bounds rather than tuned
 //! constants, so the tests cannot flake and still catch any dropped, doubled or
 //! misplaced term (an error of the order of the terms themselves):
-//! - sums (`gemv`, `csr`, `axpy`): with unit roundoff u = ε/2, a sum evaluated in
+//! - sums (`gemv`, `sell`, `axpy`): with unit roundoff u = ε/2, a sum evaluated in
 //!   chains of at most k additions errs by at most k·u·Σ|terms| (Higham, *Accuracy
 //!   and Stability*, §4.2); two implementations therefore differ by at most
 //!   k·ε·Σ|terms|. Scalar `gemv` keeps four accumulators (k ≤ n/4 + 8 counting the
 //!   final reductions, the product and the add into y; the SIMD sets have shorter
-//!   chains); for `csr` the bound takes k ≤ nnz + 8, which holds even for a row summed
-//!   serially (the sets keep four or more partial sums).
+//!   chains); for `sell` the bound takes k ≤ nnz + 8 for a row summed serially, as
+//!   every set does (one lane per row).
 //! - `sigmoid`, `tanh`: the SIMD sets use the Cephes polynomials (≤ 2 ulp for exp,
 //!   one division), the scalar set libm; [`ACTIVATION_ULPS`]·ε relative to the
 //!   scalar value (twice the worst error observed),
@@ -27,6 +27,7 @@
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::{scalar, Kernels};
+use crate::matrix::Csr;
 use crate::sample::Rng;
 
 const EPS: f32 = f32::EPSILON;
@@ -194,22 +195,31 @@ fn random_csr(rng: &mut Rng, rows: usize, cols: usize, density: f32) -> (Vec<u32
 }
 
 #[test]
-fn csr_matches_scalar() {
+fn sell_matches_scalar() {
     let mut rng = Rng::new(3);
     for (rows, cols) in SHAPES {
         for density in [0.0, 0.05, 0.3, 1.0] {
             let (row_ptr, col_idx, values) = random_csr(&mut rng, rows, cols, density);
+            let m = Csr::new(rows, cols, row_ptr.clone(), col_idx.clone(), values.clone()).expect("valid CSR");
             let x = random_vec(&mut rng, cols, 1.0);
             let y0 = random_vec(&mut rng, rows, 1.0);
             let mut want = y0.clone();
-            scalar::csr(&row_ptr, &col_idx, &values, &x, &mut want);
+            scalar::sell(&m.sell(), &x, &mut want);
             let range = |r: usize| row_ptr[r] as usize..row_ptr[r + 1] as usize;
             let magnitude =
                 |r: usize| y0[r].abs() + range(r).map(|k| (values[k] * x[col_idx[k] as usize]).abs()).sum::<f32>();
+            // The specification itself: every row is its CSR sum, whatever its slice.
+            let exact: Vec<f64> = (0..rows)
+                .map(|r| y0[r] as f64 + range(r).map(|k| values[k] as f64 * x[col_idx[k] as usize] as f64).sum::<f64>())
+                .collect();
+            for (r, (&w, &e)) in want.iter().zip(&exact).enumerate() {
+                let tol = (range(r).len() as f32 + 2.0) * EPS * magnitude(r);
+                assert!((w as f64 - e).abs() <= tol as f64, "scalar sell {rows}x{cols} row {r}: {w} vs {e}");
+            }
             for k in sets() {
                 let mut got = y0.clone();
-                (k.csr)(&row_ptr, &col_idx, &values, &x, &mut got);
-                let what = format!("csr {rows}x{cols} density {density}");
+                (k.sell)(&m.sell(), &x, &mut got);
+                let what = format!("sell {rows}x{cols} density {density}");
                 assert_close(k.name, &what, &got, &want, |r| (range(r).len() as f32 + 8.0) * EPS * magnitude(r));
             }
         }

@@ -9,14 +9,22 @@ use crate::kernels::Kernels;
 /// With `x` read row-major as `X (n1 × n2)`, `W·x = vec(A·X·Bᵀ)`. The two ways of
 /// bracketing cost `m1·n2·(n1 + m2)` and `n1·m2·(n2 + m1)` multiply-adds; the cheaper
 /// one is chosen when the matrix is built. Either is computed as row-wise `gemv`s, with
-/// a transposed copy of the small intermediate in the scratch buffer.
+/// a transposed copy of the small intermediate in the scratch buffer — except products
+/// with B when B has fewer than [`NARROW`] columns (an output layer's `B` is 250×5):
+/// a dot product of five is all tail, so those are sums of B's columns instead (`axpy`s
+/// over a transposed copy of B, kept with the matrix).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Kron {
     a: Dense,
     b: Dense,
+    /// Bᵀ, row-major, when B is narrow.
+    bt: Option<Vec<f32>>,
     a_first: bool,
     scratch: usize,
 }
+
+/// Below this many columns a factor is multiplied column by column (see [`Kron`]).
+const NARROW: usize = 8;
 
 impl Kron {
     /// Pairs the factors. Sizes are checked in `usize`, which is 32 bits in WebAssembly:
@@ -36,7 +44,12 @@ impl Kron {
         };
         let scratch =
             scratch.ok_or_else(|| format!("{m1}x{n1} ⊗ {m2}x{n2} needs more scratch than this platform addresses"))?;
-        Ok(Kron { a, b, a_first, scratch })
+        let bt = (n2 < NARROW).then(|| {
+            let mut bt = vec![0.0; m2 * n2];
+            transpose(b.data(), m2, n2, &mut bt);
+            bt
+        });
+        Ok(Kron { a, b, bt, a_first, scratch })
     }
     /// The left factor A.
     pub fn a(&self) -> &Dense {
@@ -45,6 +58,17 @@ impl Kron {
     /// The right factor B.
     pub fn b(&self) -> &Dense {
         &self.b
+    }
+    /// `out += B·v`, by rows of B or, when B is narrow, by its columns.
+    fn b_times(&self, k: &Kernels, v: &[f32], out: &mut [f32]) {
+        match &self.bt {
+            Some(bt) => {
+                for (&vj, col) in v.iter().zip(bt.chunks_exact(out.len())) {
+                    (k.axpy)(vj, col, out);
+                }
+            }
+            None => (k.gemv)(self.b.data(), v, out),
+        }
     }
     /// Whether `matvec` computes `A·X` first (else `X·Bᵀ`); for tests of both paths.
     #[cfg(test)]
@@ -80,14 +104,14 @@ impl MatVec for Kron {
                 (k.gemv)(xt, self.a.row_slice(i1), zr);
             }
             for (zr, yr) in z.chunks_exact(n2).zip(y.chunks_exact_mut(m2)) {
-                (k.gemv)(self.b.data(), zr, yr);
+                self.b_times(k, zr, yr);
             }
         } else {
             // T = X·Bᵀ (n1 × m2): row j1 of T is B·X[j1]; then row i1 of Y is Tᵀ·A[i1].
             let (t, tt) = scratch[..2 * n1 * m2].split_at_mut(n1 * m2);
             t.fill(0.0);
             for (xr, tr) in x.chunks_exact(n2).zip(t.chunks_exact_mut(m2)) {
-                (k.gemv)(self.b.data(), xr, tr);
+                self.b_times(k, xr, tr);
             }
             transpose(t, n1, m2, tt);
             for (i1, yr) in y.chunks_exact_mut(m2).enumerate() {

@@ -331,9 +331,11 @@ fn seeded_matrices_of_every_kind_match_the_reference() {
 #[test]
 fn both_kronecker_bracketings_are_exercised() {
     // A·X first is cheaper when A is short and wide and B tall and narrow; the mirror
-    // shapes force X·Bᵀ first. Both, doped and not, with primes and unit sides.
+    // shapes force X·Bᵀ first. Both, doped and not, with primes and unit sides, and
+    // with B narrow (multiplied by columns) and wide (by rows).
     for (a, b, a_first) in [
         ([2, 9], [9, 2], true),
+        ([2, 3], [20, 9], true),
         ([9, 2], [2, 9], false),
         ([1, 7], [13, 1], true),
         ([7, 1], [1, 13], false),
