@@ -132,6 +132,8 @@ export interface PartInfo {
   params: number;
   indices: number;
   bytes: number;
+  /** Bytes in memory once loaded. */
+  memory: number;
   dense_params: number;
   macs: number;
   cf: number;
@@ -143,12 +145,14 @@ export interface WeightInfo {
   name: string;
   kind: WeightKind;
   shape: [number, number];
-  /** Storage precision of the values. */
-  dtype: 'F32' | 'F16';
+  /** Storage precision of the values (I8: int8 with one absmax per row). */
+  dtype: 'F32' | 'F16' | 'I8';
   detail: string;
   values: number;
   indices: number;
   bytes: number;
+  /** Bytes in memory once loaded (int8 dense matrices stay int8, other values are f32). */
+  memory: number;
   macs: number;
   cf: number;
   cf_with_indices: number;
@@ -163,6 +167,8 @@ export interface ModelInfo {
   kernels: string;
   params: number;
   bytes: number;
+  /** Bytes the weights and biases occupy in memory once loaded. */
+  memory: number;
   lstm_cf: number;
   lstm_cf_with_indices: number;
   total_cf: number;

@@ -91,6 +91,15 @@ pub enum Error {
         /// Which invariant is broken, and where.
         reason: String,
     },
+    /// An int8 tensor holds −128, or its row absmax is negative.
+    InvalidInt8 {
+        /// The tensor's name.
+        name: String,
+        /// Flat index of the first bad element.
+        index: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A weight is NaN or infinite.
     NonFinite {
         /// The tensor's name.
@@ -175,6 +184,9 @@ impl fmt::Display for Error {
                 write!(f, "tensor `{name}` has shape {found:?}, expected {expected:?}")
             }
             Error::InvalidSparse { name, reason } => write!(f, "sparse matrix `{name}`: {reason}"),
+            Error::InvalidInt8 { name, index, reason } => {
+                write!(f, "tensor `{name}` at index {index}: {reason}")
+            }
             Error::NonFinite { name, index } => {
                 write!(f, "tensor `{name}` holds a NaN or infinite value at index {index}")
             }

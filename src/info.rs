@@ -32,6 +32,8 @@ pub struct WeightInfo {
     pub indices: usize,
     /// Bytes in the file.
     pub bytes: usize,
+    /// Bytes in memory once loaded (int8 dense matrices stay int8; other values are f32).
+    pub memory: usize,
     /// Multiply-adds per token.
     pub macs: usize,
     /// CF, values only.
@@ -49,6 +51,8 @@ pub struct PartInfo {
     pub indices: usize,
     /// Bytes in the file.
     pub bytes: usize,
+    /// Bytes in memory once loaded.
+    pub memory: usize,
     /// Values the same tensors would hold dense.
     pub dense_params: usize,
     /// Multiply-adds per token.
@@ -78,6 +82,8 @@ pub struct ModelInfo {
     pub params: usize,
     /// Bytes of all tensors.
     pub bytes: usize,
+    /// Bytes the weights and biases occupy in memory once loaded.
+    pub memory: usize,
     /// LSTM gate-weight CF, values only.
     pub lstm_cf: f64,
     /// LSTM gate-weight CF, values and indices.
@@ -135,6 +141,7 @@ fn weight_info(name: String, w: &Weight) -> WeightInfo {
         values: s.values,
         indices: s.indices,
         bytes: weight_bytes(w),
+        memory: m.memory(),
         macs: m.macs(),
         cf: ratio(dense, s.values),
         cf_with_indices: ratio(dense, s.values + s.indices),
@@ -147,6 +154,7 @@ fn part<'a>(ws: impl Iterator<Item = &'a WeightInfo>) -> PartInfo {
         p.params += w.values;
         p.indices += w.indices;
         p.bytes += w.bytes;
+        p.memory += w.memory;
         p.dense_params += w.shape[0] * w.shape[1];
         p.macs += w.macs;
     }
@@ -171,6 +179,7 @@ fn model_info(model: &Model) -> ModelInfo {
     let biases = PartInfo {
         params: n_bias,
         bytes: 4 * n_bias,
+        memory: 4 * n_bias,
         dense_params: n_bias,
         cf: 1.0,
         cf_with_indices: 1.0,
@@ -188,6 +197,7 @@ fn model_info(model: &Model) -> ModelInfo {
         kernels: model.kernels().name,
         params,
         bytes: sum(|p| p.bytes),
+        memory: sum(|p| p.memory),
         lstm_cf: lstm.cf,
         lstm_cf_with_indices: lstm.cf_with_indices,
         total_cf: ratio(dense, params),

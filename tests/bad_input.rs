@@ -492,6 +492,91 @@ fn nan_in_f16_weights() {
     assert_eq!(f.load().unwrap_err(), Error::NonFinite { name: "output.weight".into(), index: 5 });
 }
 
+/// An int8 file (dkp gates, dense embedding and output) taken apart.
+fn int8_file() -> File {
+    let spec = RandomSpec {
+        kind: WeightKind::Dkp,
+        cf: 4.0,
+        dtype: dkp_lstm::ValueType::I8,
+        hidden: 8,
+        vocab: 20,
+        seed: 5,
+        ..RandomSpec::default()
+    };
+    File::parse(&random_model(&spec).unwrap().to_bytes().unwrap())
+}
+
+#[test]
+fn int8_values_outside_the_symmetric_range() {
+    for (name, index) in [("output.weight", 13), ("layers.0.w.a", 1), ("layers.1.w.s.values", 2)] {
+        let mut f = int8_file();
+        let t = f.tensors.get_mut(name).unwrap();
+        assert_eq!(t.0, Dtype::I8, "{name}");
+        t.2[index] = 0x80; // -128
+        assert_eq!(
+            f.load().unwrap_err(),
+            Error::InvalidInt8 { name: name.into(), index, reason: "-128 is outside the symmetric range -127..=127" },
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn int8_absmax_negative_missing_non_finite_or_misshapen() {
+    let name = "output.weight.absmax";
+    let mut f = int8_file();
+    assert_eq!(f.tensors[name].0, Dtype::F16, "absmaxes that fit f16 are written as f16");
+    f.tensors.get_mut(name).unwrap().2[6..8].copy_from_slice(&half::f16::from_f32(-0.5).to_le_bytes());
+    let reason = "a row's absmax must not be negative";
+    assert_eq!(f.load().unwrap_err(), Error::InvalidInt8 { name: name.into(), index: 3, reason });
+
+    let mut f = int8_file();
+    f.tensors.get_mut("layers.0.w.s.values.absmax").unwrap().2[0..2].copy_from_slice(&0x7c00u16.to_le_bytes());
+    assert_eq!(f.load().unwrap_err(), Error::NonFinite { name: "layers.0.w.s.values.absmax".into(), index: 0 });
+
+    let mut f = int8_file();
+    f.tensors.remove("layers.1.w.b.absmax");
+    assert_eq!(f.load().unwrap_err(), Error::MissingTensor { name: "layers.1.w.b.absmax".into() });
+
+    let mut f = int8_file();
+    let t = f.tensors.get_mut(name).unwrap();
+    t.1 = vec![t.1[0] - 1];
+    t.2.truncate(t.2.len() - 2);
+    assert!(matches!(f.load(), Err(Error::ShapeMismatch { name: n, .. }) if n == name));
+}
+
+#[test]
+fn int8_declared_but_stored_as_float_and_the_reverse() {
+    // The config says I8; the tensor is f32 (and has no absmax).
+    let mut f = File::of("dense", 1.0);
+    f.config(|c| c["output"]["dtype"] = json!("I8"));
+    assert_eq!(
+        f.load().unwrap_err(),
+        Error::WrongDtype { name: "output.weight".into(), found: "F32".into(), expected: "I8" }
+    );
+    // The config says F32 for an I8 tensor.
+    let mut f = int8_file();
+    f.config(|c| c["embedding"]["dtype"] = json!("F32"));
+    assert_eq!(
+        f.load().unwrap_err(),
+        Error::WrongDtype { name: "embedding.weight".into(), found: "I8".into(), expected: "F32" }
+    );
+    // An absmax left over after a conversion is an extra tensor.
+    let mut f = int8_file();
+    f.tensors.insert("output.bias.absmax".into(), (Dtype::F32, vec![1], vec![0; 4]));
+    assert_eq!(f.load().unwrap_err(), Error::UnexpectedTensor { name: "output.bias.absmax".into() });
+}
+
+#[test]
+fn int8_sparse_values_with_broken_row_pointers_report_the_pointers() {
+    let mut f = int8_file();
+    let mut rp = f.i32s("layers.0.w.s.row_ptr");
+    let last = rp.len() - 1;
+    rp[last] += 1;
+    f.set_i32s("layers.0.w.s.row_ptr", &rp);
+    assert!(sparse_reason(f.load(), "layers.0.w").contains("but there are"), "row_ptr's end is checked as for f32");
+}
+
 // ---- CSR invariants ----
 
 #[test]

@@ -16,7 +16,7 @@
 //! a misread tensor) moves log-probabilities by 1e-2 or more.
 
 use dkp_lstm::random::{random_model, RandomSpec};
-use dkp_lstm::{Kernels, Model, Session, TokenizerKind, WeightKind};
+use dkp_lstm::{Kernels, Model, Session, TokenizerKind, ValueType, WeightKind};
 use serde::{Deserialize, Serialize};
 
 #[cfg(target_arch = "wasm32")]
@@ -36,10 +36,11 @@ struct Case {
 }
 
 /// The files, embedded so that the wasm runs (which have no file system) read the same bytes.
-const FILES: [(&str, &[u8]); 3] = [
+const FILES: [(&str, &[u8]); 4] = [
     ("word-dkp-fused-tied.safetensors", include_bytes!("data/word-dkp-fused-tied.safetensors")),
     ("char-dkp-split.safetensors", include_bytes!("data/char-dkp-split.safetensors")),
     ("word-dhmd-hmd-output.safetensors", include_bytes!("data/word-dhmd-hmd-output.safetensors")),
+    ("word-dense-i8-split.safetensors", include_bytes!("data/word-dense-i8-split.safetensors")),
 ];
 const GOLDEN: &str = include_str!("data/golden.json");
 
@@ -133,10 +134,21 @@ fn bless() {
         seed: 12,
         ..RandomSpec::default()
     };
+    // Int8: dense gates, embedding and output on the integer kernels.
+    let int8 = RandomSpec {
+        layers: 2,
+        hidden: 16,
+        vocab: 50,
+        fused: false,
+        dtype: ValueType::I8,
+        seed: 8,
+        ..RandomSpec::default()
+    };
     let recipes = [
         ("word-dkp-fused-tied.safetensors", word, "the cat sat on the mat\nit was"),
         ("char-dkp-split.safetensors", char, "The cat, 42!"),
         ("word-dhmd-hmd-output.safetensors", hmd, "the cat sat on the mat\nit was"),
+        ("word-dense-i8-split.safetensors", int8, "the cat sat on the mat\nit was"),
     ];
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let mut cases = vec![];

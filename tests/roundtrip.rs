@@ -50,6 +50,35 @@ fn tied_char_and_f16_models_round_trip() {
     assert!(bytes.len() < dense.to_bytes().unwrap().len());
 }
 
+/// An int8 file reads back to a model that writes the same bytes again (quantisation is
+/// idempotent), for every kind and both gate layouts; it is smaller than the f32 file (than
+/// the f16 one too where rows are long: each row's absmax costs 2 bytes) and predicts close
+/// to the f32 model it was made from.
+#[test]
+fn int8_models_of_every_kind_round_trip_exactly() {
+    for kind in WeightKind::ALL {
+        let cf = cf_of(kind);
+        for fused in [true, false] {
+            let s = RandomSpec { fused, output_kind: kind, output_cf: cf, ..spec(kind.name(), cf) };
+            let f32_model = random_model(&s).unwrap();
+            let i8_model = random_model(&RandomSpec { dtype: ValueType::I8, ..s.clone() }).unwrap();
+            let bytes = i8_model.to_bytes().unwrap();
+            let back = Model::from_bytes(&bytes).unwrap();
+            assert_eq!(back.to_bytes().unwrap(), bytes, "{kind}: a second round trip changes the file");
+            let smaller = |dtype| {
+                bytes.len() < random_model(&RandomSpec { dtype, ..s.clone() }).unwrap().to_bytes().unwrap().len()
+            };
+            assert!(smaller(ValueType::F32), "{kind}");
+            assert!(kind != WeightKind::Dense || smaller(ValueType::F16), "{kind}");
+            let (mut a, mut b) = (Session::new(f32_model), Session::new(back));
+            a.feed_text("the cat of w3 w4");
+            b.feed_text("the cat of w3 w4");
+            let worst = a.log_probs().iter().zip(b.log_probs()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+            assert!(worst < 0.05, "{kind} fused={fused}: int8 log-probs {worst} away from f32");
+        }
+    }
+}
+
 #[test]
 fn info_reports_compression() {
     let m = random_model(&RandomSpec { hidden: 50, ..spec("dkp", 10.0) }).unwrap();

@@ -54,11 +54,13 @@ try {
         dense: await get('/www/models/dense-2x200.safetensors'),
         'dkp-25x': await get('/www/models/dkp-25x.safetensors'),
         'whole-model-1mb': await get('/www/models/whole-model-1mb.safetensors'),
+        'dense-i8': await get('/bench/onnx/build/dense-2x200-i8.safetensors'),
       },
       onnx: {
         step: await get('/bench/onnx/build/dense-2x200.onnx'),
         lstm: await get('/bench/onnx/build/dense-2x200-lstm.onnx'),
         output: await get('/bench/onnx/build/dense-2x200-output.onnx'),
+        step_i8: await get('/bench/onnx/build/dense-2x200-i8.onnx'),
       },
       ptb,
       rounds,

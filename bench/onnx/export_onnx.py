@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-DTYPES = {"F16": np.float16, "F32": np.float32, "U16": np.uint16, "I32": np.int32, "I64": np.int64}
+DTYPES = {"F16": np.float16, "F32": np.float32, "U16": np.uint16, "I32": np.int32, "I64": np.int64, "I8": np.int8}
 OPSET = 17  # Split takes its sizes as an input from 13 on; LogSoftmax works on one axis from 13 on
 
 
@@ -21,11 +21,20 @@ def read_model(path):
     meta = header.pop("__metadata__")
     if meta.get("format") != "dkp-lstm" or meta.get("format_version") != "1":
         sys.exit(f"{path}: not a dkp-lstm version 1 file")
-    base, tensors = 8 + n, {}
+    base, raw = 8 + n, {}
     for name, t in header.items():
         start, end = t["data_offsets"]
-        a = np.frombuffer(data[base + start : base + end], dtype=DTYPES[t["dtype"]]).reshape(t["shape"])
-        tensors[name] = a.astype(np.float32)  # f16 -> f32 is exact
+        raw[name] = np.frombuffer(data[base + start : base + end], dtype=DTYPES[t["dtype"]]).reshape(t["shape"])
+    tensors = {}
+    for name, a in raw.items():
+        if name.endswith(".absmax"):
+            continue
+        if a.dtype == np.int8:
+            # docs/format.md, int8 values: absmax[r] * fl32(q / 127), one f32 product, as the runtime reads it.
+            level = a.astype(np.float32) / np.float32(127)
+            tensors[name] = raw[name + ".absmax"].astype(np.float32)[:, None] * level
+        else:
+            tensors[name] = a.astype(np.float32)  # f16 -> f32 is exact
     return json.loads(meta["config"]), tensors
 
 

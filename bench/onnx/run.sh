@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up bench/onnx (venv, npm deps), exports the dense PTB model to ONNX, runs the Node and Chromium comparisons with the trainings paused.
+# Sets up bench/onnx (venv, npm deps), exports the dense PTB model (f16 and int8) to ONNX, runs the Node and Chromium comparisons with the trainings paused.
 # Usage: bash bench/onnx/run.sh [--rounds N] [--tokens N]   (needs pkg/ from scripts/build-wasm.sh; results also in bench/onnx/build/*.json)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -12,6 +12,11 @@ fi
 [ -d node_modules/onnxruntime-web ] && [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund
 mkdir -p build
 .venv/bin/python export_onnx.py "$ROOT/www/models/dense-2x200.safetensors" build/dense-2x200.onnx --parts \
+  --check-text "$ROOT/../shared/data/ptb/ptb.test.txt" --check-tokens 200
+# The same model in int8 (docs/format.md), and its weights as onnxruntime sees them, for its parity check.
+(cd "$ROOT" && cargo run -q --release -p dkp-cli -- convert www/models/dense-2x200.safetensors --dtype i8 \
+  -o bench/onnx/build/dense-2x200-i8.safetensors --force)
+.venv/bin/python export_onnx.py build/dense-2x200-i8.safetensors build/dense-2x200-i8.onnx \
   --check-text "$ROOT/../shared/data/ptb/ptb.test.txt" --check-tokens 200
 
 # Background trainings share the 2 cores: stop them while timing, and resume them however this script ends.

@@ -169,7 +169,9 @@ function onnxTimed(onnx, eos) {
  * tokens per engine (the order rotated each round, after one untimed warm-up round),
  * then our own per-part timer (bench) for each model and build.
  * `dkp`: {simd, scalar} loaded modules; `files`: {name: bytes} with `dense` plus others;
- * `onnx`: {step, lstm, output} graph bytes of the dense model.
+ * `onnx`: {step, lstm, output} graph bytes of the dense model, and optionally `step_i8`,
+ * the step graph of `files['dense-i8']`'s weights (int8 values widened to f32 exactly as
+ * our reader does), for that model's parity check only: its timing equals `step`'s.
  */
 export async function runAll({ dkp, ort, files, onnx, ptb, rounds = 11, tokens = 400, parityTokens = 200, log = () => {} }) {
   const tokenizer = tokenizerOf(files.dense);
@@ -183,13 +185,22 @@ export async function runAll({ dkp, ort, files, onnx, ptb, rounds = 11, tokens =
   for (const [variant, api] of Object.entries(dkp)) {
     for (const [name, bytes] of Object.entries(files)) models[`${variant}/${name}`] = api.Model.load(bytes);
   }
+  const { step_i8: stepI8, ...timed } = onnx;
   const graphs = {};
-  for (const [part, bytes] of Object.entries(onnx)) graphs[part] = await onnxEngine(ort, bytes, layers);
+  for (const [part, bytes] of Object.entries(timed)) graphs[part] = await onnxEngine(ort, bytes, layers);
 
   const checks = {};
   for (const variant of Object.keys(dkp)) {
     checks[variant] = await parity(models[`${variant}/dense`], graphs.step, seq, vocab);
     log({ parity: variant, ...checks[variant] });
+  }
+  if (stepI8 && files['dense-i8']) {
+    const graph = await onnxEngine(ort, stepI8, layers);
+    for (const variant of Object.keys(dkp)) {
+      checks[`${variant} dense-i8`] = await parity(models[`${variant}/dense-i8`], graph, seq, vocab);
+      log({ parity: `${variant} dense-i8`, ...checks[`${variant} dense-i8`] });
+    }
+    await graph.session.release();
   }
 
   const engines = {

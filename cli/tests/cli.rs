@@ -160,7 +160,7 @@ fn eval_equals_one_perplexity_call() {
 fn other_shapes_char_f16_split_and_tied() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let extra = ["--kind", "dkp", "--cf", "4", "--char", "--f16", "--split-gates", "--embedding-kind", "tied"];
+    let extra = ["--kind", "dkp", "--cf", "4", "--char", "--dtype", "f16", "--split-gates", "--embedding-kind", "tied"];
     random(d, "c.st", &extra);
     let info = ok_json(d, &["info", "c.st", "--json"]);
     assert_eq!(info["tied"], Value::Bool(true));
@@ -296,7 +296,7 @@ fn help_describes_every_subcommand() {
                 "--embedding-kind",
                 "--split-gates",
                 "--char",
-                "--f16",
+                "--dtype",
                 "--seed",
                 "--out",
                 "--force",

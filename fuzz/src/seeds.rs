@@ -62,11 +62,11 @@ pub struct SpecInfo {
 type Row = (WeightKind, f64, WeightKind, f64, Option<WeightKind>, bool, ValueType, TokenizerKind, usize, usize, usize);
 
 /// The seed specs: every weight kind as gates and as output, fused and split gates,
-/// own and tied embeddings of several kinds, f32 and f16, word and char vocabularies.
+/// own and tied embeddings of several kinds, f32, f16 and i8, word and char vocabularies.
 pub fn seed_specs() -> Vec<(String, RandomSpec)> {
     use WeightKind::*;
     #[rustfmt::skip]
-    let table: [Row; 14] = [
+    let table: [Row; 17] = [
         // kind, cf, output kind, output cf, embedding, fused, dtype, tokenizer, layers, hidden, vocab
         (Dense, 1.0, Dense, 1.0, Some(Dense), true, ValueType::F32, TokenizerKind::Word, 2, 8, 20),
         (Dense, 1.0, Dense, 1.0, None, false, ValueType::F16, TokenizerKind::Char, 1, 4, 12),
@@ -82,6 +82,9 @@ pub fn seed_specs() -> Vec<(String, RandomSpec)> {
         (Sparse, 4.0, Sparse, 4.0, Some(Dense), true, ValueType::F32, TokenizerKind::Word, 2, 8, 20),
         (Sparse, 2.0, Dense, 1.0, Some(Dkp), false, ValueType::F16, TokenizerKind::Char, 1, 8, 16),
         (Sparse, 8.0, Kp, 2.0, None, true, ValueType::F32, TokenizerKind::Char, 2, 4, 16),
+        (Dkp, 4.0, Dense, 1.0, Some(Dense), true, ValueType::I8, TokenizerKind::Word, 2, 8, 20),
+        (Dense, 1.0, Dkp, 2.0, None, false, ValueType::I8, TokenizerKind::Char, 1, 8, 16),
+        (DHmd, 3.0, Sparse, 2.0, Some(LowRank), true, ValueType::I8, TokenizerKind::Word, 1, 8, 20),
     ];
     let mut rows: Vec<_> = table.to_vec();
     // Kinds added after this table (WeightKind::ALL grows with the format) still get a
@@ -126,6 +129,7 @@ pub fn seed_specs() -> Vec<(String, RandomSpec)> {
                     match dtype {
                         ValueType::F32 => "f32",
                         ValueType::F16 => "f16",
+                        ValueType::I8 => "i8",
                     },
                     match tokenizer {
                         TokenizerKind::Word => "word",

@@ -134,7 +134,8 @@ pub struct WeightSpec<K = WeightKind> {
     /// Columns of the full matrix.
     #[serde(default, deserialize_with = "bounded::size")]
     pub cols: usize,
-    /// Storage precision of the values (`F32` or `F16`); CSR indices are U16, I32 or I64
+    /// Storage precision of the values (`F32`, `F16` or `I8`, the last with an `.absmax`
+    /// tensor of row scales beside each values tensor); CSR indices are U16, I32 or I64
     /// (the writer uses U16 where the columns allow it, I32 otherwise).
     #[serde(default)]
     pub dtype: ValueType,
@@ -190,6 +191,11 @@ pub mod names {
     pub const SPARSE_COL_IDX: &str = "s.col_idx";
     /// Row pointers of the sparse part.
     pub const SPARSE_ROW_PTR: &str = "s.row_ptr";
+
+    /// The row absmaxes that go with the `I8` values tensor `values`.
+    pub fn absmax(values: &str) -> String {
+        format!("{values}.absmax")
+    }
 
     /// `prefix.suffix`.
     pub fn join(prefix: &str, suffix: &str) -> String {

@@ -15,7 +15,8 @@ use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
 
 use crate::error::{config_err, Error, Result};
 use crate::lstm::{Gates, LstmLayer};
-use crate::matrix::{Csr, Dense, Doped, Hmd, Kron, LowRank, MatVec, Matrix};
+use crate::matrix::{dense_bounds, dequantise, quantise, Csr, Dense, DenseI8, Doped, Hmd, Kron, LowRank};
+use crate::matrix::{MatVec, Matrix, Q_MAX};
 use crate::matrix::{ValueType, Weight, WeightKind};
 use crate::model::{Embedding, Model, MAX_DIM, MAX_LAYERS};
 use crate::tokenizer::Tokenizer;
@@ -92,8 +93,11 @@ fn tensor_bytes(model: &Model) -> usize {
     weights + 4 * biases
 }
 
+/// A tensor as the writer assembles it: name, dtype, shape, little-endian bytes.
+type Tensor = (String, Dtype, Vec<usize>, Vec<u8>);
+
 fn write(model: &Model) -> Result<Vec<u8>> {
-    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = vec![];
+    let mut tensors: Vec<Tensor> = vec![];
     for (prefix, w) in model.weights() {
         push_matrix(&mut tensors, &prefix, w);
     }
@@ -131,12 +135,12 @@ fn sort_header(file: Vec<u8>) -> Vec<u8> {
     [&(text.len() as u64).to_le_bytes()[..], &text, &file[8 + n..]].concat()
 }
 
-/// Bytes a weight occupies in a file.
+/// Bytes a weight occupies in a file: its tensors as the writer makes them (for `I8`,
+/// whether the absmaxes fit f16 depends on the values).
 pub fn weight_bytes(w: &Weight) -> usize {
-    let bytes = |d: Dtype| d.bitsize() / 8;
-    let index_bytes = sparse_part(&w.matrix)
-        .map_or(0, |s| s.nnz() * bytes(col_index_dtype(s.cols())) + s.row_ptr().len() * bytes(Dtype::I32));
-    w.matrix.storage().values * w.dtype.size() + index_bytes
+    let mut tensors = vec![];
+    push_matrix(&mut tensors, "w", w);
+    tensors.iter().map(|t| t.3.len()).sum()
 }
 
 /// Column indices are written as U16 wherever they fit (up to 65 536 columns, which
@@ -197,13 +201,15 @@ fn spec_of(w: &Weight) -> WeightSpec {
     spec
 }
 
-fn push_matrix(out: &mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>, prefix: &str, w: &Weight) {
+fn push_matrix(out: &mut Vec<Tensor>, prefix: &str, w: &Weight) {
     let name = |s: &str| names::join(prefix, s);
     let dense = |out: &mut Vec<_>, suffix: &str, d: &Dense| {
-        out.push(values_tensor(name(suffix), d.data(), vec![d.rows(), d.cols()], w.dtype));
+        let bounds = dense_bounds(d.rows(), d.cols());
+        push_values(out, name(suffix), d.data(), vec![d.rows(), d.cols()], w.dtype, &bounds);
     };
     let sparse = |out: &mut Vec<_>, s: &Csr| {
-        out.push(values_tensor(name(names::SPARSE_VALUES), s.values(), vec![s.nnz()], w.dtype));
+        let bounds: Vec<usize> = s.row_ptr().iter().map(|&p| p as usize).collect();
+        push_values(out, name(names::SPARSE_VALUES), s.values(), vec![s.nnz()], w.dtype, &bounds);
         out.push(index_tensor(name(names::SPARSE_COL_IDX), s.col_idx(), col_index_dtype(s.cols())));
         out.push(index_tensor(name(names::SPARSE_ROW_PTR), s.row_ptr(), Dtype::I32));
     };
@@ -213,6 +219,10 @@ fn push_matrix(out: &mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>, prefix: &str
     };
     let structured = |out: &mut Vec<_>, m: &Matrix| match m {
         Matrix::Dense(d) => dense(out, names::DENSE, d),
+        Matrix::DenseI8(d) if w.dtype == ValueType::I8 => {
+            push_int8(out, name(names::DENSE), d.q(), vec![d.rows(), d.cols()], d.absmax());
+        }
+        Matrix::DenseI8(d) => dense(out, names::DENSE, &Matrix::DenseI8(d.clone()).to_dense()),
         Matrix::Kron(k) => {
             dense(out, names::KRON_A, k.a());
             dense(out, names::KRON_B, k.b());
@@ -234,17 +244,40 @@ fn push_matrix(out: &mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>, prefix: &str
     }
 }
 
-fn values_tensor(name: String, v: &[f32], shape: Vec<usize>, dtype: ValueType) -> (String, Dtype, Vec<usize>, Vec<u8>) {
+/// A values tensor in `dtype`; for `I8` quantised row by row (`bounds`) and followed by
+/// its absmax tensor.
+fn push_values(out: &mut Vec<Tensor>, name: String, v: &[f32], shape: Vec<usize>, dtype: ValueType, bounds: &[usize]) {
     match dtype {
-        ValueType::F32 => (name, Dtype::F32, shape, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        ValueType::I8 => {
+            let q = quantise(v, bounds);
+            push_int8(out, name, &q.q, shape, &q.absmax);
+        }
+        _ => out.push(values_tensor(name, v, shape, dtype)),
+    }
+}
+
+/// An `I8` tensor and its absmaxes, in F16 when every one is exactly an f16 (what
+/// `quantise` makes wherever it can), else in F32.
+fn push_int8(out: &mut Vec<Tensor>, name: String, q: &[i8], shape: Vec<usize>, absmax: &[f32]) {
+    let absmax_name = names::absmax(&name);
+    out.push((name, Dtype::I8, shape, q.iter().map(|&v| v as u8).collect()));
+    let f16 = absmax.iter().all(|&m| half::f16::from_f32(m).to_f32() == m);
+    let dtype = if f16 { ValueType::F16 } else { ValueType::F32 };
+    out.push(values_tensor(absmax_name, absmax, vec![absmax.len()], dtype));
+}
+
+/// An F32 or F16 tensor.
+fn values_tensor(name: String, v: &[f32], shape: Vec<usize>, dtype: ValueType) -> Tensor {
+    match dtype {
         ValueType::F16 => {
             (name, Dtype::F16, shape, v.iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect())
         }
+        _ => (name, Dtype::F32, shape, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
     }
 }
 
 /// `v`'s entries must fit `dtype` (U16 or I32), which the callers' shapes guarantee.
-fn index_tensor(name: String, v: &[u32], dtype: Dtype) -> (String, Dtype, Vec<usize>, Vec<u8>) {
+fn index_tensor(name: String, v: &[u32], dtype: Dtype) -> Tensor {
     let bytes = match dtype {
         Dtype::U16 => v.iter().flat_map(|&x| (x as u16).to_le_bytes()).collect(),
         _ => v.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect(),
@@ -478,9 +511,30 @@ impl Reader<'_, '_> {
             if nnz as u64 > rows as u64 * cols as u64 {
                 return Err(config_err(field("nnz"), format!("{nnz} exceeds {rows}x{cols}")));
             }
-            let values = this.typed_values(&names::join(prefix, names::SPARSE_VALUES), &[nnz], Some(spec.dtype))?;
+            let values_name = names::join(prefix, names::SPARSE_VALUES);
+            let stored = match spec.dtype {
+                ValueType::I8 => Err(this.int8(&values_name, &[nnz])?),
+                dtype => Ok(this.typed_values(&values_name, &[nnz], Some(dtype))?),
+            };
             let col_idx = this.indices(&names::join(prefix, names::SPARSE_COL_IDX), nnz)?;
             let row_ptr = this.indices(&names::join(prefix, names::SPARSE_ROW_PTR), rows + 1)?;
+            let values = match stored {
+                Ok(values) => values,
+                Err(q) => {
+                    let absmax = this.absmax(&values_name, rows)?;
+                    // Rows of values need valid row pointers; if they are not, the values
+                    // are left unscaled for `Csr::new` to report the pointers precisely.
+                    let bounds: Vec<usize> = row_ptr.iter().map(|&p| p as usize).collect();
+                    let valid = bounds.first() == Some(&0)
+                        && bounds.last() == Some(&nnz)
+                        && bounds.windows(2).all(|w| w[0] <= w[1]);
+                    if valid {
+                        dequantise(&q, &absmax, &bounds)
+                    } else {
+                        dequantise(&q, &[1.0], &[0, nnz])
+                    }
+                }
+            };
             Csr::new(rows, cols, row_ptr, col_idx, values)
                 .map_err(|reason| Error::InvalidSparse { name: prefix.into(), reason })
         };
@@ -493,6 +547,12 @@ impl Reader<'_, '_> {
         }
         let dope = |base: Matrix, s: Csr| Doped::new(base, s).map(Matrix::Doped).map_err(|r| config_err(prefix, r));
         let matrix = match spec.kind {
+            WeightKind::Dense if spec.dtype == ValueType::I8 => {
+                let name = names::join(prefix, names::DENSE);
+                let q = self.int8(&name, &[rows, cols])?;
+                let absmax = self.absmax(&name, rows)?;
+                Matrix::DenseI8(DenseI8::new(rows, cols, q, absmax).expect("shapes and values checked"))
+            }
             WeightKind::Dense => {
                 Matrix::Dense(self.dense(&names::join(prefix, names::DENSE), rows, cols, spec.dtype)?)
             }
@@ -516,9 +576,43 @@ impl Reader<'_, '_> {
         Ok(Weight { matrix, dtype: spec.dtype })
     }
 
+    /// A factor: f32 in memory, whatever its dtype in the file.
     fn dense(&mut self, name: &str, rows: usize, cols: usize, dtype: ValueType) -> Result<Dense> {
-        let data = self.typed_values(name, &[rows, cols], Some(dtype))?;
+        let data = match dtype {
+            ValueType::I8 => {
+                let q = self.int8(name, &[rows, cols])?;
+                dequantise(&q, &self.absmax(name, rows)?, &dense_bounds(rows, cols))
+            }
+            dtype => self.typed_values(name, &[rows, cols], Some(dtype))?,
+        };
         Ok(Dense::new(rows, cols, data).expect("shape checked"))
+    }
+
+    /// The integers of an `I8` tensor, each in `−127..=127`.
+    fn int8(&mut self, name: &str, shape: &[usize]) -> Result<Vec<i8>> {
+        let t = self.tensor(name, shape)?;
+        if t.dtype() != Dtype::I8 {
+            return Err(Error::WrongDtype { name: name.into(), found: format!("{:?}", t.dtype()), expected: "I8" });
+        }
+        let q: Vec<i8> = t.data().iter().map(|&b| b as i8).collect();
+        if let Some(index) = q.iter().position(|&v| v < -Q_MAX) {
+            return Err(Error::InvalidInt8 {
+                name: name.into(),
+                index,
+                reason: "-128 is outside the symmetric range -127..=127",
+            });
+        }
+        Ok(q)
+    }
+
+    /// The row absmaxes of the `I8` tensor `values`: F16 or F32, finite, ≥ 0.
+    fn absmax(&mut self, values: &str, rows: usize) -> Result<Vec<f32>> {
+        let name = names::absmax(values);
+        let absmax = self.typed_values(&name, &[rows], None)?;
+        if let Some(index) = absmax.iter().position(|&m| m < 0.0) {
+            return Err(Error::InvalidInt8 { name, index, reason: "a row's absmax must not be negative" });
+        }
+        Ok(absmax)
     }
 
     fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
@@ -534,6 +628,7 @@ impl Reader<'_, '_> {
             expected: match dtype {
                 Some(ValueType::F16) => "F16",
                 Some(ValueType::F32) => "F32",
+                Some(ValueType::I8) => "I8",
                 None => "F32 or F16",
             },
         };

@@ -5,7 +5,7 @@
 //! wrappers sound.
 
 use super::cephes::{EXP_MIN, EXP_P, LN2_HI, LN2_LO, LOG2E, TANH_P, TANH_SMALL};
-use super::{scalar, Kernels, Sell, SELL_LANES};
+use super::{scalar, Kernels, Sell, Q8, SELL_LANES};
 use std::arch::x86_64::*;
 
 /// The AVX2 kernel table if this CPU supports AVX2 and FMA.
@@ -14,16 +14,21 @@ pub fn detect() -> Option<Kernels> {
 }
 
 /// Private so that it cannot be used without [`detect`]'s check.
-const KERNELS: Kernels = Kernels { name: "avx2", gemv, gemm, axpy, sell, sigmoid, tanh, log_softmax };
+const KERNELS: Kernels = Kernels { name: "avx2", gemv, gemm, gemm_q8, axpy, sell, sigmoid, tanh, log_softmax };
 
 fn gemv(w: &[f32], x: &[f32], y: &mut [f32]) {
     gemm(w, x, y, 1)
 }
 
 fn gemm(w: &[f32], x: &[f32], y: &mut [f32], batch: usize) {
-    let Some((n, m)) = scalar::batch_shape(w, x, y, batch) else { return };
+    let Some((n, m)) = scalar::batch_shape(w.len(), x, y, batch) else { return };
     // SAFETY: only reachable through `detect`, which checked AVX2 and FMA; lengths checked above.
     unsafe { gemm_avx2(w, x, y, n, m) }
+}
+
+fn gemm_q8(w: &Q8, x: &[f32], y: &mut [f32], batch: usize) {
+    // SAFETY: only reachable through `detect`, which checked AVX2 and FMA.
+    unsafe { gemm_q8_avx2(w, x, y, batch) }
 }
 
 fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
@@ -132,6 +137,50 @@ unsafe fn gemm_avx2(w: &[f32], x: &[f32], y: &mut [f32], n: usize, m: usize) {
             yt[r] += unsafe { dot_avx2(row, xt) };
         }
     }
+}
+
+/// The frame of `kernels::gemm_q8_frame` around [`dot4_q8`], compiled with AVX2 so that
+/// the dot products inline into it.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm_q8_avx2(w: &Q8, x: &[f32], y: &mut [f32], batch: usize) {
+    super::gemm_q8_frame(w, x, y, batch, |rows, x| dot4_q8(rows, x), |row, x| dot4_q8([row; 4], x)[0]);
+}
+
+/// Exact dot products of four int8 rows with the same 16-bit activations, 16 columns per
+/// step: the weights sign-extended to i16 (`vpmovsxbw`), multiplied and pairwise added
+/// into eight i32 by `vpmaddwd`; each load of `x` feeds four rows.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn dot4_q8(rows: [&[i8]; 4], x: &[i16]) -> [i32; 4] {
+    let n = x.len();
+    assert!(rows.iter().all(|r| r.len() == n), "dot4_q8: rows as long as x");
+    let n16 = n / 16 * 16;
+    let mut acc = [_mm256_setzero_si256(); 4];
+    let mut c = 0;
+    while c < n16 {
+        // SAFETY: c + 16 ≤ n16 ≤ n, and every row holds n values (checked above).
+        unsafe {
+            let xv = _mm256_loadu_si256(x.as_ptr().add(c).cast());
+            for (acc, row) in acc.iter_mut().zip(rows) {
+                let w = _mm256_cvtepi8_epi16(_mm_loadu_si128(row.as_ptr().add(c).cast()));
+                *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(w, xv));
+            }
+        }
+        c += 16;
+    }
+    // [a0 a1 a2 a3] pairwise: two hadds leave each row's four partial sums in each half.
+    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
+    let s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+    let mut out = [0i32; 4];
+    // SAFETY: `out` holds exactly four i32.
+    unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), s) };
+    for (o, row) in out.iter_mut().zip(rows) {
+        *o += scalar::dot_q8(&row[n16..], &x[n16..]);
+    }
+    out
 }
 
 /// A mask enabling the first `r` of eight lanes (`r ≤ 8`).

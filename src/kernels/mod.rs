@@ -89,6 +89,93 @@ impl Sell<'_> {
     }
 }
 
+/// Columns per block of an int8 matrix–vector product ([`Kernels::gemm_q8`]). Each block
+/// of activations is quantised on its own, and with `|q| ≤ 127`, `|x_q| ≤ 32 767` a
+/// block's dot product and every partial sum of it stay below `512 · 127 · 32 767 < 2³¹`,
+/// so the integer sums are exact in any order and every set gives the same bits.
+pub const Q8_BLOCK: usize = 512;
+
+/// The largest quantised activation: 16 bits, so that `i16 × i16 → i32` dot-product
+/// instructions apply and activations add no error beside the weights' 8 bits.
+const X_MAX: f32 = 32_767.0;
+
+/// Vectors quantised at once by [`gemm_q8_frame`] (a 32 KB stack buffer), as many as the
+/// scoring window of `Session::perplexity`.
+const Q8_GROUP: usize = 32;
+
+/// An int8 row-major matrix as [`Kernels::gemm_q8`] reads it: `W[r, c] ≈ absmax[r] ·
+/// q[r·n + c] / 127` (`crate::matrix::DenseI8`).
+#[derive(Debug, Clone, Copy)]
+pub struct Q8<'a> {
+    /// The integers, `−127..=127`, row-major.
+    pub q: &'a [i8],
+    /// Each row's absmax.
+    pub absmax: &'a [f32],
+}
+
+/// Quantises one block of activations to 16 bits with its absmax, and returns the
+/// block's factor `absmax / (127 · 32 767)`: `x ≈ xq · absmax / 32 767`. A NaN or
+/// infinite input makes the factor NaN, so it reaches the output instead of vanishing.
+pub fn quantise_activations(x: &[f32], xq: &mut [i16]) -> f32 {
+    // Not `f32::max`, which drops NaN: here a NaN sticks.
+    let m = x.iter().fold(0.0f32, |m, &v| if v.abs() <= m || m.is_nan() { m } else { v.abs() });
+    let unit = if m > 0.0 && m.is_finite() { X_MAX / m } else { 0.0 };
+    for (q, &v) in xq.iter_mut().zip(x) {
+        *q = (v * unit).round() as i16;
+    }
+    if m.is_finite() {
+        m / (crate::matrix::Q_MAX as f32 * X_MAX)
+    } else {
+        f32::NAN
+    }
+}
+
+/// The frame of every set's `gemm_q8`, around its exact integer dot products of four
+/// rows (`dot4`) and of one row (`dot1`) with a block of quantised activations. For each
+/// group of vectors and block of columns it quantises the activations, then adds
+/// `dot · (absmax[r] · factor)` into each output, blocks in column order; since the dots
+/// are exact, the sets agree bit for bit.
+#[inline(always)]
+pub(crate) fn gemm_q8_frame(
+    w: &Q8,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+    dot4: impl Fn([&[i8]; 4], &[i16]) -> [i32; 4],
+    dot1: impl Fn(&[i8], &[i16]) -> i32,
+) {
+    let Q8 { q, absmax } = *w;
+    let Some((n, m)) = scalar::batch_shape(q.len(), x, y, batch) else { return };
+    assert_eq!(absmax.len(), m, "gemm_q8: one absmax per row");
+    let mut xq = [0i16; Q8_GROUP * Q8_BLOCK];
+    let mut factor = [0.0f32; Q8_GROUP];
+    let (xs, ys) = (x.chunks(Q8_GROUP * n), y.chunks_mut(Q8_GROUP * m));
+    for (xg, yg) in xs.zip(ys) {
+        for c0 in (0..n).step_by(Q8_BLOCK) {
+            let bl = Q8_BLOCK.min(n - c0);
+            for ((xt, xqt), f) in xg.chunks_exact(n).zip(xq.chunks_exact_mut(bl)).zip(&mut factor) {
+                *f = quantise_activations(&xt[c0..c0 + bl], xqt);
+            }
+            let block = |r: usize| &q[r * n + c0..r * n + c0 + bl];
+            let full = m / 4 * 4;
+            for r in (0..full).step_by(4) {
+                let rows = [block(r), block(r + 1), block(r + 2), block(r + 3)];
+                for ((xqt, &f), yt) in xq.chunks_exact(bl).zip(&factor).zip(yg.chunks_exact_mut(m)) {
+                    let d = dot4(rows, xqt);
+                    for k in 0..4 {
+                        yt[r + k] += d[k] as f32 * (absmax[r + k] * f);
+                    }
+                }
+            }
+            for r in full..m {
+                for ((xqt, &f), yt) in xq.chunks_exact(bl).zip(&factor).zip(yg.chunks_exact_mut(m)) {
+                    yt[r] += dot1(block(r), xqt) as f32 * (absmax[r] * f);
+                }
+            }
+        }
+    }
+}
+
 /// A set of kernels for one instruction set.
 ///
 /// Contracts (lengths are checked by callers in debug builds only):
@@ -98,6 +185,9 @@ impl Sell<'_> {
 ///   output is bit for bit what `gemv` gives for its vector alone (`gemv` is `gemm` with
 ///   one), so batching changes speed, never results; W is read once per call instead of
 ///   once per vector;
+/// - `gemm_q8(w, x, y, t)`: `gemm` for an int8 matrix [`Q8`] by [`gemm_q8_frame`]'s definition: per block of [`Q8_BLOCK`]
+///   columns, activations quantised to 16 bits, an exact integer dot product and one
+///   scale; every set gives the same bits;
 /// - `axpy(a, x, y)`: `y[i] += a·x[i]`;
 /// - `sell(m, x, y)`: `y += M·x` for a sparse [`Sell`] matrix, each row summed in the
 ///   order of its entries (one lane, no reassociation), indices already validated;
@@ -111,6 +201,8 @@ pub struct Kernels {
     pub gemv: fn(w: &[f32], x: &[f32], y: &mut [f32]),
     /// Dense matrix × several vectors, accumulating.
     pub gemm: fn(w: &[f32], x: &[f32], y: &mut [f32], batch: usize),
+    /// Int8 dense matrix × several vectors, accumulating.
+    pub gemm_q8: fn(w: &Q8, x: &[f32], y: &mut [f32], batch: usize),
     /// `y += a·x`.
     pub axpy: fn(a: f32, x: &[f32], y: &mut [f32]),
     /// Sparse (SELL-8) matrix × vector, accumulating.

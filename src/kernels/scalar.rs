@@ -1,9 +1,9 @@
 //! Portable scalar kernels: the specification every other instruction set must match.
 
-use super::{Kernels, Sell, SELL_LANES};
+use super::{Kernels, Sell, Q8, SELL_LANES};
 
 /// The scalar kernel table.
-pub const KERNELS: Kernels = Kernels { name: "scalar", gemv, gemm, axpy, sell, sigmoid, tanh, log_softmax };
+pub const KERNELS: Kernels = Kernels { name: "scalar", gemv, gemm, gemm_q8, axpy, sell, sigmoid, tanh, log_softmax };
 
 /// Dense matrix × vector, accumulating into `y`.
 pub fn gemv(w: &[f32], x: &[f32], y: &mut [f32]) {
@@ -13,7 +13,7 @@ pub fn gemv(w: &[f32], x: &[f32], y: &mut [f32]) {
 /// `gemv` on `batch` vectors, row by row so that each row of W is read from memory once
 /// for all of them.
 pub fn gemm(w: &[f32], x: &[f32], y: &mut [f32], batch: usize) {
-    let Some((n, m)) = batch_shape(w, x, y, batch) else { return };
+    let Some((n, m)) = batch_shape(w.len(), x, y, batch) else { return };
     for (r, row) in w.chunks_exact(n).enumerate() {
         for (xt, yt) in x.chunks_exact(n).zip(y.chunks_exact_mut(m)) {
             yt[r] += dot(row, xt);
@@ -21,15 +21,25 @@ pub fn gemm(w: &[f32], x: &[f32], y: &mut [f32], batch: usize) {
     }
 }
 
+/// Int8 matrix × `batch` vectors: the frame with plain integer loops.
+pub fn gemm_q8(w: &Q8, x: &[f32], y: &mut [f32], batch: usize) {
+    super::gemm_q8_frame(w, x, y, batch, |rows, x| rows.map(|row| dot_q8(row, x)), dot_q8);
+}
+
+/// Exact integer dot product of one block (no overflow: see `Q8_BLOCK`).
+pub fn dot_q8(a: &[i8], x: &[i16]) -> i32 {
+    a.iter().zip(x).map(|(&a, &x)| a as i32 * x as i32).sum()
+}
+
 /// `(n, m)`, the input and output lengths of each of `batch` vectors, or `None` when
 /// there is nothing to compute. Panics on inconsistent lengths (a caller's bug).
-pub(super) fn batch_shape(w: &[f32], x: &[f32], y: &[f32], batch: usize) -> Option<(usize, usize)> {
+pub(super) fn batch_shape(w_len: usize, x: &[f32], y: &[f32], batch: usize) -> Option<(usize, usize)> {
     if batch == 0 {
         assert!(x.is_empty() && y.is_empty(), "gemm: no vectors, but non-empty x or y");
         return None;
     }
     let (n, m) = (x.len() / batch, y.len() / batch);
-    assert!(x.len() == batch * n && y.len() == batch * m && w.len() == m * n, "gemm: inconsistent lengths");
+    assert!(x.len() == batch * n && y.len() == batch * m && w_len == m * n, "gemm: inconsistent lengths");
     (n > 0 && m > 0).then_some((n, m))
 }
 

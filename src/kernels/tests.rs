@@ -160,6 +160,87 @@ fn gemm_is_gemv_on_each_vector() {
     }
 }
 
+/// Random int8 rows: symmetric integers with a few at the ends of the range, and row
+/// absmaxes of several magnitudes (zero included).
+fn random_q8(rng: &mut Rng, rows: usize, cols: usize) -> (Vec<i8>, Vec<f32>) {
+    let q = (0..rows * cols).map(|_| [127, -127, rng.below(255) as i8 ^ -128][rng.below(3).min(2)]).collect();
+    let absmax =
+        (0..rows).map(|r| if r % 7 == 3 { 0.0 } else { rng.uniform() * 10f32.powi(r as i32 % 5 - 2) }).collect();
+    (q, absmax)
+}
+
+/// `gemm_q8` of every set gives the scalar set's bits (its dot products are exact
+/// integers), on every shape and batch, for `gemv`-like single vectors too, with
+/// columns beyond one block (`Q8_BLOCK`), and at the extremes of both ranges, where
+/// an overflowing sum would show.
+#[test]
+fn gemm_q8_matches_scalar_bit_for_bit() {
+    use super::Q8_BLOCK;
+    let mut rng = Rng::new(5);
+    let shapes = SHAPES.into_iter().chain([(5, Q8_BLOCK), (6, Q8_BLOCK + 17), (9, 3 * Q8_BLOCK - 1)]);
+    for (rows, cols) in shapes {
+        for batch in [0, 1, 2, 5, 33] {
+            let (mut q, absmax) = random_q8(&mut rng, rows, cols);
+            let mut x = random_vec(&mut rng, batch * cols, 1.0);
+            if batch == 2 {
+                // Worst case for the sums: every product at ±127 · 32 767, one sign.
+                q.iter_mut().for_each(|v| *v = 127);
+                x.iter_mut().for_each(|v| *v = 0.5);
+            }
+            let y0 = random_vec(&mut rng, batch * rows, 1.0);
+            let mut want = y0.clone();
+            let w = super::Q8 { q: &q, absmax: &absmax };
+            scalar::gemm_q8(&w, &x, &mut want, batch);
+            for k in sets() {
+                let mut got = y0.clone();
+                (k.gemm_q8)(&w, &x, &mut got, batch);
+                let same = got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits());
+                assert!(same, "{} gemm_q8 {rows}x{cols} batch {batch}: {got:?} vs {want:?}", k.name);
+                for t in 0..batch.min(3) {
+                    let mut one = y0[t * rows..(t + 1) * rows].to_vec();
+                    (k.gemm_q8)(&w, &x[t * cols..(t + 1) * cols], &mut one, 1);
+                    assert_eq!(one, &got[t * rows..(t + 1) * rows], "{} gemm_q8 vector {t} alone", k.name);
+                }
+            }
+            // Against the exact product of the quantised weights with x: the only error is
+            // the activations' 16-bit rounding (half a step per term) and f32 rounding.
+            for t in 0..batch {
+                for r in 0..rows {
+                    let row = &q[r * cols..(r + 1) * cols];
+                    let xt = &x[t * cols..(t + 1) * cols];
+                    let w = |c: usize| absmax[r] as f64 * row[c] as f64 / 127.0;
+                    let exact: f64 = (0..cols).map(|c| w(c) * xt[c] as f64).sum();
+                    let mut tol = 1e-6 * (y0[t * rows + r].abs() as f64);
+                    for (b, block) in xt.chunks(Q8_BLOCK).enumerate() {
+                        let step = block.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64 / 32_767.0;
+                        tol += (0..block.len())
+                            .map(|c| w(b * Q8_BLOCK + c).abs() * (step + 1e-6 * xt[b * Q8_BLOCK + c].abs() as f64))
+                            .sum::<f64>();
+                    }
+                    let got = want[t * rows + r] as f64 - y0[t * rows + r] as f64;
+                    assert!(
+                        (got - exact).abs() <= tol,
+                        "gemm_q8 {rows}x{cols} vector {t} row {r}: {got} vs {exact} (tol {tol})"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A NaN or infinite activation reaches the outputs it feeds instead of being quantised away.
+#[test]
+fn gemm_q8_propagates_non_finite_inputs() {
+    for bad in [f32::NAN, f32::INFINITY] {
+        let x = [0.5, bad, -0.25];
+        for k in sets() {
+            let mut y = [0.0; 2];
+            (k.gemm_q8)(&super::Q8 { q: &[1, 2, 3, 4, 5, 6], absmax: &[1.0, 1.0] }, &x, &mut y, 1);
+            assert!(y.iter().all(|v| v.is_nan()), "{} with {bad}: {y:?}", k.name);
+        }
+    }
+}
+
 #[test]
 fn axpy_matches_scalar() {
     let mut rng = Rng::new(2);

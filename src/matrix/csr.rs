@@ -169,4 +169,9 @@ impl MatVec for Csr {
     fn macs(&self) -> usize {
         self.nnz()
     }
+    fn memory(&self) -> usize {
+        let s = &self.sell;
+        4 * (self.row_ptr.len() + self.col_idx.len() + self.values.len())
+            + 4 * (s.slice_ptr.len() + s.col_idx.len() + s.values.len() + s.rows.len())
+    }
 }

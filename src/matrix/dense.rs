@@ -55,6 +55,9 @@ impl MatVec for Dense {
     fn storage(&self) -> Storage {
         Storage { values: self.data.len(), indices: 0 }
     }
+    fn memory(&self) -> usize {
+        4 * self.data.len()
+    }
     fn macs(&self) -> usize {
         self.rows * self.cols
     }

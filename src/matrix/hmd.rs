@@ -66,6 +66,9 @@ impl MatVec for Hmd {
     fn storage(&self) -> Storage {
         self.d.storage() + self.low.storage()
     }
+    fn memory(&self) -> usize {
+        self.d.memory() + self.low.memory()
+    }
     fn macs(&self) -> usize {
         self.d.macs() + self.low.macs()
     }

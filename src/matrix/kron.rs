@@ -131,6 +131,9 @@ impl MatVec for Kron {
     fn storage(&self) -> Storage {
         Storage { values: self.a.data().len() + self.b.data().len(), indices: 0 }
     }
+    fn memory(&self) -> usize {
+        self.a.memory() + self.b.memory() + 4 * self.bt.as_ref().map_or(0, Vec::len)
+    }
     fn macs(&self) -> usize {
         crate::plan::kron_macs(self.a.rows(), self.a.cols(), self.b.rows(), self.b.cols())
     }

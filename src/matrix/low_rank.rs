@@ -57,6 +57,9 @@ impl MatVec for LowRank {
     fn storage(&self) -> Storage {
         Storage { values: self.u.data().len() + self.v.data().len(), indices: 0 }
     }
+    fn memory(&self) -> usize {
+        self.u.memory() + self.v.memory()
+    }
     fn macs(&self) -> usize {
         self.rank() * (self.rows() + self.cols())
     }

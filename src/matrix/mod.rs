@@ -1,8 +1,9 @@
-//! Weight kinds behind one matrix–vector trait: dense, Kronecker, low-rank, HMD, sparse, doped.
+//! Weight kinds behind one matrix–vector trait: dense (f32 or int8), Kronecker, low-rank, HMD, sparse, doped.
 
 mod csr;
 mod dense;
 mod hmd;
+mod int8;
 mod kind;
 mod kron;
 mod low_rank;
@@ -11,6 +12,7 @@ mod weight;
 pub use csr::Csr;
 pub use dense::Dense;
 pub use hmd::Hmd;
+pub use int8::{dense_bounds, dequantise, quantise, DenseI8, Quantised, Q_MAX};
 pub use kind::{UnknownKind, WeightKind};
 pub use kron::Kron;
 pub use low_rank::LowRank;
@@ -49,6 +51,8 @@ pub trait MatVec {
     fn storage(&self) -> Storage;
     /// Multiply-adds per matrix–vector product.
     fn macs(&self) -> usize;
+    /// Bytes its weights occupy in memory (the resident size, beside the file's).
+    fn memory(&self) -> usize;
 }
 
 /// How many numbers a matrix stores, for compression accounting.
@@ -72,6 +76,8 @@ impl std::ops::Add for Storage {
 pub enum Matrix {
     /// Plain row-major dense matrix.
     Dense(Dense),
+    /// A dense matrix held in int8 (kind `dense`, stored `I8`).
+    DenseI8(DenseI8),
     /// Kronecker product A⊗B.
     Kron(Kron),
     /// Low-rank product U·V.
@@ -122,7 +128,7 @@ impl Matrix {
     /// The matrix's kind.
     pub fn kind(&self) -> WeightKind {
         match self {
-            Matrix::Dense(_) => WeightKind::Dense,
+            Matrix::Dense(_) | Matrix::DenseI8(_) => WeightKind::Dense,
             Matrix::Kron(_) => WeightKind::Kp,
             Matrix::LowRank(_) => WeightKind::LowRank,
             Matrix::Hmd(_) => WeightKind::Hmd,
@@ -148,6 +154,7 @@ impl Matrix {
     fn inner(&self) -> &dyn MatVec {
         match self {
             Matrix::Dense(m) => m,
+            Matrix::DenseI8(m) => m,
             Matrix::Kron(m) => m,
             Matrix::LowRank(m) => m,
             Matrix::Hmd(m) => m,
@@ -183,6 +190,9 @@ impl MatVec for Matrix {
     fn macs(&self) -> usize {
         self.inner().macs()
     }
+    fn memory(&self) -> usize {
+        self.inner().memory()
+    }
 }
 
 impl MatVec for Doped {
@@ -212,6 +222,9 @@ impl MatVec for Doped {
     }
     fn macs(&self) -> usize {
         self.base.macs() + self.s.macs()
+    }
+    fn memory(&self) -> usize {
+        self.base.memory() + self.s.memory()
     }
 }
 

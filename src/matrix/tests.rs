@@ -11,12 +11,14 @@
 //! the parts: every path through the code (a Kronecker bracketing, U·(V·x), a CSR row,
 //! a dense row) sums fewer than `cols + rank + 16` rounded terms of that magnitude, so
 //! by the standard summation bound it cannot err by more, while any misplaced
-//! or missing term shows up as an error of order `M[r]`.
+//! or missing term shows up as an error of order `M[r]`. An int8 dense matrix's product
+//! also quantises its input to 16 bits (per block, to its absmax), which adds at most half
+//! a step `max|x| / 32 767` per term: `Σ_c |W|[r, c]·max|x| / 32 767` is allowed on top.
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use super::{Csr, Dense, Doped, Hmd, Kron, LowRank, MatVec, Matrix, Storage, WeightKind};
+use super::{Csr, Dense, DenseI8, Doped, Hmd, Kron, LowRank, MatVec, Matrix, Storage, WeightKind};
 use crate::kernels::Kernels;
 use crate::sample::Rng;
 
@@ -138,6 +140,13 @@ fn reference(m: &Matrix) -> (Reference, Reference) {
             let abs = w.abs();
             (w, abs)
         }
+        Matrix::DenseI8(d) => {
+            let (rows, cols) = (d.rows(), d.cols());
+            let data = (0..rows * cols).map(|i| d.absmax()[i / cols] as f64 * d.q()[i] as f64 / 127.0).collect();
+            let w = Reference { rows, cols, data };
+            let abs = w.abs();
+            (w, abs)
+        }
         Matrix::Kron(k) => {
             let (a, b) = (Reference::from_dense(k.a()), Reference::from_dense(k.b()));
             (ops::kron(&a, &b), ops::kron(&a.abs(), &b.abs()))
@@ -177,6 +186,7 @@ fn rank(m: &Matrix) -> usize {
 fn expected_cost(m: &Matrix) -> (Storage, usize) {
     match m {
         Matrix::Dense(d) => (Storage { values: d.rows() * d.cols(), indices: 0 }, d.rows() * d.cols()),
+        Matrix::DenseI8(d) => (Storage { values: d.rows() * d.cols(), indices: 0 }, d.rows() * d.cols()),
         Matrix::Kron(k) => {
             let (m1, n1, m2, n2) = (k.a().rows(), k.a().cols(), k.b().rows(), k.b().cols());
             let macs = if k.a_first() { m1 * n2 * (n1 + m2) } else { n1 * m2 * (n2 + m1) };
@@ -221,6 +231,9 @@ fn check(m: &Matrix, rng: &mut Rng) {
     let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
     let wx = ops::matvec(&w, &x64);
     let bound = ops::matvec(&abs, &x64.iter().map(|v| v.abs()).collect::<Vec<_>>());
+    let x_step = x64.iter().fold(0.0f64, |m, v| m.max(v.abs())) / 32_767.0;
+    let quantised =
+        |r: usize| if matches!(m, Matrix::DenseI8(_)) { x_step * abs.row(r).iter().sum::<f64>() } else { 0.0 };
     for k in Kernels::available() {
         let mut y = y0.clone();
         // NaN scratch: matvec must write before it reads.
@@ -228,7 +241,7 @@ fn check(m: &Matrix, rng: &mut Rng) {
         m.matvec(&k, &x, &mut y, &mut scratch);
         for r in 0..rows {
             let want = y0[r] as f64 + wx[r];
-            let tol = slack * (y0[r].abs() as f64 + bound[r]);
+            let tol = slack * (y0[r].abs() as f64 + bound[r]) + quantised(r);
             assert!(
                 (y[r] as f64 - want).abs() <= tol,
                 "{} {rows}x{cols} with {}: y[{r}] = {} vs {want} (tol {tol})",
@@ -284,6 +297,10 @@ fn build(c: Case) -> Matrix {
         Matrix::Hmd(Hmd::new(top, low_rank(rng, rows - dense_rows).expect("valid")).expect("valid"))
     };
     match c.kind {
+        // An odd rank (which dense matrices do not use) holds the matrix in int8.
+        WeightKind::Dense if c.rank % 2 == 1 => {
+            Matrix::DenseI8(DenseI8::quantise(rows, cols, dense(&mut rng, rows, cols).data()))
+        }
         WeightKind::Dense => Matrix::Dense(dense(&mut rng, rows, cols)),
         WeightKind::Kp => kron(&mut rng),
         WeightKind::Dkp => {

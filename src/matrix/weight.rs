@@ -10,14 +10,19 @@ pub enum ValueType {
     F32,
     /// IEEE half precision, widened to f32 when loaded.
     F16,
+    /// Symmetric int8 with one absmax per row (`crate::matrix::quantise`): dense weights
+    /// stay int8 in memory and compute on integers, the factors of the other kinds are
+    /// widened to f32 when loaded.
+    I8,
 }
 
 impl ValueType {
-    /// Bytes per stored value.
+    /// Bytes per stored value (an `I8` tensor's row absmaxes come on top).
     pub fn size(self) -> usize {
         match self {
             ValueType::F32 => 4,
             ValueType::F16 => 2,
+            ValueType::I8 => 1,
         }
     }
 }

@@ -7,12 +7,13 @@ use dkp_lstm::{Model, Session, ValueType};
 use dkp_train::fs::{write_atomically, Overwrite};
 use serde_json::{json, Value};
 
-use super::{load_model, pairs, read_text, thousands};
+use super::{load_model, pairs, read_text, thousands, Dtype};
 
-/// Rewrite a model with its weight values stored as f16 or f32.
+/// Rewrite a model with its weight values stored as f16, int8 or f32.
 ///
 /// Weights, structure and tokenizer are kept; f16 halves the bytes of every value
-/// (computation stays f32). Rounding changes the model a little, so the perplexities
+/// (computation stays f32), i8 quarters them (plus one absmax per row; dense matrices
+/// stay int8 in memory and compute on integers). Rounding changes the model a little, so the perplexities
 /// the source recorded no longer describe it: they move to `converted` in the
 /// provenance, and `--test` / `--valid` measure the converted file and record its own.
 #[derive(clap::Args, Debug)]
@@ -36,21 +37,13 @@ pub struct Args {
     pub force: bool,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum Dtype {
-    F16,
-    F32,
-}
-
 pub fn run(args: Args) -> Result<()> {
     if !args.force && args.out.exists() {
         bail!("`{}` exists; pass --force to replace it", args.out.display());
     }
     let (mut model, source_bytes) = load_model(&args.model)?;
-    let (dtype, name) = match args.dtype {
-        Dtype::F16 => (ValueType::F16, "f16"),
-        Dtype::F32 => (ValueType::F32, "f32"),
-    };
+    let dtype = ValueType::from(args.dtype);
+    let name = format!("{:?}", args.dtype).to_lowercase();
     let mut provenance = model.provenance().clone();
     let mut moved = serde_json::Map::new();
     for key in ["test_ppl", "valid_ppl"] {

@@ -47,6 +47,7 @@ fn render(path: &str, file_bytes: u64, info: &ModelInfo) -> String {
         ("embedding".into(), embedding),
         ("layers".into(), format!("{} LSTM, hidden {}", info.hidden.len(), hidden.join(", "))),
         ("kernels".into(), info.kernels.into()),
+        ("memory".into(), format!("{} bytes of weights once loaded", thousands(info.memory as u64))),
     ]);
     out += "\nprovenance\n";
     out += &provenance(&info.provenance);

@@ -14,7 +14,27 @@ pub mod train;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use dkp_lstm::{Kernels, Model};
+use dkp_lstm::{Kernels, Model, ValueType};
+
+/// Storage precision of weight values, as flags spell it (`docs/format.md`: `F32`, `F16`,
+/// `I8`); computation is f32, or integer for int8 dense matrices.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Dtype {
+    F32,
+    F16,
+    /// Symmetric int8 with one absmax per row.
+    I8,
+}
+
+impl From<Dtype> for ValueType {
+    fn from(d: Dtype) -> ValueType {
+        match d {
+            Dtype::F32 => ValueType::F32,
+            Dtype::F16 => ValueType::F16,
+            Dtype::I8 => ValueType::I8,
+        }
+    }
+}
 
 /// The model file and kernel choice that every command reading a model takes.
 #[derive(clap::Args, Debug)]

@@ -9,7 +9,7 @@ use dkp_lstm::random::{random_model, RandomSpec};
 use dkp_lstm::{TokenizerKind, ValueType, WeightKind};
 use dkp_train::fs::{write_atomically, Overwrite};
 
-use super::thousands;
+use super::{thousands, Dtype};
 
 /// The embedding's kind: a weight kind, or `tied`.
 #[derive(Clone, Copy, Debug)]
@@ -83,9 +83,9 @@ pub struct Args {
     /// A character-level vocabulary instead of a word-level one.
     #[arg(long)]
     pub char: bool,
-    /// Store weight values as f16 (computation stays f32).
-    #[arg(long)]
-    pub f16: bool,
+    /// Storage precision of the weight values.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: Dtype,
     /// Count CSR indices against the compression budget (by default only values count).
     #[arg(long)]
     pub count_indices: bool,
@@ -119,7 +119,7 @@ pub fn run(args: Args) -> Result<()> {
         },
         fused: !args.split_gates,
         tokenizer: if args.char { TokenizerKind::Char } else { TokenizerKind::Word },
-        dtype: if args.f16 { ValueType::F16 } else { ValueType::F32 },
+        dtype: ValueType::from(args.dtype),
         accounting: if args.count_indices { Accounting::ValuesAndIndices } else { Accounting::Values },
         seed: args.seed,
     };
