@@ -89,7 +89,7 @@ export interface RandomSpec {
 }
 
 export type WeightKind = 'dense' | 'kp' | 'dkp' | 'lowrank' | 'dlowrank' | 'sparse' | 'hmd' | 'dhmd';
-export type KernelName = 'gemv' | 'kp' | 'dkp';
+export type KernelName = 'gemv' | 'gemv_q8' | 'kp' | 'dkp';
 
 export interface BuildInfo {
   simd: boolean;

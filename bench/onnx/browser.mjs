@@ -61,6 +61,7 @@ try {
         lstm: await get('/bench/onnx/build/dense-2x200-lstm.onnx'),
         output: await get('/bench/onnx/build/dense-2x200-output.onnx'),
         step_i8: await get('/bench/onnx/build/dense-2x200-i8.onnx'),
+        step_q8: await get('/bench/onnx/build/dense-2x200-q8.onnx'),
       },
       ptb,
       rounds,

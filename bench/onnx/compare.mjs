@@ -26,6 +26,7 @@ const res = await runAll({
     lstm: read('build/dense-2x200-lstm.onnx'),
     output: read('build/dense-2x200-output.onnx'),
     step_i8: read('build/dense-2x200-i8.onnx'),
+    step_q8: read('build/dense-2x200-q8.onnx'),
   },
   ptb: readFileSync(new URL('../../../shared/data/ptb/ptb.test.txt', HERE), 'utf8').slice(0, 1 << 16),
   rounds: Number(arg('--rounds', 11)),

@@ -12,7 +12,7 @@ fi
 [ -d node_modules/onnxruntime-web ] && [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund
 mkdir -p build
 .venv/bin/python export_onnx.py "$ROOT/www/models/dense-2x200.safetensors" build/dense-2x200.onnx --parts \
-  --check-text "$ROOT/../shared/data/ptb/ptb.test.txt" --check-tokens 200
+  --int8 build/dense-2x200-q8.onnx --check-text "$ROOT/../shared/data/ptb/ptb.test.txt" --check-tokens 200
 # The same model in int8 (docs/format.md), and its weights as onnxruntime sees them, for its parity check.
 (cd "$ROOT" && cargo run -q --release -p dkp-cli -- convert www/models/dense-2x200.safetensors --dtype i8 \
   -o bench/onnx/build/dense-2x200-i8.safetensors --force)

@@ -122,6 +122,15 @@ export async function parity(model, onnx, seq, vocab, tolerance = 1e-4) {
   return result;
 }
 
+/**
+ * Parity bound for our int8 model against onnxruntime running the same (dequantised)
+ * weights in f32. The weights are identical; our int8 products also round each block of
+ * activations to 16 bits (docs/format.md), an error of ~1.5e-5 of the block's largest
+ * activation per term that the recurrence carries from token to token: 7e-4 – 9e-4 at worst
+ * over 213 × 10 000 log-probs, against ≥ 1e-2 for a real defect (a misread scale or row).
+ */
+const I8_TOLERANCE = 2e-3;
+
 /** One round of an engine: µs per token over `ids` from a fresh state, and a checksum of the top-1 ids. */
 async function round(engine, ids) {
   await engine.reset();
@@ -171,7 +180,8 @@ function onnxTimed(onnx, eos) {
  * `dkp`: {simd, scalar} loaded modules; `files`: {name: bytes} with `dense` plus others;
  * `onnx`: {step, lstm, output} graph bytes of the dense model, and optionally `step_i8`,
  * the step graph of `files['dense-i8']`'s weights (int8 values widened to f32 exactly as
- * our reader does), for that model's parity check only: its timing equals `step`'s.
+ * our reader does), for that model's parity check only: its timing equals `step`'s; and
+ * optionally `step_q8`, onnxruntime's own int8 step graph (quantize_dynamic), timed only.
  */
 export async function runAll({ dkp, ort, files, onnx, ptb, rounds = 11, tokens = 400, parityTokens = 200, log = () => {} }) {
   const tokenizer = tokenizerOf(files.dense);
@@ -197,7 +207,7 @@ export async function runAll({ dkp, ort, files, onnx, ptb, rounds = 11, tokens =
   if (stepI8 && files['dense-i8']) {
     const graph = await onnxEngine(ort, stepI8, layers);
     for (const variant of Object.keys(dkp)) {
-      checks[`${variant} dense-i8`] = await parity(models[`${variant}/dense-i8`], graph, seq, vocab);
+      checks[`${variant} dense-i8`] = await parity(models[`${variant}/dense-i8`], graph, seq, vocab, I8_TOLERANCE);
       log({ parity: `${variant} dense-i8`, ...checks[`${variant} dense-i8`] });
     }
     await graph.session.release();

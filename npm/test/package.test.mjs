@@ -201,7 +201,7 @@ for (const kind of KINDS) {
 
 test('benchKernel times every kernel on both builds', () => {
   for (const build of builds) {
-    for (const name of ['gemv', 'kp', 'dkp']) {
+    for (const name of ['gemv', 'gemv_q8', 'kp', 'dkp']) {
       const { us_per_call } = build.benchKernel(name, 256, 128, 5);
       assert.ok(us_per_call > 0 && Number.isFinite(us_per_call), `${build.variant} ${name}: ${us_per_call}`);
     }

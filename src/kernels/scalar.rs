@@ -23,7 +23,22 @@ pub fn gemm(w: &[f32], x: &[f32], y: &mut [f32], batch: usize) {
 
 /// Int8 matrix × `batch` vectors: the frame with plain integer loops.
 pub fn gemm_q8(w: &Q8, x: &[f32], y: &mut [f32], batch: usize) {
-    super::gemm_q8_frame(w, x, y, batch, |rows, x| rows.map(|row| dot_q8(row, x)), dot_q8);
+    super::gemm_q8_frame(w, x, y, batch, dot4_q8, dot_q8);
+}
+
+/// Four rows against one block of activations: each activation loaded once for four
+/// independent sums (one chain per row, as for the f32 kernels' four accumulators).
+fn dot4_q8(rows: [&[i8]; 4], x: &[i16]) -> [i32; 4] {
+    let mut acc = [0i32; 4];
+    let quads = rows[0].iter().zip(rows[1]).zip(rows[2]).zip(rows[3]);
+    for (&xc, (((&a, &b), &c), &d)) in x.iter().zip(quads) {
+        let xc = xc as i32;
+        acc[0] += a as i32 * xc;
+        acc[1] += b as i32 * xc;
+        acc[2] += c as i32 * xc;
+        acc[3] += d as i32 * xc;
+    }
+    acc
 }
 
 /// Exact integer dot product of one block (no overflow: see `Q8_BLOCK`).

@@ -14,10 +14,11 @@
 
 use dkp_lstm::format::FORMAT_VERSION;
 use dkp_lstm::info::ModelInfo;
+use dkp_lstm::matrix::DenseI8;
 use dkp_lstm::plan::{plan, Accounting, Plan};
 use dkp_lstm::random::{random_matrix, random_model, RandomSpec, MAX_RANDOM_VALUES};
 use dkp_lstm::sample::{Rng, Sampling};
-use dkp_lstm::{Error, Kernels, MatVec, Perplexity, Prediction, Session, TokenizerKind, WeightKind};
+use dkp_lstm::{Error, Kernels, MatVec, Matrix, Perplexity, Prediction, Session, TokenizerKind, WeightKind};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
@@ -253,13 +254,16 @@ pub fn bench_kernel(name: JsValue, rows: JsValue, cols: JsValue, iters: JsValue)
         return Err(invalid("shape", reason));
     }
     let shape = match name.as_str() {
-        "gemv" => Plan::Dense,
+        "gemv" | "gemv_q8" => Plan::Dense,
         "kp" => plan(WeightKind::Kp, rows, cols, 25.0, Accounting::Values)?,
         "dkp" => plan(WeightKind::Dkp, rows, cols, 25.0, Accounting::Values)?,
-        _ => return Err(invalid("name", format!("`{name}` is not one of gemv, kp, dkp"))),
+        _ => return Err(invalid("name", format!("`{name}` is not one of gemv, gemv_q8, kp, dkp"))),
     };
     let mut rng = Rng::new(1);
-    let m = random_matrix(shape, rows, cols, &mut rng);
+    let mut m = random_matrix(shape, rows, cols, &mut rng);
+    if name == "gemv_q8" {
+        m = Matrix::DenseI8(DenseI8::quantise(rows, cols, m.to_dense().data()));
+    }
     let x: Vec<f32> = (0..cols).map(|_| rng.symmetric(1.0)).collect();
     let (mut y, mut scratch) = (vec![0.0; rows], vec![0.0; m.scratch_len()]);
     let kernels = Kernels::best();
