@@ -146,6 +146,7 @@ unsafe fn gemm_avx2(w: &[f32], x: &[f32], y: &mut [f32], n: usize, m: usize) {
 /// The CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gemm_q8_avx2(w: &Q8, x: &[f32], y: &mut [f32], batch: usize) {
+    // The (at most three) rows after the blocks of four go through the same code.
     super::gemm_q8_frame(w, x, y, batch, |rows, x| dot4_q8(rows, x), |row, x| dot4_q8([row; 4], x)[0]);
 }
 

@@ -99,9 +99,10 @@ pub const Q8_BLOCK: usize = 512;
 /// instructions apply and activations add no error beside the weights' 8 bits.
 const X_MAX: f32 = 32_767.0;
 
-/// Vectors quantised at once by [`gemm_q8_frame`] (a 32 KB stack buffer), as many as the
-/// scoring window of `Session::perplexity`.
-const Q8_GROUP: usize = 32;
+/// Vectors quantised at once by [`gemm_q8_frame`], into an 8 KB stack buffer that every
+/// call zeroes: small enough to cost nothing next to one product, and a scoring window
+/// of 32 vectors still reads the (int8) matrix only four times.
+const Q8_GROUP: usize = 8;
 
 /// An int8 row-major matrix as [`Kernels::gemm_q8`] reads it: `W[r, c] ≈ absmax[r] ·
 /// q[r·n + c] / 127` (`crate::matrix::DenseI8`).
@@ -185,9 +186,9 @@ pub(crate) fn gemm_q8_frame(
 ///   output is bit for bit what `gemv` gives for its vector alone (`gemv` is `gemm` with
 ///   one), so batching changes speed, never results; W is read once per call instead of
 ///   once per vector;
-/// - `gemm_q8(w, x, y, t)`: `gemm` for an int8 matrix [`Q8`] by [`gemm_q8_frame`]'s definition: per block of [`Q8_BLOCK`]
-///   columns, activations quantised to 16 bits, an exact integer dot product and one
-///   scale; every set gives the same bits;
+/// - `gemm_q8(w, x, y, t)`: `gemm` for an int8 matrix [`Q8`], as [`gemm_q8_frame`]
+///   defines it: per block of [`Q8_BLOCK`] columns, activations quantised to 16 bits, an
+///   exact integer dot product and one scale; every set gives the same bits;
 /// - `axpy(a, x, y)`: `y[i] += a·x[i]`;
 /// - `sell(m, x, y)`: `y += M·x` for a sparse [`Sell`] matrix, each row summed in the
 ///   order of its entries (one lane, no reassociation), indices already validated;

@@ -85,6 +85,7 @@ pub fn gemm(w: &[f32], x: &[f32], y: &mut [f32], batch: usize) {
 /// and fewer instructions than converting the weights to f32 (widen twice, convert,
 /// multiply, add for every four).
 pub fn gemm_q8(w: &Q8, x: &[f32], y: &mut [f32], batch: usize) {
+    // The (at most three) rows after the blocks of four go through the same code.
     super::gemm_q8_frame(w, x, y, batch, dot4_q8, |row, x| dot4_q8([row; 4], x)[0]);
 }
 
@@ -110,10 +111,8 @@ fn load_i16(s: &[i16]) -> v128 {
 fn dot4_q8(rows: [&[i8]; 4], x: &[i16]) -> [i32; 4] {
     let n16 = x.len() / 16 * 16;
     let mut acc = [i32x4_splat(0); 4];
-    let quads = rows[0].chunks_exact(16).zip(rows[1].chunks_exact(16)).zip(rows[2].chunks_exact(16));
-    for (x16, ((a, b), c), d) in
-        x.chunks_exact(16).zip(quads).zip(rows[3].chunks_exact(16)).map(|((x, abc), d)| (x, abc, d))
-    {
+    let [r0, r1, r2, r3] = rows.map(|r| r.chunks_exact(16));
+    for (x16, (((a, b), c), d)) in x.chunks_exact(16).zip(r0.zip(r1).zip(r2).zip(r3)) {
         let (xa, xb) = (load_i16(&x16[..8]), load_i16(&x16[8..]));
         for (acc, w) in acc.iter_mut().zip([a, b, c, d]) {
             let w = load_i8(w);
@@ -124,8 +123,10 @@ fn dot4_q8(rows: [&[i8]; 4], x: &[i16]) -> [i32; 4] {
     }
     let mut out = [0i32; 4];
     for ((o, acc), row) in out.iter_mut().zip(acc).zip(rows) {
-        let lanes = i32x4_extract_lane::<0>(acc).wrapping_add(i32x4_extract_lane::<1>(acc))
-            + i32x4_extract_lane::<2>(acc).wrapping_add(i32x4_extract_lane::<3>(acc));
+        let lanes = i32x4_extract_lane::<0>(acc)
+            + i32x4_extract_lane::<1>(acc)
+            + i32x4_extract_lane::<2>(acc)
+            + i32x4_extract_lane::<3>(acc);
         *o = lanes + scalar::dot_q8(&row[n16..], &x[n16..]);
     }
     out
