@@ -12,6 +12,7 @@ fn main() {}
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
     use criterion::{black_box, criterion_group, BenchmarkId, Criterion};
+    use dkp_lstm::matrix::DenseI8;
     use dkp_lstm::plan::{self, Accounting, Plan};
     use dkp_lstm::random::{random_matrix, random_model, RandomSpec};
     use dkp_lstm::sample::Rng;
@@ -50,6 +51,12 @@ mod native {
         let mut rng = Rng::new(1);
         let dense = random_matrix(Plan::Dense, ROWS, COLS, &mut rng);
         bench_matvec(c, "dense_2600x1300", &dense, &sets);
+        // The same matrix held in int8 (`gemm_q8`), and the output layer's shape in both.
+        let int8 = |m: &Matrix| Matrix::DenseI8(DenseI8::quantise(m.rows(), m.cols(), m.to_dense().data()));
+        bench_matvec(c, "dense_i8_2600x1300", &int8(&dense), &sets);
+        let output = random_matrix(Plan::Dense, 10_000, 200, &mut rng);
+        bench_matvec(c, "dense_10000x200", &output, &sets);
+        bench_matvec(c, "dense_i8_10000x200", &int8(&output), &sets);
 
         // The Kronecker split with the fewest parameters (ties broken by fewest MACs).
         let (a, b) = plan::kron_min_params(ROWS, COLS).expect("a non-empty matrix");
