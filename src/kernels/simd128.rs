@@ -97,6 +97,14 @@ fn load_i8(s: &[i8]) -> v128 {
     unsafe { v128_load(s.as_ptr().cast()) }
 }
 
+/// Four u32 from the start of `s`.
+#[inline(always)]
+fn load_u32(s: &[u32]) -> v128 {
+    assert!(s.len() >= 4);
+    // SAFETY: `s` holds at least four u32; no alignment requirement.
+    unsafe { v128_load(s.as_ptr().cast()) }
+}
+
 /// Eight i16 from the start of `s`.
 #[inline(always)]
 fn load_i16(s: &[i16]) -> v128 {
@@ -154,17 +162,36 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Sparse matrix × vector, eight rows at a time in two vectors. wasm has no gather: the
-/// eight `x[col]` of a step are loaded one by one into lanes, but with every row in a
-/// lane of its own there is no per-row loop, tail or reduction (doping rows hold about
-/// a dozen entries, so those dominated the row-by-row kernel).
+/// eight `x[col]` of a step are loaded one by one into lanes (`v128.load32_lane`), but
+/// with every row in a lane of its own there is no per-row loop, tail or reduction
+/// (doping rows hold about a dozen entries, so those dominated the row-by-row kernel).
+/// The indices are clamped to `x`, four at a time, instead of bounds-checked one by one:
+/// valid indices are unchanged, and no input can make a load leave `x`.
 pub fn sell(m: &Sell, x: &[f32], y: &mut [f32]) {
+    if x.is_empty() || x.len() > u32::MAX as usize {
+        // Nothing to gather from (a valid matrix has no entries), or beyond u32 indices.
+        return scalar::sell(m, x, y);
+    }
+    let last = u32x4_splat(x.len() as u32 - 1);
+    let gather = |cols: &[u32]| -> v128 {
+        let i = u32x4_min(load_u32(cols), last);
+        let at = |lane: u32| x.as_ptr().wrapping_add(lane as usize).cast::<u32>();
+        let g = f32x4_splat(0.0);
+        // SAFETY: every lane index is at most x.len() − 1 after the clamp, so each pointer
+        // is inside `x`; load32_lane has no alignment requirement.
+        unsafe {
+            let g = v128_load32_lane::<0>(g, at(u32x4_extract_lane::<0>(i)));
+            let g = v128_load32_lane::<1>(g, at(u32x4_extract_lane::<1>(i)));
+            let g = v128_load32_lane::<2>(g, at(u32x4_extract_lane::<2>(i)));
+            v128_load32_lane::<3>(g, at(u32x4_extract_lane::<3>(i)))
+        }
+    };
     for s in 0..m.slices() {
         let (cols, vals) = m.slice(s);
         let (mut lo, mut hi) = (f32x4_splat(0.0), f32x4_splat(0.0));
         for (c, v) in cols.chunks_exact(SELL_LANES).zip(vals.chunks_exact(SELL_LANES)) {
-            let g = |i: usize| x[c[i] as usize];
-            lo = f32x4_add(lo, f32x4_mul(load(&v[..4]), f32x4(g(0), g(1), g(2), g(3))));
-            hi = f32x4_add(hi, f32x4_mul(load(&v[4..]), f32x4(g(4), g(5), g(6), g(7))));
+            lo = f32x4_add(lo, f32x4_mul(load(&v[..4]), gather(&c[..4])));
+            hi = f32x4_add(hi, f32x4_mul(load(&v[4..]), gather(&c[4..])));
         }
         let mut sums = [0.0f32; SELL_LANES];
         store(&mut sums[..4], lo);
