@@ -135,12 +135,19 @@ fn sort_header(file: Vec<u8>) -> Vec<u8> {
     [&(text.len() as u64).to_le_bytes()[..], &text, &file[8 + n..]].concat()
 }
 
-/// Bytes a weight occupies in a file: its tensors as the writer makes them (for `I8`,
-/// whether the absmaxes fit f16 depends on the values).
+/// Bytes a weight occupies in a file.
 pub fn weight_bytes(w: &Weight) -> usize {
-    let mut tensors = vec![];
-    push_matrix(&mut tensors, "w", w);
-    tensors.iter().map(|t| t.3.len()).sum()
+    if w.dtype == ValueType::I8 {
+        // Whether a tensor's absmaxes take 2 or 4 bytes each depends on its values: count
+        // the tensors the writer makes (about one byte per value, briefly).
+        let mut tensors = vec![];
+        push_matrix(&mut tensors, "w", w);
+        return tensors.iter().map(|t| t.3.len()).sum();
+    }
+    let bytes = |d: Dtype| d.bitsize() / 8;
+    let index_bytes = sparse_part(&w.matrix)
+        .map_or(0, |s| s.nnz() * bytes(col_index_dtype(s.cols())) + s.row_ptr().len() * bytes(Dtype::I32));
+    w.matrix.storage().values * w.dtype.size() + index_bytes
 }
 
 /// Column indices are written as U16 wherever they fit (up to 65 536 columns, which
@@ -222,7 +229,7 @@ fn push_matrix(out: &mut Vec<Tensor>, prefix: &str, w: &Weight) {
         Matrix::DenseI8(d) if w.dtype == ValueType::I8 => {
             push_int8(out, name(names::DENSE), d.q(), vec![d.rows(), d.cols()], d.absmax());
         }
-        Matrix::DenseI8(d) => dense(out, names::DENSE, &Matrix::DenseI8(d.clone()).to_dense()),
+        Matrix::DenseI8(d) => dense(out, names::DENSE, &d.to_f32()),
         Matrix::Kron(k) => {
             dense(out, names::KRON_A, k.a());
             dense(out, names::KRON_B, k.b());
@@ -511,16 +518,22 @@ impl Reader<'_, '_> {
             if nnz as u64 > rows as u64 * cols as u64 {
                 return Err(config_err(field("nnz"), format!("{nnz} exceeds {rows}x{cols}")));
             }
+            // Values are read first, as for every other kind; int8 ones are scaled once the
+            // row pointers are known.
+            enum Stored {
+                Float(Vec<f32>),
+                Int8(Vec<i8>),
+            }
             let values_name = names::join(prefix, names::SPARSE_VALUES);
             let stored = match spec.dtype {
-                ValueType::I8 => Err(this.int8(&values_name, &[nnz])?),
-                dtype => Ok(this.typed_values(&values_name, &[nnz], Some(dtype))?),
+                ValueType::I8 => Stored::Int8(this.int8(&values_name, &[nnz])?),
+                dtype => Stored::Float(this.typed_values(&values_name, &[nnz], Some(dtype))?),
             };
             let col_idx = this.indices(&names::join(prefix, names::SPARSE_COL_IDX), nnz)?;
             let row_ptr = this.indices(&names::join(prefix, names::SPARSE_ROW_PTR), rows + 1)?;
             let values = match stored {
-                Ok(values) => values,
-                Err(q) => {
+                Stored::Float(values) => values,
+                Stored::Int8(q) => {
                     let absmax = this.absmax(&values_name, rows)?;
                     // Rows of values need valid row pointers; if they are not, the values
                     // are left unscaled for `Csr::new` to report the pointers precisely.

@@ -7,7 +7,7 @@
 //! values finds the same absmax (it is one of the values) and the same integers, so a
 //! model read from an `I8` file writes the same file again.
 
-use super::{MatVec, Storage};
+use super::{Dense, MatVec, Storage};
 use crate::kernels::{Kernels, Q8};
 
 /// The largest stored magnitude; `−128` is rejected to keep the grid symmetric.
@@ -113,6 +113,11 @@ impl DenseI8 {
     /// Each row's absmax.
     pub fn absmax(&self) -> &[f32] {
         &self.absmax
+    }
+    /// The values in f32.
+    pub fn to_f32(&self) -> Dense {
+        let data = dequantise(&self.q, &self.absmax, &dense_bounds(self.rows, self.cols));
+        Dense::new(self.rows, self.cols, data).expect("rows·cols values")
     }
     fn view(&self) -> Q8<'_> {
         Q8 { q: &self.q, absmax: &self.absmax }
