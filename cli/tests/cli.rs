@@ -197,6 +197,31 @@ fn convert_to_f16_halves_the_values_and_records_the_converted_perplexity() {
 }
 
 #[test]
+fn convert_to_int8_quarters_the_dense_memory_and_records_the_converted_perplexity() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    random(d, "m.st", &["--hidden", "32", "--vocab", "300"]);
+    std::fs::write(d.join("t.txt"), TEXT.repeat(5)).unwrap();
+    ok(d, &["convert", "m.st", "--out", "q.st", "--dtype", "i8", "--test", "t.txt"]);
+    let (f32_info, i8_info) = (ok_json(d, &["info", "m.st", "--json"]), ok_json(d, &["info", "q.st", "--json"]));
+    assert!(i8_info["weights"].as_array().unwrap().iter().all(|w| w["dtype"] == "I8"));
+    let memory = |i: &Value| num(i, "memory") - num(&i["biases"], "memory");
+    assert!(memory(&i8_info) <= 0.3 * memory(&f32_info), "{} vs {}", memory(&i8_info), memory(&f32_info));
+    let eval = num(&ok_json(d, &["eval", "q.st", "--text", "t.txt", "--json"]), "perplexity");
+    let recorded = num(&i8_info["provenance"], "test_ppl");
+    assert!((eval - recorded).abs() <= 1e-9 * eval, "{eval} vs {recorded}");
+    assert_eq!(i8_info["provenance"]["converted"]["dtype"], "i8");
+    // Converting the int8 file to int8 again keeps every tensor byte (quantisation is
+    // idempotent); only the provenance in the header changes.
+    ok(d, &["convert", "q.st", "--out", "q2.st", "--dtype", "i8"]);
+    let data = |f: &str| {
+        let b = std::fs::read(d.join(f)).unwrap();
+        b[8 + u64::from_le_bytes(b[..8].try_into().unwrap()) as usize..].to_vec()
+    };
+    assert_eq!(data("q2.st"), data("q.st"));
+}
+
+#[test]
 fn kernels_from_flag_and_environment() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
 use dkp_lstm::{Model, Session, ValueType};
 use dkp_train::fs::{write_atomically, Overwrite};
 use serde_json::{json, Value};
@@ -13,9 +14,10 @@ use super::{load_model, pairs, read_text, thousands, Dtype};
 ///
 /// Weights, structure and tokenizer are kept; f16 halves the bytes of every value
 /// (computation stays f32), i8 quarters them (plus one absmax per row; dense matrices
-/// stay int8 in memory and compute on integers). Rounding changes the model a little, so the perplexities
-/// the source recorded no longer describe it: they move to `converted` in the
-/// provenance, and `--test` / `--valid` measure the converted file and record its own.
+/// stay int8 in memory and compute on integers). Rounding changes the model a little,
+/// so the perplexities the source recorded no longer describe it: they move to
+/// `converted` in the provenance, and `--test` / `--valid` measure the converted file
+/// and record its own.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The model to convert.
@@ -43,7 +45,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let (mut model, source_bytes) = load_model(&args.model)?;
     let dtype = ValueType::from(args.dtype);
-    let name = format!("{:?}", args.dtype).to_lowercase();
+    let name = args.dtype.to_possible_value().map_or_else(String::new, |v| v.get_name().to_string());
     let mut provenance = model.provenance().clone();
     let mut moved = serde_json::Map::new();
     for key in ["test_ppl", "valid_ppl"] {
