@@ -15,7 +15,8 @@ use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
 
 use crate::error::{config_err, Error, Result};
 use crate::lstm::{Gates, LstmLayer};
-use crate::matrix::{dense_bounds, dequantise, quantise, Csr, Dense, DenseI8, Doped, Hmd, Kron, LowRank};
+use crate::matrix::LowRank;
+use crate::matrix::{absmax_fits_f16, dense_bounds, dequantise, quantise, Csr, Dense, DenseI8, Doped, Hmd, Kron};
 use crate::matrix::{MatVec, Matrix, Q_MAX};
 use crate::matrix::{ValueType, Weight, WeightKind};
 use crate::model::{Embedding, Model, MAX_DIM, MAX_LAYERS};
@@ -211,12 +212,12 @@ fn spec_of(w: &Weight) -> WeightSpec {
 fn push_matrix(out: &mut Vec<Tensor>, prefix: &str, w: &Weight) {
     let name = |s: &str| names::join(prefix, s);
     let dense = |out: &mut Vec<_>, suffix: &str, d: &Dense| {
-        let bounds = dense_bounds(d.rows(), d.cols());
-        push_values(out, name(suffix), d.data(), vec![d.rows(), d.cols()], w.dtype, &bounds);
+        let bounds = || dense_bounds(d.rows(), d.cols());
+        push_values(out, name(suffix), d.data(), vec![d.rows(), d.cols()], w.dtype, bounds);
     };
     let sparse = |out: &mut Vec<_>, s: &Csr| {
-        let bounds: Vec<usize> = s.row_ptr().iter().map(|&p| p as usize).collect();
-        push_values(out, name(names::SPARSE_VALUES), s.values(), vec![s.nnz()], w.dtype, &bounds);
+        let bounds = || s.row_ptr().iter().map(|&p| p as usize).collect();
+        push_values(out, name(names::SPARSE_VALUES), s.values(), vec![s.nnz()], w.dtype, bounds);
         out.push(index_tensor(name(names::SPARSE_COL_IDX), s.col_idx(), col_index_dtype(s.cols())));
         out.push(index_tensor(name(names::SPARSE_ROW_PTR), s.row_ptr(), Dtype::I32));
     };
@@ -251,12 +252,19 @@ fn push_matrix(out: &mut Vec<Tensor>, prefix: &str, w: &Weight) {
     }
 }
 
-/// A values tensor in `dtype`; for `I8` quantised row by row (`bounds`) and followed by
-/// its absmax tensor.
-fn push_values(out: &mut Vec<Tensor>, name: String, v: &[f32], shape: Vec<usize>, dtype: ValueType, bounds: &[usize]) {
+/// A values tensor in `dtype`; for `I8` quantised row by row (`bounds`, only built
+/// then) and followed by its absmax tensor.
+fn push_values(
+    out: &mut Vec<Tensor>,
+    name: String,
+    v: &[f32],
+    shape: Vec<usize>,
+    dtype: ValueType,
+    bounds: impl FnOnce() -> Vec<usize>,
+) {
     match dtype {
         ValueType::I8 => {
-            let q = quantise(v, bounds);
+            let q = quantise(v, &bounds());
             push_int8(out, name, &q.q, shape, &q.absmax);
         }
         _ => out.push(values_tensor(name, v, shape, dtype)),
@@ -268,8 +276,7 @@ fn push_values(out: &mut Vec<Tensor>, name: String, v: &[f32], shape: Vec<usize>
 fn push_int8(out: &mut Vec<Tensor>, name: String, q: &[i8], shape: Vec<usize>, absmax: &[f32]) {
     let absmax_name = names::absmax(&name);
     out.push((name, Dtype::I8, shape, q.iter().map(|&v| v as u8).collect()));
-    let f16 = absmax.iter().all(|&m| half::f16::from_f32(m).to_f32() == m);
-    let dtype = if f16 { ValueType::F16 } else { ValueType::F32 };
+    let dtype = if absmax_fits_f16(absmax) { ValueType::F16 } else { ValueType::F32 };
     out.push(values_tensor(absmax_name, absmax, vec![absmax.len()], dtype));
 }
 

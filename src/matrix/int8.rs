@@ -27,8 +27,12 @@ pub struct Quantised {
     pub q: Vec<i8>,
     /// Each row's largest magnitude (≥ 0, finite).
     pub absmax: Vec<f32>,
-    /// Whether every absmax is exactly an f16, so that the file stores them in 2 bytes.
-    pub absmax_f16: bool,
+}
+
+/// Whether every absmax is exactly an f16, so that a file stores them in 2 bytes each
+/// ([`quantise`] makes them so wherever it can).
+pub fn absmax_fits_f16(absmax: &[f32]) -> bool {
+    absmax.iter().all(|&m| half::f16::from_f32(m).to_f32() == m)
 }
 
 /// Whether `m` (≥ 0) is 0 or a normal f16: then rounding it to f16 keeps the 11 bits
@@ -44,8 +48,7 @@ fn f16_normal(m: f32) -> bool {
 pub fn quantise(values: &[f32], bounds: &[usize]) -> Quantised {
     let rows = bounds.windows(2).map(|b| &values[b[0]..b[1]]);
     let mut absmax: Vec<f32> = rows.clone().map(|row| row.iter().fold(0.0f32, |m, v| m.max(v.abs()))).collect();
-    let absmax_f16 = absmax.iter().all(|&m| f16_normal(m));
-    if absmax_f16 {
+    if absmax.iter().all(|&m| f16_normal(m)) {
         absmax.iter_mut().for_each(|m| *m = half::f16::from_f32(*m).to_f32());
     }
     let mut q = Vec::with_capacity(values.len());
@@ -55,7 +58,7 @@ pub fn quantise(values: &[f32], bounds: &[usize]) -> Quantised {
         let grid = |v: f32| (v / m * Q_MAX as f32).round().clamp(-127.0, 127.0) as i8;
         q.extend(row.iter().map(|&v| if m > 0.0 { grid(v) } else { 0 }));
     }
-    Quantised { q, absmax, absmax_f16 }
+    Quantised { q, absmax }
 }
 
 /// The values of quantised rows.
@@ -187,7 +190,7 @@ mod tests {
         for (scale, f16) in [(1.0, true), (1e-5, false), (1e7, false)] {
             let (values, bounds) = rows(&mut rng, scale);
             let first = quantise(&values, &bounds);
-            assert_eq!(first.absmax_f16, f16, "scale {scale}");
+            assert_eq!(absmax_fits_f16(&first.absmax), f16, "scale {scale}");
             let back = dequantise(&first.q, &first.absmax, &bounds);
             assert_eq!(quantise(&back, &bounds), first, "scale {scale}: requantising changed the integers or scales");
             for (b, &m) in bounds.windows(2).zip(&first.absmax) {
