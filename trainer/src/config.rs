@@ -35,6 +35,8 @@ pub struct TrainConfig {
     pub doping: DopingConfig,
     /// Co-matrix dropout regularisation.
     pub cmr: CmrConfig,
+    /// Knowledge distillation from a teacher model.
+    pub distill: DistillConfig,
     /// Optimiser and learning-rate schedule.
     pub optim: OptimConfig,
     /// Passes over the training data.
@@ -67,6 +69,7 @@ impl Default for TrainConfig {
             accounting: Accounting::Values,
             doping: DopingConfig::default(),
             cmr: CmrConfig::default(),
+            distill: DistillConfig::default(),
             optim: OptimConfig::default(),
             epochs: 13,
             batch_size: 20,
@@ -172,6 +175,31 @@ pub struct CmrConfig {
 impl Default for CmrConfig {
     fn default() -> Self {
         CmrConfig { mode: CmrMode::Off, rate: 0.5, output: true }
+    }
+}
+
+/// Knowledge distillation (Hinton et al. 2015): the loss of every training token mixes the
+/// data's cross-entropy with the cross-entropy against a teacher's softened distribution,
+/// `(1 − w)·CE(y, softmax z) + w·T²·CE(q_T, softmax(z/T))`, where `q_T` is the teacher's
+/// `top_k` most likely tokens at temperature `T`, renormalised. `T²` keeps the soft term's
+/// gradient on the data term's scale, as Hinton et al. do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DistillConfig {
+    /// The teacher: a model file in the runtime's format with dense weights and this corpus's
+    /// vocabulary (none: no distillation). Its contents are part of the run's identity.
+    pub teacher: Option<PathBuf>,
+    /// Weight `w` of the soft-target term, in [0, 1].
+    pub weight: f64,
+    /// Temperature `T` (> 0).
+    pub temperature: f64,
+    /// Teacher probabilities kept per position.
+    pub top_k: usize,
+}
+
+impl Default for DistillConfig {
+    fn default() -> Self {
+        DistillConfig { teacher: None, weight: 0.5, temperature: 1.0, top_k: 32 }
     }
 }
 
@@ -299,6 +327,12 @@ impl TrainConfig {
             if !(w.cf.is_finite() && w.cf >= 1.0) {
                 return Err(config_err(format!("{name}.cf"), format!("{} is not a number ≥ 1", w.cf)));
             }
+        }
+        let k = &self.distill;
+        if k.teacher.is_some()
+            && !((0.0..=1.0).contains(&k.weight) && k.temperature.is_finite() && k.temperature > 0.0 && k.top_k >= 1)
+        {
+            return Err(config_err("distill", "need 0 ≤ weight ≤ 1, temperature > 0 and top_k ≥ 1"));
         }
         if self.data.is_none() {
             return Err(config_err("data", "no data given (set [data] in the config or pass --data DIR)"));

@@ -248,10 +248,20 @@ impl Batches {
         false
     }
 
+    /// Parallel rows (the batch size).
+    pub fn rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Window `i`'s first position within a row, and its length.
+    pub fn span(&self, i: usize) -> (usize, usize) {
+        let start = i * self.bptt;
+        (start, self.bptt.min(self.rows[0].len() - 1 - start))
+    }
+
     /// Window `i`: inputs and targets, time-major (`t·batch + b`), and its length.
     pub fn window(&self, i: usize) -> (Vec<u32>, Vec<u32>, usize) {
-        let start = i * self.bptt;
-        let len = self.bptt.min(self.rows[0].len() - 1 - start);
+        let (start, len) = self.span(i);
         let (mut x, mut y) = (Vec::with_capacity(len * self.rows.len()), Vec::with_capacity(len * self.rows.len()));
         for t in start..start + len {
             for r in &self.rows {

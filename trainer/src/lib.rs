@@ -9,6 +9,7 @@
 //!   and [`lm::Lm::stream_nll`], the batch-1 stream evaluation behind every reported
 //!   perplexity, which `dkp eval` reproduces.
 //! - [`train`]: the loop: sparsity annealing, checkpoints, resume, metrics, export.
+//! - [`distill`]: a teacher's top-k soft targets over the training stream (knowledge distillation).
 //! - [`decompose`]: nearest-Kronecker decomposition of a trained dense weight.
 //! - [`compress`]: the `dkp compress` pipeline: decompose, fine-tune, export.
 //! - [`fs`]: the atomic file writer every model, checkpoint and chart goes through.
@@ -21,6 +22,7 @@ pub mod compress;
 pub mod config;
 pub mod data;
 pub mod decompose;
+pub mod distill;
 mod error;
 pub mod fs;
 pub mod lm;

@@ -9,7 +9,7 @@ use dkp_lstm::{Embedding, Gates, LstmLayer, MatVec, Matrix, Model, Tokenizer, We
 
 use crate::config::{CmrConfig, CmrMode, TrainConfig};
 use crate::error::{Error, Result};
-use crate::ops::{cross_entropy, lstm_layer, projected_cross_entropy};
+use crate::ops::{cross_entropy, lstm_layer, projected_cross_entropy, SoftTargets};
 use crate::rng::{RandomVec, Rng};
 use crate::weights::WeightParam;
 
@@ -409,18 +409,23 @@ impl Lm {
         Ok(y.broadcast_add(&p.output_bias)?)
     }
 
-    /// Mean cross-entropy of `targets` given the top layer's outputs.
-    fn loss(p: &Prepared, x: &Tensor, targets: &[u32], ctx: &mut Option<&mut TrainCtx>) -> Result<Tensor> {
+    /// Mean loss of `targets` (and soft targets) given the top layer's outputs, and the mean
+    /// data NLL.
+    fn loss(
+        p: &Prepared,
+        x: &Tensor,
+        targets: &[u32],
+        soft: Option<&SoftTargets>,
+        ctx: &mut Option<&mut TrainCtx>,
+    ) -> Result<(Tensor, f64)> {
         Ok(match &p.output {
-            Ready::Fixed(w) => projected_cross_entropy(x, w, &p.output_bias, targets)?,
-            Ready::Paths(_) => {
-                let logits = Self::project(p, x, ctx)?;
-                cross_entropy(&logits, &Tensor::from_slice(targets, targets.len(), logits.device())?)?
-            }
+            Ready::Fixed(w) => projected_cross_entropy(x, w, &p.output_bias, targets, soft)?,
+            Ready::Paths(_) => cross_entropy(&Self::project(p, x, ctx)?, targets, soft)?,
         })
     }
 
-    /// Mean loss of one training window (with dropout and co-matrix dropout).
+    /// Mean loss of one training window (with dropout, co-matrix dropout and, given soft
+    /// targets, distillation), its mean data NLL, and path norms if asked for.
     pub fn train_loss(
         &self,
         ids: &[u32],
@@ -428,12 +433,14 @@ impl Lm {
         batch: usize,
         state: &mut State,
         ctx: &mut TrainCtx,
-    ) -> Result<(Tensor, Vec<PathNorms>)> {
+        soft: Option<&SoftTargets>,
+    ) -> Result<(Tensor, f64, Vec<PathNorms>)> {
         let cmr = ctx.cmr.mode != CmrMode::Off;
         let p = self.prepare(cmr, cmr && ctx.cmr.output, false)?;
         let mut ctx = Some(ctx);
         let (x, norms) = self.run(&p, ids, batch, state, ctx.as_deref_mut())?;
-        Ok((Self::loss(&p, &x, targets, &mut ctx)?, norms))
+        let (loss, nll) = Self::loss(&p, &x, targets, soft, &mut ctx)?;
+        Ok((loss, nll, norms))
     }
 
     /// Logits of a window without dropout or gradient (for tests and tools).
@@ -461,11 +468,11 @@ impl Lm {
         if boundary.is_none() && !ids.is_empty() {
             // A zero state gives logits = output bias.
             let b = p.output_bias.reshape((1, self.vocab()))?;
-            nll += cross_entropy(&b, &Tensor::from_slice(&ids[..1], 1, dev)?)?.to_scalar::<f32>()? as f64;
+            nll += cross_entropy(&b, &ids[..1], None)?.0.to_scalar::<f32>()? as f64;
         }
         for (xs, ys) in inputs.chunks(EVAL_WINDOW).zip(targets.chunks(EVAL_WINDOW)) {
             let (x, _) = self.run(&p, xs, 1, &mut state, None)?;
-            let mean = Self::loss(&p, &x, ys, &mut None)?.to_scalar::<f32>()?;
+            let mean = Self::loss(&p, &x, ys, None, &mut None)?.0.to_scalar::<f32>()?;
             nll += mean as f64 * ys.len() as f64;
         }
         Ok(Nll { nll, tokens: ids.len() })
@@ -498,15 +505,27 @@ impl Lm {
         Ok(Model::new(tokenizer.clone(), embedding, layers, output, vec(&self.output_bias)?, provenance)?)
     }
 
-    /// A dense trainable copy of a runtime model whose weights are all dense.
+    /// A dense trainable copy of a runtime model whose weights are all dense (what
+    /// `dkp compress` decomposes).
     pub fn from_model(model: &Model, path: &std::path::Path, dev: &Device) -> Result<Lm> {
+        Self::copy_of(model, dev, &|name, m| match m {
+            Matrix::Dense(_) => Ok(()),
+            _ => Err(Error::Model {
+                path: path.to_path_buf(),
+                reason: format!("weight `{name}` is {}, but only dense models can be decomposed", m.kind()),
+            }),
+        })
+    }
+
+    /// A copy of any runtime model with every weight materialised dense (a distillation
+    /// teacher): it computes the runtime model's function, so its logits are the file's.
+    pub fn materialised(model: &Model, dev: &Device) -> Result<Lm> {
+        Self::copy_of(model, dev, &|_, _| Ok(()))
+    }
+
+    fn copy_of(model: &Model, dev: &Device, check: &dyn Fn(&str, &Matrix) -> Result<()>) -> Result<Lm> {
         let dense = |name: &str, m: &Matrix| -> Result<WeightParam> {
-            if !matches!(m, Matrix::Dense(_)) {
-                return Err(Error::Model {
-                    path: path.to_path_buf(),
-                    reason: format!("weight `{name}` is {}, but only dense models can be decomposed", m.kind()),
-                });
-            }
+            check(name, m)?;
             WeightParam::dense_from(name, m, dev)
         };
         let embedding = match model.embedding() {

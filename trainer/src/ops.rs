@@ -1,17 +1,19 @@
 //! Custom candle ops where plain candle ops would be too slow or build too large a graph.
 //!
-//! The output projection fused with softmax cross-entropy, plain softmax cross-entropy,
-//! a whole LSTM layer, the Kronecker product, and in-place updates.
+//! The output projection fused with softmax cross-entropy, plain softmax cross-entropy
+//! (both optionally mixed with a teacher's soft targets, for distillation), a whole LSTM
+//! layer, the Kronecker product, and in-place updates.
 //!
 //! With a 10k vocabulary the output layer is most of a step. Done as candle ops it builds
 //! and differentiates several `N × V` tensors (logits, logits + bias, their zero-initialised
 //! gradient accumulators); [`projected_cross_entropy`] instead computes
-//! `softmax(h·Wᵀ + b)` into one buffer in the forward pass and turns it into the three
-//! gradients with two matmuls and a column sum in the backward pass.
+//! `softmax(h·Wᵀ + b)` into one buffer in the forward pass, turns it into the gradient of the
+//! logits there, and makes the three gradients from it with two matmuls and a column sum in
+//! the backward pass.
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, InplaceOp2, Layout, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, InplaceOp2, Layout, Shape, Storage, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -46,7 +48,7 @@ fn row_max(row: &[f32]) -> f32 {
 
 /// Replaces a row of logits `x` by `exp(x − max)`; returns `ln Σ exp x` and `1 / Σ exp(x − max)`,
 /// so `softmax = row · inv` without another pass.
-fn exp_in_place(row: &mut [f32]) -> (f32, f32) {
+pub(crate) fn exp_in_place(row: &mut [f32]) -> (f32, f32) {
     let max = row_max(row);
     for v in row.iter_mut() {
         *v = fast_exp(*v - max);
@@ -144,17 +146,126 @@ fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Res
     }
 }
 
-/// Mean negative log-likelihood of `targets` under `softmax(h·Wᵀ + b)`, for `h` (`N × H`),
-/// `w` (`V × H`) and `b` (`V`), without an `N × V` tensor in the graph.
-pub fn projected_cross_entropy(h: &Tensor, w: &Tensor, b: &Tensor, targets: &[u32]) -> candle_core::Result<Tensor> {
-    let op = ProjectedCrossEntropy { targets: targets.to_vec(), exps: Mutex::new(None) };
-    h.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, op)
+/// A teacher's soft targets for the `N` rows of a window (knowledge distillation): per row,
+/// `k` token ids and their probabilities at temperature `T` (summing to 1), and the
+/// weight `w` of the soft term in the loss (see [`crate::config::DistillConfig`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SoftTargets {
+    /// Token ids, `N × k`.
+    pub ids: Vec<u32>,
+    /// Their probabilities `q`, `N × k`.
+    pub probs: Vec<f32>,
+    /// Targets per row.
+    pub k: usize,
+    /// Weight `w` of the soft term.
+    pub weight: f32,
+    /// Temperature `T`.
+    pub temperature: f32,
+}
+
+/// The loss of one row of logits `z` with data target `t`, returned as `(loss, nll)`; `row`
+/// is replaced by the loss's gradient `∂loss/∂z`.
+///
+/// Without soft targets `loss = nll = lse(z) − z_t` and the gradient is `p − e_t`
+/// (`p = softmax z`). With them `loss = (1 − w)·nll + w·T²·(lse(z/T) − Σ_j q_j·z_{i_j}/T)`
+/// — the cross-entropy of `q` against `p_T = softmax(z/T)`, scaled by `T²` — and the gradient
+/// is `(1 − w)(p − e_t) + w·T·(p_T − q)`.
+fn row_loss(row: &mut [f32], t: u32, soft: Option<(&[u32], &[f32], f32, f32)>, scratch: &mut Vec<f32>) -> (f64, f64) {
+    let z_t = row[t as usize];
+    let Some((ids, q, w, temp)) = soft else {
+        let (lse, inv) = exp_in_place(row);
+        row.iter_mut().for_each(|p| *p *= inv);
+        row[t as usize] -= 1.0;
+        let nll = (lse - z_t) as f64;
+        return (nll, nll);
+    };
+    let qz: f32 = ids.iter().zip(q).map(|(&i, &q)| q * row[i as usize]).sum();
+    // p_T in `scratch` (only when T ≠ 1: at T = 1 it is p itself).
+    let tempered = (temp != 1.0).then(|| {
+        scratch.clear();
+        scratch.extend(row.iter().map(|&z| z / temp));
+        let (lse_t, inv_t) = exp_in_place(scratch);
+        scratch.iter_mut().for_each(|p| *p *= inv_t);
+        lse_t
+    });
+    let (lse, inv) = exp_in_place(row);
+    let nll = (lse - z_t) as f64;
+    let lse_t = tempered.unwrap_or(lse);
+    let soft_ce = (temp * temp * lse_t - temp * qz) as f64;
+    match tempered {
+        Some(_) => row.iter_mut().zip(scratch.iter()).for_each(|(g, &pt)| *g = (1.0 - w) * *g * inv + w * temp * pt),
+        None => row.iter_mut().for_each(|g| *g *= inv),
+    }
+    row[t as usize] -= 1.0 - w;
+    for (&i, &q) in ids.iter().zip(q) {
+        row[i as usize] -= w * temp * q;
+    }
+    ((1.0 - w as f64) * nll + w as f64 * soft_ce, nll)
+}
+
+/// Turns `N × V` logits into the gradient of the summed loss, in place, on the rayon
+/// threads; returns the summed loss and the summed data NLL.
+fn losses(
+    logits: &mut [f32],
+    v: usize,
+    targets: &[u32],
+    soft: Option<&SoftTargets>,
+) -> candle_core::Result<(f64, f64)> {
+    let n = targets.len();
+    if logits.len() != n * v || targets.iter().any(|&t| t as usize >= v) {
+        return Err(candle_core::Error::Msg(format!("need {n} targets below {v} for {} logits", logits.len())));
+    }
+    if let Some(s) = soft {
+        if s.ids.len() != n * s.k || s.probs.len() != n * s.k || s.ids.iter().any(|&i| i as usize >= v) {
+            return Err(candle_core::Error::Msg(format!("need {n} × {} soft targets below {v}", s.k)));
+        }
+    }
+    let per_row: Vec<(f64, f64)> = logits
+        .par_chunks_mut(v.max(1))
+        .enumerate()
+        .map_init(Vec::new, |scratch, (r, row)| {
+            let soft = soft.map(|s| {
+                let at = r * s.k..(r + 1) * s.k;
+                (&s.ids[at.clone()], &s.probs[at], s.weight, s.temperature)
+            });
+            row_loss(row, targets[r], soft, scratch)
+        })
+        .collect();
+    Ok(per_row.iter().fold((0.0, 0.0), |(l, n), &(a, b)| (l + a, n + b)))
+}
+
+/// What a loss op hands its caller besides the loss tensor: the mean data NLL (which differs
+/// from the loss under distillation), filled in by the forward pass.
+type NllCell = std::sync::Arc<Mutex<f64>>;
+
+/// Mean loss of `targets` (and, with `soft`, the teacher's soft targets) under
+/// `softmax(h·Wᵀ + b)`, for `h` (`N × H`), `w` (`V × H`) and `b` (`V`), without an `N × V`
+/// tensor in the graph. Returns the loss and the mean data NLL (nats per token).
+pub fn projected_cross_entropy(
+    h: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    targets: &[u32],
+    soft: Option<&SoftTargets>,
+) -> candle_core::Result<(Tensor, f64)> {
+    let nll = NllCell::default();
+    let op = ProjectedCrossEntropy {
+        targets: targets.to_vec(),
+        soft: soft.cloned(),
+        nll: nll.clone(),
+        grad: Mutex::new(None),
+    };
+    let loss = h.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, op)?;
+    let nll = *nll.lock().expect("not poisoned");
+    Ok((loss, nll))
 }
 
 struct ProjectedCrossEntropy {
     targets: Vec<u32>,
-    /// `exp(logits − row max)` and each row's `1 / Σ`, from the forward pass for the backward pass.
-    exps: Mutex<Option<(Vec<f32>, Vec<f32>)>>,
+    soft: Option<SoftTargets>,
+    nll: NllCell,
+    /// `∂ summed loss / ∂ logits`, from the forward pass for the backward pass.
+    grad: Mutex<Option<Vec<f32>>>,
 }
 
 impl CustomOp3 for ProjectedCrossEntropy {
@@ -175,26 +286,19 @@ impl CustomOp3 for ProjectedCrossEntropy {
         let (&[n, hd], &[v, hd2], &[v2]) = (l1.dims(), l2.dims(), l3.dims()) else {
             return Err(candle_core::Error::Msg("need h: N×H, w: V×H, b: V".into()));
         };
-        if hd != hd2 || v != v2 || self.targets.len() != n || self.targets.iter().any(|&t| t as usize >= v) {
+        if hd != hd2 || v != v2 || self.targets.len() != n {
             return Err(candle_core::Error::Msg(format!(
-                "shapes h {n}×{hd}, w {v}×{hd2}, b {v2}, {} targets < {v} disagree",
+                "shapes h {n}×{hd}, w {v}×{hd2}, b {v2} and {} targets disagree",
                 self.targets.len()
             )));
         }
         let mut logits: Vec<f32> = b.repeat(n);
         matmul(&mut logits, true, View::new(h, n, hd), View::new(w, v, hd).t());
-        let (nll, inv): (Vec<f64>, Vec<f32>) = logits
-            .par_chunks_mut(v.max(1))
-            .zip(self.targets.par_iter())
-            .map(|(row, &t)| {
-                let x = row[t as usize];
-                let (lse, inv) = exp_in_place(row);
-                ((lse - x) as f64, inv)
-            })
-            .unzip();
-        let nll: f64 = nll.iter().sum();
-        *self.exps.lock().expect("not poisoned") = Some((logits, inv));
-        Ok((CpuStorage::F32(vec![(nll / n.max(1) as f64) as f32]), Shape::from(())))
+        let (loss, nll) = losses(&mut logits, v, &self.targets, self.soft.as_ref())?;
+        let per = n.max(1) as f64;
+        *self.nll.lock().expect("not poisoned") = nll / per;
+        *self.grad.lock().expect("not poisoned") = Some(logits);
+        Ok((CpuStorage::F32(vec![(loss / per) as f32]), Shape::from(())))
     }
 
     fn bwd(
@@ -205,19 +309,15 @@ impl CustomOp3 for ProjectedCrossEntropy {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (mut g, inv) = self
-            .exps
+        let mut g = self
+            .grad
             .lock()
             .expect("not poisoned")
             .take()
             .ok_or_else(|| candle_core::Error::Msg("backward ran twice".into()))?;
         let ((n, hd), (v, _)) = (h.dims2()?, w.dims2()?);
         let k = grad.to_scalar::<f32>()? / n.max(1) as f32;
-        g.par_chunks_mut(v.max(1)).zip(self.targets.par_iter()).zip(inv.par_iter()).for_each(|((row, &t), &inv)| {
-            let scale = k * inv;
-            row.iter_mut().for_each(|p| *p *= scale);
-            row[t as usize] -= k;
-        });
+        g.par_iter_mut().for_each(|x| *x *= k);
         let mut dh = vec![0f32; n * hd];
         with_values(w, |wv| matmul(&mut dh, false, View::new(&g, n, v), View::new(wv, v, hd)))?;
         let mut dw = vec![0f32; v * hd];
@@ -554,112 +654,62 @@ impl CustomOp2 for Kron {
     }
 }
 
-/// Mean negative log-likelihood of `targets` (u32, `N`) under `logits` (f32, `N × V`).
-pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {
-    logits.apply_op2(targets, SoftmaxCrossEntropy)
+/// Mean loss of `targets` (and, with `soft`, the teacher's soft targets) under
+/// `softmax(logits)` (`N × V`), with the loss of [`projected_cross_entropy`]; returns the
+/// loss and the mean data NLL.
+pub fn cross_entropy(
+    logits: &Tensor,
+    targets: &[u32],
+    soft: Option<&SoftTargets>,
+) -> candle_core::Result<(Tensor, f64)> {
+    let nll = NllCell::default();
+    let op = SoftmaxCrossEntropy { targets: targets.to_vec(), soft: soft.cloned(), nll: nll.clone() };
+    let loss = logits.contiguous()?.apply_op1(op)?;
+    let nll = *nll.lock().expect("not poisoned");
+    Ok((loss, nll))
 }
 
-struct SoftmaxCrossEntropy;
-
-/// `d mean_nll / d logits = (softmax − onehot)·scale/N`.
-struct SoftmaxCrossEntropyGrad {
-    scale: f32,
+struct SoftmaxCrossEntropy {
+    targets: Vec<u32>,
+    soft: Option<SoftTargets>,
+    nll: NllCell,
 }
 
-fn rows<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<(&'a [f32], usize, usize)> {
-    let (start, end) =
-        l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("logits must be contiguous".into()))?;
-    let &[n, v] = l.dims() else {
-        return Err(candle_core::Error::Msg(format!("logits must be N × V, got {:?}", l.dims())));
-    };
-    match s {
-        CpuStorage::F32(d) => Ok((&d[start..end], n, v)),
-        _ => Err(candle_core::Error::Msg("logits must be f32".into())),
+impl SoftmaxCrossEntropy {
+    /// The summed loss and data NLL of `logits`, and the summed loss's gradient.
+    fn run(&self, logits: &[f32], dims: &[usize]) -> candle_core::Result<(f64, f64, Vec<f32>)> {
+        let &[n, v] = dims else {
+            return Err(candle_core::Error::Msg(format!("logits must be N × V, got {dims:?}")));
+        };
+        if self.targets.len() != n {
+            return Err(candle_core::Error::Msg(format!("{} targets for {n} rows", self.targets.len())));
+        }
+        let mut g = logits.to_vec();
+        let (loss, nll) = losses(&mut g, v, &self.targets, self.soft.as_ref())?;
+        Ok((loss, nll, g))
     }
 }
 
-fn targets<'a>(s: &'a CpuStorage, l: &Layout, n: usize, v: usize) -> candle_core::Result<&'a [u32]> {
-    let (start, end) =
-        l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("targets must be contiguous".into()))?;
-    let t = match s {
-        CpuStorage::U32(d) => &d[start..end],
-        _ => return Err(candle_core::Error::Msg("targets must be u32".into())),
-    };
-    if t.len() != n || t.iter().any(|&id| id as usize >= v) {
-        return Err(candle_core::Error::Msg(format!("need {n} targets below {v}")));
-    }
-    Ok(t)
-}
-
-/// `(max, ln Σ exp(x − max))` of a row.
-fn log_sum_exp(row: &[f32]) -> (f32, f32) {
-    let max = row_max(row);
-    let sum: f32 = row.iter().map(|&x| fast_exp(x - max)).sum();
-    (max, sum.ln())
-}
-
-impl CustomOp2 for SoftmaxCrossEntropy {
+impl CustomOp1 for SoftmaxCrossEntropy {
     fn name(&self) -> &'static str {
         "softmax-cross-entropy"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, n, v) = rows(s1, l1)?;
-        let t = targets(s2, l2, n, v)?;
-        let nll: f64 = x
-            .par_chunks(v)
-            .zip(t.par_iter())
-            .map(|(row, &id)| {
-                let (max, lse) = log_sum_exp(row);
-                (max + lse - row[id as usize]) as f64
-            })
-            .sum();
-        Ok((CpuStorage::F32(vec![(nll / n.max(1) as f64) as f32]), Shape::from(())))
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (loss, nll, _) = self.run(contiguous(s, l, "logits")?, l.dims())?;
+        let per = l.dims()[0].max(1) as f64;
+        *self.nll.lock().expect("not poisoned") = nll / per;
+        Ok((CpuStorage::F32(vec![(loss / per) as f32]), Shape::from(())))
     }
 
-    fn bwd(
-        &self,
-        logits: &Tensor,
-        targets: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let scale = grad.to_scalar::<f32>()?;
-        Ok((Some(logits.apply_op2_no_bwd(targets, &SoftmaxCrossEntropyGrad { scale })?), None))
-    }
-}
-
-impl CustomOp2 for SoftmaxCrossEntropyGrad {
-    fn name(&self) -> &'static str {
-        "softmax-cross-entropy-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, n, v) = rows(s1, l1)?;
-        let t = targets(s2, l2, n, v)?;
-        let k = self.scale / n.max(1) as f32;
-        let mut out = vec![0f32; n * v];
-        out.par_chunks_mut(v).zip(x.par_chunks(v)).zip(t.par_iter()).for_each(|((o, row), &id)| {
-            let (max, lse) = log_sum_exp(row);
-            let shift = max + lse;
-            for (oi, &xi) in o.iter_mut().zip(row) {
-                *oi = fast_exp(xi - shift) * k;
-            }
-            o[id as usize] -= k;
-        });
-        Ok((CpuStorage::F32(out), Shape::from((n, v))))
+    /// Recomputes the gradient instead of keeping an `N × V` buffer from the forward pass,
+    /// which scoring (no backward pass) would pay for nothing.
+    fn bwd(&self, logits: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let logits = logits.contiguous()?;
+        let (_, _, mut g) = with_values(&logits, |x| self.run(x, logits.dims()))??;
+        let k = grad.to_scalar::<f32>()? / logits.dims()[0].max(1) as f32;
+        g.par_iter_mut().for_each(|x| *x *= k);
+        Ok(Some(Tensor::from_vec(g, logits.shape(), logits.device())?))
     }
 }
 
@@ -679,20 +729,20 @@ mod tests {
         let data: Vec<f32> = (0..3 * 5).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.3).collect();
         let x = Var::from_vec(data, (3, 5), &dev).unwrap();
         let t = Tensor::new(&[4u32, 0, 2], &dev).unwrap();
-        let fused = cross_entropy(x.as_tensor(), &t).unwrap();
+        let (fused, nll) = cross_entropy(x.as_tensor(), &[4, 0, 2], None).unwrap();
         // Unfused reference: −mean(log_softmax(x)[t]).
         let lse = x.as_tensor().exp().unwrap().sum_keepdim(1).unwrap().log().unwrap();
         let log_p = x.as_tensor().broadcast_sub(&lse).unwrap();
         let picked = log_p.gather(&t.unsqueeze(1).unwrap(), 1).unwrap();
         let reference = picked.mean_all().unwrap().neg().unwrap();
         let (a, b) = (fused.to_scalar::<f32>().unwrap(), reference.to_scalar::<f32>().unwrap());
-        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        assert!((a - b).abs() < 1e-5 && (nll - a as f64).abs() < 1e-6, "{a} vs {b}, nll {nll}");
         let g1 = (fused * 3.0).unwrap().backward().unwrap();
         let g2 = (reference * 3.0).unwrap().backward().unwrap();
         let (g1, g2) = (g1.get(&x).unwrap(), g2.get(&x).unwrap());
         let diff = max_diff(g1, g2);
         assert!(diff < 1e-5, "{diff}");
-        assert!(cross_entropy(x.as_tensor(), &Tensor::new(&[9u32, 0, 2], &dev).unwrap()).is_err());
+        assert!(cross_entropy(x.as_tensor(), &[9, 0, 2], None).is_err());
     }
 
     #[test]
@@ -741,14 +791,79 @@ mod tests {
         let w = Var::from_vec(rng.uniform_vec(v * hd, 1.0), (v, hd), &dev).unwrap();
         let b = Var::from_vec(rng.uniform_vec(v, 1.0), v, &dev).unwrap();
         let targets = [0u32, 6, 3, 3, 1];
-        let fused = projected_cross_entropy(h.as_tensor(), w.as_tensor(), b.as_tensor(), &targets).unwrap();
-        let logits = h.as_tensor().matmul(&w.as_tensor().t().unwrap()).unwrap().broadcast_add(b.as_tensor()).unwrap();
-        let plain = cross_entropy(&logits, &Tensor::new(&targets, &dev).unwrap()).unwrap();
-        assert!((fused.to_scalar::<f32>().unwrap() - plain.to_scalar::<f32>().unwrap()).abs() < 1e-5);
-        let (g1, g2) = ((fused * 2.0).unwrap().backward().unwrap(), (plain * 2.0).unwrap().backward().unwrap());
-        for var in [&h, &w, &b] {
-            assert!(max_diff(g1.get(var).unwrap(), g2.get(var).unwrap()) < 1e-5);
+        // With and without soft targets (k = 3, T = 2, w = 0.4).
+        let soft = SoftTargets {
+            ids: (0..n * 3).map(|i| (i * 5 % v) as u32).collect(),
+            probs: [0.5, 0.3, 0.2].repeat(n),
+            k: 3,
+            weight: 0.4,
+            temperature: 2.0,
+        };
+        for soft in [None, Some(&soft)] {
+            let (fused, nll1) =
+                projected_cross_entropy(h.as_tensor(), w.as_tensor(), b.as_tensor(), &targets, soft).unwrap();
+            let logits =
+                h.as_tensor().matmul(&w.as_tensor().t().unwrap()).unwrap().broadcast_add(b.as_tensor()).unwrap();
+            let (plain, nll2) = cross_entropy(&logits, &targets, soft).unwrap();
+            assert!((fused.to_scalar::<f32>().unwrap() - plain.to_scalar::<f32>().unwrap()).abs() < 1e-5);
+            assert!((nll1 - nll2).abs() < 1e-6);
+            let (g1, g2) = ((fused * 2.0).unwrap().backward().unwrap(), (plain * 2.0).unwrap().backward().unwrap());
+            for var in [&h, &w, &b] {
+                assert!(max_diff(g1.get(var).unwrap(), g2.get(var).unwrap()) < 1e-5);
+            }
         }
+    }
+
+    /// The distillation loss of two rows, worked out by hand in f64 from its definition
+    /// (`DistillConfig`), and its gradient against central differences of that formula.
+    #[test]
+    fn distillation_loss_is_the_hand_computed_mixture() {
+        let dev = Device::Cpu;
+        let z = [[1.0f64, -0.5, 0.25, 2.0], [0.0, 0.3, -1.2, 0.7]];
+        let targets = [3u32, 1];
+        let (ids, q) = ([[3u32, 0], [2, 1]], [[0.75f64, 0.25], [0.6, 0.4]]);
+        let (w, t) = (0.3f64, 2.0f64);
+        let hand = |z: &[[f64; 4]; 2]| -> (f64, f64) {
+            let lse = |r: &[f64; 4], s: f64| r.iter().map(|x| (x / s).exp()).sum::<f64>().ln();
+            let (mut loss, mut nll) = (0.0, 0.0);
+            for r in 0..2 {
+                let data = lse(&z[r], 1.0) - z[r][targets[r] as usize];
+                // Cross-entropy of q against softmax(z/T): Σ_j q_j·(lse(z/T) − z_j/T).
+                let soft: f64 = (0..2).map(|j| q[r][j] * (lse(&z[r], t) - z[r][ids[r][j] as usize] / t)).sum();
+                loss += (1.0 - w) * data + w * t * t * soft;
+                nll += data;
+            }
+            (loss / 2.0, nll / 2.0)
+        };
+        let soft = SoftTargets {
+            ids: ids.concat(),
+            probs: q.concat().iter().map(|&x| x as f32).collect(),
+            k: 2,
+            weight: w as f32,
+            temperature: t as f32,
+        };
+        let x = Var::from_vec(z.concat().iter().map(|&v| v as f32).collect(), (2, 4), &dev).unwrap();
+        let (loss, nll) = cross_entropy(x.as_tensor(), &targets, Some(&soft)).unwrap();
+        let (want_loss, want_nll) = hand(&z);
+        let got = loss.to_scalar::<f32>().unwrap() as f64;
+        assert!((got - want_loss).abs() < 1e-6, "loss {got} vs {want_loss}");
+        assert!((nll - want_nll).abs() < 1e-6, "nll {nll} vs {want_nll}");
+        let g = loss.backward().unwrap().get(&x).unwrap().to_vec2::<f32>().unwrap();
+        for r in 0..2 {
+            for c in 0..4 {
+                let (mut up, mut down) = (z, z);
+                up[r][c] += 1e-5;
+                down[r][c] -= 1e-5;
+                let numeric = (hand(&up).0 - hand(&down).0) / 2e-5;
+                assert!((g[r][c] as f64 - numeric).abs() < 1e-5, "∂/∂z[{r}][{c}]: {} vs {numeric}", g[r][c]);
+            }
+        }
+        // w = 0 is the data's loss alone, whatever the soft targets say.
+        let plain = SoftTargets { weight: 0.0, ..soft.clone() };
+        let (l0, _) = cross_entropy(x.as_tensor(), &targets, Some(&plain)).unwrap();
+        assert!((l0.to_scalar::<f32>().unwrap() as f64 - want_nll).abs() < 1e-6);
+        let bad = SoftTargets { ids: vec![9, 0, 2, 1], ..soft };
+        assert!(cross_entropy(x.as_tensor(), &targets, Some(&bad)).is_err());
     }
 
     /// The layer written with plain candle ops, step by step.

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use crate::checkpoint::{self, CHECKPOINT_VERSION};
 use crate::config::TrainConfig;
 use crate::data::{Batches, Corpus};
+use crate::distill::Teacher;
 use crate::error::{io_err, Error, Result};
 use crate::fs::{write_atomically, Overwrite};
 use crate::lm::{Lm, Nll, PathNorms, State, TrainCtx};
@@ -87,7 +88,7 @@ pub struct TrainReport {
 /// What one optimiser step reports.
 #[derive(Debug, Clone)]
 pub struct StepReport {
-    /// Mean training loss (nats per token) of the window.
+    /// Mean data NLL (nats per token) of the window: the loss, less any distillation term.
     pub loss: f64,
     /// Tokens in the window.
     pub tokens: usize,
@@ -116,6 +117,8 @@ pub struct Trainer {
     opt: Optimizer,
     rng: Rng,
     batches: Batches,
+    /// The distillation teacher's predictions over `batches`.
+    teacher: Option<Teacher>,
     state: State,
     pos: Position,
     best: Option<(BestInfo, Lm)>,
@@ -124,8 +127,9 @@ pub struct Trainer {
     dev: Device,
 }
 
-/// Fields that may differ between a checkpoint and the run resuming it.
-const OPERATIONAL: [&str; 4] = ["checkpoint_minutes", "max_steps", "log_every", "max_eval_tokens"];
+/// Fields that may differ between a checkpoint and the run resuming it (`runs_dir`: a run
+/// directory may move).
+const OPERATIONAL: [&str; 5] = ["checkpoint_minutes", "max_steps", "log_every", "max_eval_tokens", "runs_dir"];
 
 fn config_identity(cfg: &TrainConfig) -> Value {
     let mut v = serde_json::to_value(cfg).expect("configs serialize");
@@ -176,6 +180,10 @@ impl Trainer {
             None => Lm::new(&cfg, corpus.tokenizer.len(), &mut rng, &dev)?,
         };
         let batches = Batches::new(&corpus.train, cfg.batch_size, cfg.bptt)?;
+        let teacher = match cfg.distill.teacher {
+            Some(_) => Some(Teacher::load(&cfg.distill, &corpus.tokenizer, &batches, &dev)?),
+            None => None,
+        };
         let state = State::zeros(&lm, cfg.batch_size, &dev)?;
         let run_dir = cfg.run_dir();
         let mut t = Trainer {
@@ -185,6 +193,7 @@ impl Trainer {
             lm,
             rng,
             batches,
+            teacher,
             state,
             pos: Position::default(),
             best: None,
@@ -285,7 +294,9 @@ impl Trainer {
         let lr = self.cfg.optim.lr_at(self.pos.epoch);
         let mut ctx =
             TrainCtx { dropout: self.cfg.model.dropout, cmr: self.cfg.cmr, rng: &mut self.rng, norms: want_norms };
-        let (loss, norms) = self.lm.train_loss(&x, &y, self.cfg.batch_size, &mut self.state, &mut ctx)?;
+        let soft = self.teacher.as_ref().map(|t| t.window(&self.batches, self.pos.window, &self.cfg.distill));
+        let (loss, nll, norms) =
+            self.lm.train_loss(&x, &y, self.cfg.batch_size, &mut self.state, &mut ctx, soft.as_ref())?;
         let mean = loss.to_scalar::<f32>()? as f64;
         if !mean.is_finite() {
             return Err(Error::Config {
@@ -301,7 +312,7 @@ impl Trainer {
         self.state.detach();
         self.pos.step += 1;
         self.pos.window += 1;
-        Ok(StepReport { loss: mean, tokens: y.len(), path_norms: norms, grad_norms })
+        Ok(StepReport { loss: nll, tokens: y.len(), path_norms: norms, grad_norms })
     }
 
     /// Validation perplexity of `lm` (batch 1, from the boundary token).
@@ -459,6 +470,9 @@ impl Trainer {
             json!({"lstm": c.lstm.kind.name(), "output": c.output.kind.name(), "embedding": if c.model.tie_weights { "tied" } else { c.embedding.kind.name() }, "cmr": c.cmr.mode, "cmr_rate": c.cmr.rate, "cmr_output": c.cmr.output}),
         );
         put("settings", serde_json::to_value(c).expect("configs serialize"));
+        if let Some(t) = &self.teacher {
+            put("distillation", t.provenance(&c.distill));
+        }
         let mut model = lm.to_model(&self.corpus.tokenizer, prov.clone())?;
         let info = model.info();
         prov.insert("cf".into(), cf_provenance(c.accounting, &info));
@@ -496,6 +510,7 @@ impl Trainer {
             "best": self.best.as_ref().map(|(b, _)| *b),
             "history": self.history,
             "metrics_bytes": metrics_bytes,
+            "teacher": self.teacher.as_ref().map(|t| t.provenance(&self.cfg.distill)),
         });
         let mut tensors = self.lm.state_tensors();
         tensors.extend(self.opt.tensors()?.into_iter().map(|(n, t)| (format!("opt.{n}"), t)));
@@ -543,6 +558,9 @@ impl Trainer {
                 })
                 .collect();
             return Err(bad(format!("was written by a different configuration: {}", diff.join("; "))));
+        }
+        if let Some(t) = &self.teacher {
+            t.same_as(meta.get("teacher").unwrap_or(&Value::Null)).map_err(&bad)?;
         }
         self.rng = serde_json::from_value(field("rng")?).map_err(|e| parse("rng", e))?;
         self.history = serde_json::from_value(field("history")?).map_err(|e| parse("history", e))?;

@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 use candle_core::{Device, Tensor, Var};
 use common::{tiny_config, write_corpus};
 use dkp_lstm::plan::Accounting;
+use dkp_lstm::random::{random_model, RandomSpec};
 use dkp_lstm::{Model, Session};
-use dkp_train::config::{CmrMode, OptimKind, WeightKind};
-use dkp_train::data::Corpus;
+use dkp_train::config::{CmrMode, DistillConfig, OptimKind, WeightKind};
+use dkp_train::data::{Batches, Corpus};
+use dkp_train::distill::Teacher;
 use dkp_train::lm::{Lm, State, TrainCtx};
 use dkp_train::rng::{RandomVec, Rng};
 use dkp_train::train::{RunOptions, Trainer};
@@ -100,7 +102,7 @@ fn whole_model_gradient_matches_finite_differences() {
             let mut state = State::zeros(&lm, 2, &Device::Cpu).unwrap();
             let mut rng = Rng::new(0);
             let mut ctx = TrainCtx { dropout: 0.0, cmr, rng: &mut rng, norms: false };
-            lm.train_loss(x, y, 2, &mut state, &mut ctx).unwrap().0
+            lm.train_loss(x, y, 2, &mut state, &mut ctx, None).unwrap().0
         };
         check_gradients(&lm.vars(), &loss, 3e-2);
     }
@@ -122,7 +124,7 @@ fn co_matrix_dropout_leaves_the_output_layer_alone_when_told() {
         let mut state = State::zeros(&lm, 2, &Device::Cpu).unwrap();
         let mut rng = Rng::new(0);
         let mut ctx = TrainCtx { dropout: 0.0, cmr, rng: &mut rng, norms: false };
-        scalar(&lm.train_loss(x, y, 2, &mut state, &mut ctx).unwrap().0)
+        scalar(&lm.train_loss(x, y, 2, &mut state, &mut ctx, None).unwrap().0)
     };
     // The only doped weight is the output layer, so only `output = true` can change the loss.
     let clean = loss(CmrMode::Off, true);
@@ -239,6 +241,11 @@ fn resuming_from_a_checkpoint_gives_the_uninterrupted_trajectory() {
 fn compare_with_runtime(lm: &Lm, corpus: &Corpus) {
     let model =
         Model::from_bytes(&lm.to_model(&corpus.tokenizer, Default::default()).unwrap().to_bytes().unwrap()).unwrap();
+    compare_lm_with_model(lm, model, corpus);
+}
+
+/// Log-probabilities of a trainer model and of a runtime model on the same tokens.
+fn compare_lm_with_model(lm: &Lm, model: Model, corpus: &Corpus) {
     let eos = corpus.tokenizer.eos().unwrap();
     let ids: Vec<u32> = std::iter::once(eos).chain(corpus.valid.ids[..12].iter().copied()).collect();
     let mut state = State::zeros(lm, 1, &Device::Cpu).unwrap();
@@ -277,6 +284,75 @@ fn exported_models_give_the_trainers_log_probs_for_every_kind() {
         }
         compare_with_runtime(&lm, &corpus);
     }
+}
+
+/// Distillation end to end: a trained DKP teacher file, its predictions over the student's
+/// batch layout, a student that learns from them, provenance and resume that name the teacher.
+#[test]
+fn a_student_learns_from_a_teacher_file_that_its_checkpoint_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_corpus(dir.path(), 300);
+    let mut tcfg = tiny_config(data.clone(), &dir.path().join("teacher"), WeightKind::Dkp);
+    (tcfg.model.hidden, tcfg.optim.kind, tcfg.optim.lr, tcfg.epochs) = (16, OptimKind::Adamw, 0.01, 3);
+    let teacher_file = dir.path().join("teacher.safetensors");
+    Trainer::new(tcfg, false)
+        .unwrap()
+        .run(&RunOptions { out: Some(teacher_file.clone()), ..Default::default() })
+        .unwrap();
+    let teacher_model = Model::from_bytes(&std::fs::read(&teacher_file).unwrap()).unwrap();
+    let corpus = Corpus::load(&data).unwrap();
+    // The teacher is the file's function, though its DKP weights are materialised dense.
+    let teacher_lm = Lm::materialised(&teacher_model, &Device::Cpu).unwrap();
+    compare_lm_with_model(&teacher_lm, teacher_model.clone(), &corpus);
+
+    let mut cfg = tiny_config(data, &dir.path().join("student"), WeightKind::Dkp);
+    (cfg.model.hidden, cfg.epochs, cfg.bptt, cfg.optim.kind, cfg.optim.lr) = (16, 3, 10, OptimKind::Adamw, 0.01);
+    cfg.distill = DistillConfig { teacher: Some(teacher_file.clone()), weight: 0.5, temperature: 2.0, top_k: 5 };
+
+    // Soft targets of window 1, row 2: the teacher reading that row alone from a zero state.
+    let batches = Batches::new(&corpus.train, cfg.batch_size, cfg.bptt).unwrap();
+    let teacher = Teacher::load(&cfg.distill, &corpus.tokenizer, &batches, &Device::Cpu).unwrap();
+    let soft = teacher.window(&batches, 1, &cfg.distill);
+    let ((start, len), row, b) = (batches.span(1), corpus.train.len() / cfg.batch_size, 2);
+    let stream = &corpus.train[b * row..b * row + start + len];
+    let logits = teacher_lm.logits(stream, 1, &mut State::zeros(&teacher_lm, 1, &Device::Cpu).unwrap()).unwrap();
+    let logits: Vec<Vec<f32>> = logits.to_vec2().unwrap();
+    for t in 0..len {
+        let z = &logits[start + t];
+        let mut order: Vec<usize> = (0..z.len()).collect();
+        order.sort_by(|&i, &j| z[j].total_cmp(&z[i]));
+        let top = &order[..5];
+        let e: Vec<f64> = top.iter().map(|&i| ((z[i] - z[top[0]]) as f64 / 2.0).exp()).collect();
+        let at = (t * cfg.batch_size + b) * 5;
+        assert_eq!(soft.ids[at..at + 5].iter().map(|&i| i as usize).collect::<Vec<_>>(), top, "step {t}");
+        let sum: f64 = e.iter().sum();
+        for (j, &e) in e.iter().enumerate() {
+            let q = e / sum;
+            assert!((soft.probs[at + j] as f64 - q).abs() < 1e-5, "step {t}: q {} vs {q}", soft.probs[at + j]);
+        }
+    }
+
+    let mut student = Trainer::new(cfg.clone(), false).unwrap();
+    let before = student.valid_ppl(student.lm()).unwrap();
+    let report = student.run(&RunOptions::default()).unwrap();
+    assert!(report.valid_ppl < 0.5 * before, "valid ppl {before} → {}", report.valid_ppl);
+    let model = Model::from_bytes(&std::fs::read(&report.model).unwrap()).unwrap();
+    let prov = &model.provenance()["distillation"];
+    let hash = dkp_train::distill::file_hash(&std::fs::read(&teacher_file).unwrap());
+    assert_eq!(prov["teacher_hash"].as_str(), Some(hash.as_str()), "{prov}");
+    assert_eq!((prov["temperature"].as_f64(), prov["top_k"].as_u64()), (Some(2.0), Some(5)));
+    assert!(prov["teacher_test_ppl"].as_f64().is_some());
+
+    // The checkpoint resumes with the same teacher, and refuses another file at its path.
+    Trainer::new(cfg.clone(), true).unwrap();
+    std::fs::copy(&report.model, &teacher_file).unwrap();
+    let err = Trainer::new(cfg.clone(), true).err().expect("a different teacher").to_string();
+    assert!(err.contains("teacher had hash") && err.contains(&hash), "{err}");
+    // A teacher over another vocabulary is refused before any training.
+    let other = random_model(&RandomSpec { vocab: 30, ..RandomSpec::default() }).unwrap();
+    std::fs::write(&teacher_file, other.to_bytes().unwrap()).unwrap();
+    let err = Trainer::new(cfg, false).err().expect("another vocabulary").to_string();
+    assert!(err.contains("vocabulary"), "{err}");
 }
 
 #[test]

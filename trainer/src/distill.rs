@@ -1,0 +1,138 @@
+//! Knowledge distillation: a teacher model's top-k predictions at every training position.
+//!
+//! The teacher (any runtime model file over the corpus's vocabulary, materialised dense)
+//! reads the training stream once, laid out in the same parallel rows as the student's
+//! [`Batches`] and carrying its state across windows exactly as the student does, so the
+//! soft target of a position is the teacher's prediction from the context the student
+//! sees there. Only the `k` most likely tokens are kept (log-probabilities at `T = 1`); a
+//! window's soft targets at temperature `T` are those renormalised: `q_j ∝ p_j^{1/T}`.
+
+use std::path::PathBuf;
+
+use candle_core::Device;
+use dkp_lstm::{Model, Tokenizer};
+use rayon::prelude::*;
+use serde_json::{json, Value};
+
+use crate::config::DistillConfig;
+use crate::data::Batches;
+use crate::error::{io_err, Error, Result};
+use crate::lm::{Lm, State};
+use crate::ops::{exp_in_place, with_values, SoftTargets};
+
+/// FNV-1a of a file's bytes: names a teacher in checkpoints and provenance.
+pub fn file_hash(bytes: &[u8]) -> String {
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    format!("{h:016x}")
+}
+
+/// A teacher's top-k predictions over one layout of the training stream.
+#[derive(Debug, Clone)]
+pub struct Teacher {
+    /// The model file.
+    pub path: PathBuf,
+    /// [`file_hash`] of its bytes.
+    pub hash: String,
+    /// The teacher's own recorded test perplexity, if its provenance has one.
+    pub test_ppl: Option<f64>,
+    k: usize,
+    batch: usize,
+    /// Per training position (time-major over the epoch, `position·batch + row`), `k` ids
+    /// and their log-probabilities, most likely first.
+    ids: Vec<u32>,
+    logp: Vec<f32>,
+}
+
+impl Teacher {
+    /// Loads the teacher of `cfg` and runs it over the training stream in `batches`' layout.
+    pub fn load(cfg: &DistillConfig, tokenizer: &Tokenizer, batches: &Batches, dev: &Device) -> Result<Teacher> {
+        let path = cfg.teacher.clone().expect("a teacher is configured");
+        let bad = |reason: String| Error::Model { path: path.clone(), reason };
+        let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+        let model = Model::from_bytes(&bytes).map_err(|e| bad(e.to_string()))?;
+        if model.tokenizer().tokens() != tokenizer.tokens() {
+            return Err(bad(format!(
+                "its vocabulary ({} tokens) is not the corpus's ({} tokens): a teacher must predict the same tokens",
+                model.tokenizer().len(),
+                tokenizer.len()
+            )));
+        }
+        let k = cfg.top_k.min(tokenizer.len());
+        let lm = Lm::materialised(&model, dev)?;
+        let (ids, logp) = top_k_over(&lm, batches, k, dev)?;
+        let test_ppl = model.provenance().get("test_ppl").and_then(Value::as_f64);
+        Ok(Teacher { hash: file_hash(&bytes), path, test_ppl, k, batch: batches.rows(), ids, logp })
+    }
+
+    /// The soft targets of window `i` of `batches` (time-major, as its targets), at `cfg`'s
+    /// temperature and weight.
+    pub fn window(&self, batches: &Batches, i: usize, cfg: &DistillConfig) -> SoftTargets {
+        let (start, len) = batches.span(i);
+        let at = start * self.batch * self.k..(start + len) * self.batch * self.k;
+        let t = cfg.temperature as f32;
+        let mut probs = Vec::with_capacity(at.len());
+        for row in self.logp[at.clone()].chunks_exact(self.k) {
+            // Most likely first, so row[0] is the maximum: the exponents are ≤ 0.
+            let e: Vec<f32> = row.iter().map(|&l| ((l - row[0]) / t).exp()).collect();
+            let sum: f32 = e.iter().sum();
+            probs.extend(e.iter().map(|&x| x / sum));
+        }
+        SoftTargets { ids: self.ids[at].to_vec(), probs, k: self.k, weight: cfg.weight as f32, temperature: t }
+    }
+
+    /// What the exported model's provenance says about its teacher.
+    pub fn provenance(&self, cfg: &DistillConfig) -> Value {
+        json!({
+            "teacher": self.path.display().to_string(), "teacher_hash": self.hash, "teacher_test_ppl": self.test_ppl,
+            "weight": cfg.weight, "temperature": cfg.temperature, "top_k": self.k,
+        })
+    }
+
+    /// Checks that `path` still holds the teacher a checkpoint was trained with.
+    pub fn same_as(&self, recorded: &Value) -> std::result::Result<(), String> {
+        match recorded.get("teacher_hash").and_then(Value::as_str) {
+            Some(h) if h == self.hash => Ok(()),
+            Some(h) => Err(format!(
+                "its teacher had hash {h}, but {} now hashes to {}: the soft targets would change mid-run",
+                self.path.display(),
+                self.hash
+            )),
+            None => Err("it was trained without a teacher".into()),
+        }
+    }
+}
+
+/// Runs `lm` over every window of `batches` (no dropout, state carried across windows)
+/// and keeps each position's `k` most likely tokens and their log-probabilities.
+fn top_k_over(lm: &Lm, batches: &Batches, k: usize, dev: &Device) -> Result<(Vec<u32>, Vec<f32>)> {
+    let mut state = State::zeros(lm, batches.rows(), dev)?;
+    let (mut ids, mut logp) = (vec![], vec![]);
+    for i in 0..batches.len() {
+        let (x, _, _) = batches.window(i);
+        let logits = lm.logits(&x, batches.rows(), &mut state)?;
+        let v = lm.vocab();
+        let rows: Vec<(Vec<u32>, Vec<f32>)> = with_values(&logits.contiguous()?, |z| {
+            z.par_chunks(v)
+                .map_init(
+                    || (Vec::new(), Vec::new()),
+                    |(pairs, row), z| {
+                        pairs.clear();
+                        pairs.extend(z.iter().copied().zip(0u32..));
+                        pairs.select_nth_unstable_by(k - 1, |a: &(f32, u32), b| b.0.total_cmp(&a.0));
+                        pairs.truncate(k);
+                        pairs.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+                        row.clear();
+                        row.extend_from_slice(z);
+                        let (lse, _) = exp_in_place(row);
+                        (pairs.iter().map(|p| p.1).collect(), pairs.iter().map(|p| p.0 - lse).collect())
+                    },
+                )
+                .collect()
+        })?;
+        for (i, l) in rows {
+            ids.extend(i);
+            logp.extend(l);
+        }
+    }
+    Ok((ids, logp))
+}
