@@ -67,6 +67,27 @@ fn the_whole_model_configs_fit_in_one_megabyte_as_f16() {
     }
 }
 
+/// Tiny Shakespeare has 65 distinct characters (with `<unk>`, 66 tokens).
+#[test]
+fn the_char_whole_model_fits_in_500_kb_as_f16() {
+    let chars: Vec<_> = configs().into_iter().filter(|(_, c)| c.name.starts_with("char-whole")).collect();
+    assert!(!chars.is_empty());
+    let tokens: Vec<String> =
+        std::iter::once("<unk>".to_string()).chain((0..65u8).map(|i| char::from(b' ' + i).to_string())).collect();
+    let tok = Tokenizer::new(TokenizerKind::Char, tokens, "<unk>", None).unwrap();
+    for (path, cfg) in chars {
+        let mut lm = Lm::new(&cfg, tok.len(), &mut Rng::new(1), &Device::Cpu).unwrap();
+        for w in lm.weights_mut() {
+            w.update_mask(0.0).unwrap();
+        }
+        let mut model = lm.to_model(&tok, Default::default()).unwrap();
+        model.store_as(ValueType::F16);
+        let bytes = model.to_bytes().unwrap();
+        assert!(bytes.len() <= 500_000, "{}: {} bytes", path.display(), bytes.len());
+        eprintln!("{}: {} bytes as f16", path.display(), bytes.len());
+    }
+}
+
 #[test]
 fn command_line_flags_override_the_config_file() {
     use clap::Parser;
