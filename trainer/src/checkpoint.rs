@@ -17,15 +17,15 @@ use crate::fs::{write_atomically, Overwrite};
 pub const CHECKPOINT_VERSION: u32 = 1;
 const META_KEY: &str = "dkp_train";
 
+/// 64-bit FNV-1a of a byte stream, as 16 hex digits: the trainer's one integrity hash.
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> String {
+    let h = bytes.into_iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    format!("{h:016x}")
+}
+
 /// FNV-1a over names and bytes, in name order.
 fn hash(tensors: &BTreeMap<String, Vec<u8>>) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (name, bytes) in tensors {
-        for &b in name.as_bytes().iter().chain([0u8].iter()).chain(bytes) {
-            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
+    fnv1a(tensors.iter().flat_map(|(name, bytes)| name.bytes().chain([0u8]).chain(bytes.iter().copied())))
 }
 
 /// Saves f32 tensors and a JSON description.

@@ -248,6 +248,16 @@ impl Batches {
         false
     }
 
+    /// Window length (BPTT).
+    pub fn bptt(&self) -> usize {
+        self.bptt
+    }
+
+    /// A hash of the laid-out tokens: names the stream (a teacher's cached predictions).
+    pub fn hash(&self) -> String {
+        crate::checkpoint::fnv1a(self.rows.iter().flatten().flat_map(|t| t.to_le_bytes()))
+    }
+
     /// Parallel rows (the batch size).
     pub fn rows(&self) -> usize {
         self.rows.len()

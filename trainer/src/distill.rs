@@ -6,24 +6,29 @@
 //! soft target of a position is the teacher's prediction from the context the student
 //! sees there. Only the `k` most likely tokens are kept (log-probabilities at `T = 1`); a
 //! window's soft targets at temperature `T` are those renormalised: `q_j ∝ p_j^{1/T}`.
+//!
+//! Reading the stream costs a forward pass of the teacher over every training token (for
+//! the dense 2×650 PTB teacher, minutes), so the predictions are cached in the run
+//! directory, keyed by the teacher's hash, the layout and the training tokens, and a resumed
+//! run reads them back.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use dkp_lstm::{Model, Tokenizer};
 use rayon::prelude::*;
 use serde_json::{json, Value};
 
+use crate::checkpoint::{self, fnv1a, CHECKPOINT_VERSION};
 use crate::config::DistillConfig;
 use crate::data::Batches;
 use crate::error::{io_err, Error, Result};
 use crate::lm::{Lm, State};
 use crate::ops::{exp_in_place, with_values, SoftTargets};
 
-/// FNV-1a of a file's bytes: names a teacher in checkpoints and provenance.
+/// The hash that names a teacher file in checkpoints and provenance.
 pub fn file_hash(bytes: &[u8]) -> String {
-    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
-    format!("{h:016x}")
+    fnv1a(bytes.iter().copied())
 }
 
 /// A teacher's top-k predictions over one layout of the training stream.
@@ -44,8 +49,16 @@ pub struct Teacher {
 }
 
 impl Teacher {
-    /// Loads the teacher of `cfg` and runs it over the training stream in `batches`' layout.
-    pub fn load(cfg: &DistillConfig, tokenizer: &Tokenizer, batches: &Batches, dev: &Device) -> Result<Teacher> {
+    /// Loads the teacher of `cfg` and runs it over the training stream in `batches`' layout,
+    /// or reads its predictions from `cache` when that file holds them for this teacher,
+    /// layout and stream (otherwise they are computed and written there).
+    pub fn load(
+        cfg: &DistillConfig,
+        tokenizer: &Tokenizer,
+        batches: &Batches,
+        cache: Option<&Path>,
+        dev: &Device,
+    ) -> Result<Teacher> {
         let path = cfg.teacher.clone().expect("a teacher is configured");
         let bad = |reason: String| Error::Model { path: path.clone(), reason };
         let bytes = std::fs::read(&path).map_err(io_err(&path))?;
@@ -58,10 +71,27 @@ impl Teacher {
             )));
         }
         let k = cfg.top_k.min(tokenizer.len());
-        let lm = Lm::materialised(&model, dev)?;
-        let (ids, logp) = top_k_over(&lm, batches, k, dev)?;
+        let hash = file_hash(&bytes);
+        let key = json!({"version": CHECKPOINT_VERSION, "teacher_hash": hash, "top_k": k,
+            "rows": batches.rows(), "bptt": batches.bptt(), "stream_hash": batches.hash()});
+        let (ids, logp) = match cache.and_then(|c| read_cache(c, &key, dev)) {
+            Some(hit) => hit,
+            None => {
+                let (ids, logp) = top_k_over(&Lm::materialised(&model, dev)?, batches, k, dev)?;
+                if let Some(c) = cache {
+                    let n = ids.len();
+                    let ids_f32 = ids.iter().map(|&i| i as f32).collect::<Vec<_>>();
+                    let tensors = [
+                        ("ids".into(), Tensor::from_vec(ids_f32, n, dev)?),
+                        ("logp".into(), Tensor::from_slice(&logp, n, dev)?),
+                    ];
+                    checkpoint::save(c, &key, &tensors)?;
+                }
+                (ids, logp)
+            }
+        };
         let test_ppl = model.provenance().get("test_ppl").and_then(Value::as_f64);
-        Ok(Teacher { hash: file_hash(&bytes), path, test_ppl, k, batch: batches.rows(), ids, logp })
+        Ok(Teacher { hash, path, test_ppl, k, batch: batches.rows(), ids, logp })
     }
 
     /// The soft targets of window `i` of `batches` (time-major, as its targets), at `cfg`'s
@@ -100,6 +130,18 @@ impl Teacher {
             None => Err("it was trained without a teacher".into()),
         }
     }
+}
+
+/// The predictions in a cache file written for `key`, if it is one (a missing, stale or
+/// corrupt cache is recomputed, so it is not an error).
+fn read_cache(path: &Path, key: &Value, dev: &Device) -> Option<(Vec<u32>, Vec<f32>)> {
+    let (meta, tensors) = checkpoint::load(path, dev).ok()?;
+    if !key.as_object()?.iter().all(|(k, v)| meta.get(k) == Some(v)) {
+        return None;
+    }
+    // Ids are stored as f32, exact below 2^24 (a vocabulary of 16M tokens).
+    let ids = tensors.get("ids")?.to_vec1::<f32>().ok()?.into_iter().map(|x| x as u32).collect();
+    Some((ids, tensors.get("logp")?.to_vec1().ok()?))
 }
 
 /// Runs `lm` over every window of `batches` (no dropout, state carried across windows)

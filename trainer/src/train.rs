@@ -181,7 +181,11 @@ impl Trainer {
         };
         let batches = Batches::new(&corpus.train, cfg.batch_size, cfg.bptt)?;
         let teacher = match cfg.distill.teacher {
-            Some(_) => Some(Teacher::load(&cfg.distill, &corpus.tokenizer, &batches, &dev)?),
+            Some(_) => {
+                std::fs::create_dir_all(cfg.run_dir()).map_err(io_err(cfg.run_dir()))?;
+                let cache = cfg.run_dir().join("teacher.safetensors");
+                Some(Teacher::load(&cfg.distill, &corpus.tokenizer, &batches, Some(&cache), &dev)?)
+            }
             None => None,
         };
         let state = State::zeros(&lm, cfg.batch_size, &dev)?;

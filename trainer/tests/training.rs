@@ -311,8 +311,9 @@ fn a_student_learns_from_a_teacher_file_that_its_checkpoint_names() {
 
     // Soft targets of window 1, row 2: the teacher reading that row alone from a zero state.
     let batches = Batches::new(&corpus.train, cfg.batch_size, cfg.bptt).unwrap();
-    let teacher = Teacher::load(&cfg.distill, &corpus.tokenizer, &batches, &Device::Cpu).unwrap();
-    let soft = teacher.window(&batches, 1, &cfg.distill);
+    let cache = dir.path().join("teacher-cache.safetensors");
+    let load = |d: &DistillConfig| Teacher::load(d, &corpus.tokenizer, &batches, Some(&cache), &Device::Cpu).unwrap();
+    let soft = load(&cfg.distill).window(&batches, 1, &cfg.distill);
     let ((start, len), row, b) = (batches.span(1), corpus.train.len() / cfg.batch_size, 2);
     let stream = &corpus.train[b * row..b * row + start + len];
     let logits = teacher_lm.logits(stream, 1, &mut State::zeros(&teacher_lm, 1, &Device::Cpu).unwrap()).unwrap();
@@ -331,6 +332,19 @@ fn a_student_learns_from_a_teacher_file_that_its_checkpoint_names() {
             assert!((soft.probs[at + j] as f64 - q).abs() < 1e-5, "step {t}: q {} vs {q}", soft.probs[at + j]);
         }
     }
+
+    // The predictions are cached: a second load reads the file (here doctored to all-equal
+    // log-probabilities, so every q is 1/k), and another top_k recomputes them.
+    let (meta, mut tensors) = dkp_train::checkpoint::load(&cache, &Device::Cpu).unwrap();
+    let logp = tensors["logp"].zeros_like().unwrap();
+    tensors.insert("logp".into(), logp);
+    dkp_train::checkpoint::save(&cache, &meta, &tensors.into_iter().collect::<Vec<_>>()).unwrap();
+    let doctored = load(&cfg.distill).window(&batches, 1, &cfg.distill);
+    assert_eq!(doctored.ids, soft.ids);
+    assert!(doctored.probs.iter().all(|&q| (q - 0.2).abs() < 1e-6));
+    let k3 = DistillConfig { top_k: 3, ..cfg.distill.clone() };
+    let three = load(&k3).window(&batches, 1, &k3);
+    assert_eq!((three.k, &three.ids[..3]), (3, &soft.ids[..3]));
 
     let mut student = Trainer::new(cfg.clone(), false).unwrap();
     let before = student.valid_ppl(student.lm()).unwrap();
