@@ -84,9 +84,10 @@ impl File {
         t.2 = v.iter().flat_map(|x| x.to_le_bytes()).collect();
     }
 
-    /// An index tensor (the writer uses U16 for column indices, I32 for row pointers).
+    /// An index tensor (the writer uses U8 or U16 for column indices, I32 for row pointers).
     fn i32s(&self, name: &str) -> Vec<i32> {
         match &self.tensors[name] {
+            (Dtype::U8, _, b) => b.iter().map(|&c| c as i32).collect(),
             (Dtype::I32, _, b) => b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect(),
             (Dtype::U16, _, b) => b.chunks_exact(2).map(|c| u16::from_le_bytes(c.try_into().unwrap()) as i32).collect(),
             (d, _, _) => panic!("{name} is {d:?}, not an index tensor"),
@@ -637,10 +638,26 @@ fn csr_negative_index() {
 }
 
 #[test]
-fn csr_column_indices_are_written_as_u16_and_read_in_any_index_dtype() {
+fn csr_column_indices_are_written_in_the_narrowest_dtype_and_read_in_any_index_dtype() {
     let f = File::of("dkp", 4.0);
-    assert_eq!(f.tensors["layers.0.w.s.col_idx"].0, Dtype::U16);
+    assert_eq!(f.tensors["layers.0.w.s.col_idx"].0, Dtype::U8, "16 columns");
     assert_eq!(f.tensors["layers.0.w.s.row_ptr"].0, Dtype::I32);
+    // 129 + 129 gate columns need U16; the 129-wide output layer still fits U8.
+    let spec = RandomSpec {
+        kind: WeightKind::Dkp,
+        cf: 8.0,
+        hidden: 129,
+        output_kind: WeightKind::Dkp,
+        output_cf: 4.0,
+        vocab: 30,
+        seed: 5,
+        ..RandomSpec::default()
+    };
+    let written = random_model(&spec).unwrap().to_bytes().unwrap();
+    let mixed = File::parse(&written);
+    assert_eq!(mixed.tensors["layers.0.w.s.col_idx"].0, Dtype::U16);
+    assert_eq!(mixed.tensors["output.s.col_idx"].0, Dtype::U8);
+    assert!(mixed.load().unwrap().to_bytes().unwrap() == written, "read back, written the same");
     let mut wide = File::of("dkp", 4.0);
     let col = wide.i32s("layers.0.w.s.col_idx");
     wide.set_i32s("layers.0.w.s.col_idx", &col);

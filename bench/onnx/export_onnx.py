@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-DTYPES = {"F16": np.float16, "F32": np.float32, "U16": np.uint16, "I32": np.int32, "I64": np.int64, "I8": np.int8}
+DTYPES = {"F16": np.float16, "F32": np.float32, "U8": np.uint8, "U16": np.uint16, "I32": np.int32, "I64": np.int64, "I8": np.int8}
 OPSET = 17  # Split takes its sizes as an input from 13 on; LogSoftmax works on one axis from 13 on
 
 

@@ -135,8 +135,8 @@ pub struct WeightSpec<K = WeightKind> {
     #[serde(default, deserialize_with = "bounded::size")]
     pub cols: usize,
     /// Storage precision of the values (`F32`, `F16` or `I8`, the last with an `.absmax`
-    /// tensor of row scales beside each values tensor); CSR indices are U16, I32 or I64
-    /// (the writer uses U16 where the columns allow it, I32 otherwise).
+    /// tensor of row scales beside each values tensor); CSR indices are U8, U16, I32 or
+    /// I64 (the writer uses the narrowest of U8 and U16 that the columns allow, I32 otherwise).
     #[serde(default)]
     pub dtype: ValueType,
     /// Shape `[m1, n1]` of the Kronecker factor A (`kp`, `dkp`).

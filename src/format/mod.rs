@@ -151,14 +151,15 @@ pub fn weight_bytes(w: &Weight) -> usize {
     w.matrix.storage().values * w.dtype.size() + index_bytes
 }
 
-/// Column indices are written as U16 wherever they fit (up to 65 536 columns, which
-/// covers every LSTM and output matrix we make): next to f16 values, I32 indices would
-/// make up two thirds of a sparse part's bytes.
+/// Column indices are written in the narrowest dtype that holds them: U8 up to 256
+/// columns (an output layer or embedding of width ≤ 256), U16 up to 65 536 (every LSTM
+/// matrix we make), I32 beyond. Next to f16 values, I32 indices would make up two thirds
+/// of a sparse part's bytes; next to int8 values even U16 ones are most of them.
 fn col_index_dtype(cols: usize) -> Dtype {
-    if cols <= 1 << 16 {
-        Dtype::U16
-    } else {
-        Dtype::I32
+    match cols {
+        0..=256 => Dtype::U8,
+        257..=65_536 => Dtype::U16,
+        _ => Dtype::I32,
     }
 }
 
@@ -290,9 +291,10 @@ fn values_tensor(name: String, v: &[f32], shape: Vec<usize>, dtype: ValueType) -
     }
 }
 
-/// `v`'s entries must fit `dtype` (U16 or I32), which the callers' shapes guarantee.
+/// `v`'s entries must fit `dtype` (U8, U16 or I32), which the callers' shapes guarantee.
 fn index_tensor(name: String, v: &[u32], dtype: Dtype) -> Tensor {
     let bytes = match dtype {
+        Dtype::U8 => v.iter().map(|&x| x as u8).collect(),
         Dtype::U16 => v.iter().flat_map(|&x| (x as u16).to_le_bytes()).collect(),
         _ => v.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect(),
     };
@@ -679,11 +681,12 @@ impl Reader<'_, '_> {
             Dtype::U16 => {
                 t.data().chunks_exact(2).map(|b| u16::from_le_bytes(b.try_into().expect("2")) as i64).collect()
             }
+            Dtype::U8 => t.data().iter().map(|&b| b as i64).collect(),
             d => {
                 return Err(Error::WrongDtype {
                     name: name.into(),
                     found: format!("{d:?}"),
-                    expected: "U16, I32 or I64",
+                    expected: "U8, U16, I32 or I64",
                 })
             }
         };
