@@ -103,9 +103,10 @@ impl Teacher {
         let mut probs = Vec::with_capacity(at.len());
         for row in self.logp[at.clone()].chunks_exact(self.k) {
             // Most likely first, so row[0] is the maximum: the exponents are ≤ 0.
-            let e: Vec<f32> = row.iter().map(|&l| ((l - row[0]) / t).exp()).collect();
-            let sum: f32 = e.iter().sum();
-            probs.extend(e.iter().map(|&x| x / sum));
+            let from = probs.len();
+            probs.extend(row.iter().map(|&l| ((l - row[0]) / t).exp()));
+            let sum: f32 = probs[from..].iter().sum();
+            probs[from..].iter_mut().for_each(|q| *q /= sum);
         }
         SoftTargets { ids: self.ids[at].to_vec(), probs, k: self.k, weight: cfg.weight as f32, temperature: t }
     }
