@@ -139,12 +139,13 @@ def main():
     ap.add_argument("--dkp", default=os.path.join(ROOT, "target", "release", "dkp"), help="the dkp binary")
     ap.add_argument("--write", metavar="MARKDOWN", help="replace the table between the frontier markers there and write docs/frontier.svg")
     a = ap.parse_args()
-    rows = read_rows()
     if a.add:
         label, path = a.add
         row = {"model": label, "scale": a.scale, "made_by": a.made_by, **measure(a.dkp, path)}
-        rows = [r for r in rows if not (r["model"] == label and r["dtype"] == row["dtype"])] + [row]
+        # Read after measuring (minutes), so edits made meanwhile are kept.
+        rows = [r for r in read_rows() if not (r["model"] == label and r["dtype"] == row["dtype"])] + [row]
         write_rows(rows)
+    rows = read_rows()
     if a.write:
         with open(a.write) as f:
             doc = f.read()
