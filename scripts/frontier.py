@@ -26,7 +26,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CSV = os.path.join(ROOT, "docs", "frontier.csv")
-SVG = os.path.join(ROOT, "docs", "frontier.svg")
+SVG = os.path.join(ROOT, "docs", "figures", "frontier.svg")
 DATA = os.path.join(ROOT, "..", "shared", "data", "ptb")
 BEGIN, END = "<!-- frontier:begin -->", "<!-- frontier:end -->"
 FIELDS = ["model", "scale", "dtype", "file_bytes", "params", "valid_ppl", "test_ppl", "made_by"]
@@ -113,8 +113,14 @@ def svg(rows):
     s.append(f'<text x="{W / 2}" y="{H - 20}" text-anchor="middle">file bytes (log scale)</text>')
     s.append(f'<text x="16" y="{H / 2}" text-anchor="middle" transform="rotate(-90 16 {H / 2})">test perplexity</text>')
     best = sorted(frontier(rows), key=lambda i: bytes_[i])
-    path = " ".join(f"{X(bytes_[i]):.1f},{Y(ppl[i]):.1f}" for i in best)
-    s.append(f'<polyline points="{path}" fill="none" stroke="#c33" stroke-width="1.5" stroke-dasharray="4 3"/>')
+    # The frontier as a staircase: the best perplexity a file of at most x bytes reaches.
+    steps = []
+    for k, i in enumerate(best):
+        if k:
+            steps.append(f"{X(bytes_[i]):.1f},{Y(ppl[best[k - 1]]):.1f}")
+        steps.append(f"{X(bytes_[i]):.1f},{Y(ppl[i]):.1f}")
+    steps.append(f"{W - R},{Y(ppl[best[-1]]):.1f}")
+    s.append(f'<polyline points="{" ".join(steps)}" fill="none" stroke="#c33" stroke-width="1.5" stroke-dasharray="4 3"/>')
     colour = {"2x200": "#2a6fb0", "2x650": "#e08a1e"}
     for i, r in enumerate(rows):
         c = colour.get(r["scale"], "#555")
@@ -122,7 +128,13 @@ def svg(rows):
         s.append(f'<circle cx="{X(bytes_[i]):.1f}" cy="{Y(ppl[i]):.1f}" r="{5 if i in best else 3.5}" fill="{filled}" stroke="{c}" stroke-width="1.5">'
                  f'<title>{r["model"]} ({r["dtype"]}): {bytes_[i]:,} bytes, test {ppl[i]:.2f}</title></circle>')
         if i in best:
-            s.append(f'<text x="{X(bytes_[i]) + 7:.1f}" y="{Y(ppl[i]) - 6:.1f}" fill="#333">{r["model"]} ({r["dtype"]})</text>')
+            # Neighbours on the frontier alternate above and below; near the right edge the
+            # label ends at its point.
+            k = best.index(i)
+            x, y = X(bytes_[i]), Y(ppl[i]) + (-8 if k % 2 == 0 else 16)
+            end = x > W - 220
+            s.append(f'<text x="{x + (-7 if end else 7):.1f}" y="{y:.1f}" fill="#333" text-anchor="{"end" if end else "start"}">'
+                     f'{r["model"]} ({r["dtype"]})</text>')
     legend = [("2×200", colour["2x200"]), ("2×650", colour["2x650"])]
     for k, (name, c) in enumerate(legend):
         y = T + 12 + 16 * k
@@ -137,7 +149,7 @@ def main():
     ap.add_argument("--scale", default="2x200", help="with --add: 2x200 or 2x650")
     ap.add_argument("--made-by", default="", help="with --add: how the file was made")
     ap.add_argument("--dkp", default=os.path.join(ROOT, "target", "release", "dkp"), help="the dkp binary")
-    ap.add_argument("--write", metavar="MARKDOWN", help="replace the table between the frontier markers there and write docs/frontier.svg")
+    ap.add_argument("--write", metavar="MARKDOWN", help="replace the table between the frontier markers there and write docs/figures/frontier.svg")
     a = ap.parse_args()
     if a.add:
         label, path = a.add
