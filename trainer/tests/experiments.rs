@@ -44,8 +44,9 @@ fn every_experiment_config_is_valid_at_ptb_sizes() {
     }
 }
 
+/// `whole-model-2mb*` configs aim at 2 MB, the other `whole-model*` ones at 1 MB.
 #[test]
-fn the_whole_model_configs_fit_in_one_megabyte_as_f16() {
+fn the_whole_model_configs_fit_their_budget_as_f16() {
     let whole: Vec<_> = configs().into_iter().filter(|(_, c)| c.name.starts_with("whole-model")).collect();
     assert!(whole.len() >= 2, "{} whole-model configs", whole.len());
     // PTB-like vocabulary: words of 5-9 letters.
@@ -63,7 +64,9 @@ fn the_whole_model_configs_fit_in_one_megabyte_as_f16() {
         let mut model = lm.to_model(&tok, Default::default()).unwrap();
         model.store_as(ValueType::F16);
         let bytes = model.to_bytes().unwrap();
-        assert!(bytes.len() <= 1_000_000, "{}: {} bytes", path.display(), bytes.len());
+        let budget = if cfg.name.starts_with("whole-model-2mb") { 2_000_000 } else { 1_000_000 };
+        assert!(bytes.len() <= budget, "{}: {} bytes, over {budget}", path.display(), bytes.len());
+        eprintln!("{}: {} bytes as f16", path.display(), bytes.len());
     }
 }
 
