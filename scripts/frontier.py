@@ -2,15 +2,20 @@
 """The bytes–perplexity frontier of whole models: docs/frontier.csv → table + SVG plot.
 
 docs/frontier.csv holds one row per model file of the project (dense and compressed,
-both scales, every stored dtype): its file bytes, parameters, PTB valid/test perplexity
-and how it was made. Rows are added by measuring a file with the `dkp` CLI (`dkp info
---json` for bytes and parameters, `dkp eval --json` for perplexity), so every figure is
-a file's own; rows of files that no longer exist (the runs/ of earlier sessions) were
-entered from docs/results.md, where they were measured the same way.
+both scales, every stored dtype): its file bytes, parameters, whole-model compression
+factor (values and indices), PTB valid/test perplexity, per-token latency natively and in
+WebAssembly, and how it was made. Rows are added by measuring a file (`dkp info --json`
+for bytes, parameters and CF, `dkp eval --json` for perplexity, `dkp bench --json` for the
+native median, the SIMD128 build's `Model.bench()` in Node for the wasm median, each the
+lowest median of three rounds), so every figure is a file's own; rows of files that no
+longer exist (the runs/ of earlier sessions) were entered from docs/results.md, where
+they were measured the same way, and have no wasm latency. Latency needs a quiet machine:
+pause training runs first (`kill -STOP`, then `kill -CONT`).
 
     python3 scripts/frontier.py --add "Whole model v3" runs/whole-model-v3/model.safetensors \\
         --scale 2x200 --made-by '`experiments/whole-model-v3.toml`'
-    python3 scripts/frontier.py --write docs/results.md   # table between the markers + docs/frontier.svg
+    python3 scripts/frontier.py --speed "Whole model v2" www/models/whole-model-i8.safetensors  # re-time a row
+    python3 scripts/frontier.py --write docs/results.md   # table between the markers + docs/figures/frontier.svg
 
 The frontier is the set of models that no other model beats on both counts (no smaller
 file with a lower test perplexity).
@@ -29,7 +34,18 @@ CSV = os.path.join(ROOT, "docs", "frontier.csv")
 SVG = os.path.join(ROOT, "docs", "figures", "frontier.svg")
 DATA = os.path.join(ROOT, "..", "shared", "data", "ptb")
 BEGIN, END = "<!-- frontier:begin -->", "<!-- frontier:end -->"
-FIELDS = ["model", "scale", "dtype", "file_bytes", "params", "valid_ppl", "test_ppl", "made_by"]
+FIELDS = ["model", "scale", "dtype", "file_bytes", "params", "cf", "valid_ppl", "test_ppl", "us_native", "us_wasm", "made_by"]
+
+# The wasm latency: the lowest median of three `bench(300)` rounds of the SIMD128 build.
+NODE_BENCH = """
+const [pkg, file] = process.argv.slice(1);
+const { load } = await import(pkg + '/index.js');
+const { Model } = await load({ simd: true });
+const m = Model.load(require('node:fs').readFileSync(file));
+m.bench(100);
+const r = [0, 1, 2].map(() => m.bench(300).us_per_token);
+console.log(JSON.stringify(Math.min(...r)));
+"""
 
 
 def read_rows():
@@ -49,6 +65,17 @@ def dkp(binary, *args):
     return json.loads(out.stdout)
 
 
+def speed(binary, path):
+    native = min(dkp(binary, "bench", path, "--tokens", "1000")["us_per_token"] for _ in range(3))
+    pkg = os.path.join(ROOT, "pkg")
+    wasm = ""
+    if os.path.isfile(os.path.join(pkg, "index.js")):
+        out = subprocess.run(["node", "--input-type=commonjs", "-e", f"(async () => {{ {NODE_BENCH} }})()", pkg, path],
+                             check=True, capture_output=True, text=True, cwd=ROOT)
+        wasm = f"{float(out.stdout):.1f}"
+    return {"us_native": f"{native:.1f}", "us_wasm": wasm}
+
+
 def measure(binary, path):
     info = dkp(binary, "info", path)
     ppl = {s: dkp(binary, "eval", path, "--text", os.path.join(DATA, f"ptb.{s}.txt"))["perplexity"] for s in ("valid", "test")}
@@ -56,9 +83,11 @@ def measure(binary, path):
     return {
         "file_bytes": str(os.path.getsize(os.path.join(ROOT, path))),
         "params": str(info["params"]),
+        "cf": f"{info['total_cf_with_indices']:.2f}",
         "valid_ppl": f"{ppl['valid']:.3f}",
         "test_ppl": f"{ppl['test']:.3f}",
         "dtype": "/".join(d.lower() for d in dtypes),
+        **speed(binary, path),
     }
 
 
@@ -75,15 +104,17 @@ def frontier(rows):
 def table(rows):
     best = frontier(rows)
     out = [
-        "| model | scale | stored as | file bytes | params | valid ppl | test ppl | frontier | made by |",
-        "|---|---|---|---:|---:|---:|---:|:---:|---|",
+        "| model | scale | stored as | file bytes | params | CF (with indices) | valid ppl | test ppl "
+        "| µs/token native | µs/token wasm | frontier | made by |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|:---:|---|",
     ]
     order = sorted(range(len(rows)), key=lambda i: int(rows[i]["file_bytes"]))
     for i in order:
         r = rows[i]
         out.append(
             f"| {r['model']} | {r['scale']} | {r['dtype']} | {int(r['file_bytes']):,} | {int(r['params']):,} "
-            f"| {float(r['valid_ppl']):.2f} | {float(r['test_ppl']):.2f} | {'★' if i in best else ''} | {r['made_by']} |"
+            f"| {r['cf'] or '–'} | {float(r['valid_ppl']):.2f} | {float(r['test_ppl']):.2f} "
+            f"| {r['us_native'] or '–'} | {r['us_wasm'] or '–'} | {'★' if i in best else ''} | {r['made_by']} |"
         )
     return "\n".join(out)
 
@@ -146,6 +177,7 @@ def svg(rows):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--add", nargs=2, metavar=("LABEL", "MODEL_FILE"), help="measure a model file and add or replace its row")
+    ap.add_argument("--speed", nargs=2, metavar=("LABEL", "MODEL_FILE"), help="re-time the row of LABEL and this file's dtype (and its CF)")
     ap.add_argument("--scale", default="2x200", help="with --add: 2x200 or 2x650")
     ap.add_argument("--made-by", default="", help="with --add: how the file was made")
     ap.add_argument("--dkp", default=os.path.join(ROOT, "target", "release", "dkp"), help="the dkp binary")
@@ -156,6 +188,17 @@ def main():
         row = {"model": label, "scale": a.scale, "made_by": a.made_by, **measure(a.dkp, path)}
         # Read after measuring (minutes), so edits made meanwhile are kept.
         rows = [r for r in read_rows() if not (r["model"] == label and r["dtype"] == row["dtype"])] + [row]
+        write_rows(rows)
+    if a.speed:
+        label, path = a.speed
+        info = dkp(a.dkp, "info", path)
+        dtype = "/".join(sorted({w["dtype"].lower() for w in info["weights"]}))
+        new = {"cf": f"{info['total_cf_with_indices']:.2f}", **speed(a.dkp, path)}
+        rows = read_rows()
+        hit = [r for r in rows if r["model"] == label and r["dtype"] == dtype]
+        if not hit:
+            sys.exit(f"no row {label!r} stored as {dtype}")
+        hit[0].update(new)
         write_rows(rows)
     rows = read_rows()
     if a.write:
@@ -169,7 +212,7 @@ def main():
             f.write(f"{head}{BEGIN}\n{table(rows)}\n{END}{tail}")
         with open(SVG, "w") as f:
             f.write(svg(rows))
-    if not a.add and not a.write:
+    if not (a.add or a.speed or a.write):
         print(table(rows))
 
 
