@@ -181,8 +181,9 @@ impl Default for CmrConfig {
 /// Knowledge distillation (Hinton et al. 2015): the loss of every training token mixes the
 /// data's cross-entropy with the cross-entropy against a teacher's softened distribution,
 /// `(1 − w)·CE(y, softmax z) + w·T²·CE(q_T, softmax(z/T))`, where `q_T` is the teacher's
-/// `top_k` most likely tokens at temperature `T`, renormalised. `T²` keeps the soft term's
-/// gradient on the data term's scale, as Hinton et al. do.
+/// distribution at temperature `T` reduced to `top_k + 1` outcomes: its `top_k` most likely
+/// tokens and "any other token" (`ops::SoftTargets`). `T²` keeps the soft term's gradient
+/// on the data term's scale, as Hinton et al. do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DistillConfig {

@@ -4,8 +4,9 @@
 //! reads the training stream once, laid out in the same parallel rows as the student's
 //! [`Batches`] and carrying its state across windows exactly as the student does, so the
 //! soft target of a position is the teacher's prediction from the context the student
-//! sees there. Only the `k` most likely tokens are kept (log-probabilities at `T = 1`); a
-//! window's soft targets at temperature `T` are those renormalised: `q_j ∝ p_j^{1/T}`.
+//! sees there. Only the `k` most likely tokens are kept, with their probabilities at the
+//! distillation temperature; the rest of each distribution is one more outcome, "any other
+//! token" (see [`crate::ops::SoftTargets`]).
 //!
 //! Reading the stream costs a forward pass of the teacher over every training token (for
 //! the dense 2×650 PTB teacher, minutes), so the predictions are cached in the run
@@ -43,9 +44,9 @@ pub struct Teacher {
     k: usize,
     batch: usize,
     /// Per training position (time-major over the epoch, `position·batch + row`), `k` ids
-    /// and their log-probabilities, most likely first.
+    /// and their probabilities at the temperature, most likely first.
     ids: Vec<u32>,
-    logp: Vec<f32>,
+    probs: Vec<f32>,
 }
 
 impl Teacher {
@@ -73,42 +74,44 @@ impl Teacher {
         let k = cfg.top_k.min(tokenizer.len());
         let hash = file_hash(&bytes);
         let key = json!({"version": CHECKPOINT_VERSION, "teacher_hash": hash, "top_k": k,
-            "rows": batches.rows(), "bptt": batches.bptt(), "stream_hash": batches.hash()});
-        let (ids, logp) = match cache.and_then(|c| read_cache(c, &key, dev)) {
+            "temperature": cfg.temperature, "rows": batches.rows(), "bptt": batches.bptt(),
+            "stream_hash": batches.hash()});
+        let (ids, probs) = match cache.and_then(|c| read_cache(c, &key, dev)) {
             Some(hit) => hit,
             None => {
-                let (ids, logp) = top_k_over(&Lm::materialised(&model, dev)?, batches, k, dev)?;
+                let lm = Lm::materialised(&model, dev)?;
+                let (ids, probs) = top_k_over(&lm, batches, k, cfg.temperature as f32, dev)?;
                 if let Some(c) = cache {
                     let n = ids.len();
                     let ids_f32 = ids.iter().map(|&i| i as f32).collect::<Vec<_>>();
                     let tensors = [
                         ("ids".into(), Tensor::from_vec(ids_f32, n, dev)?),
-                        ("logp".into(), Tensor::from_slice(&logp, n, dev)?),
+                        ("probs".into(), Tensor::from_slice(&probs, n, dev)?),
                     ];
                     checkpoint::save(c, &key, &tensors)?;
                 }
-                (ids, logp)
+                (ids, probs)
             }
         };
         let test_ppl = model.provenance().get("test_ppl").and_then(Value::as_f64);
-        Ok(Teacher { hash, path, test_ppl, k, batch: batches.rows(), ids, logp })
+        Ok(Teacher { hash, path, test_ppl, k, batch: batches.rows(), ids, probs })
     }
 
-    /// The soft targets of window `i` of `batches` (time-major, as its targets), at `cfg`'s
-    /// temperature and weight.
+    /// The soft targets of window `i` of `batches` (time-major, as its targets), with
+    /// `cfg`'s weight (its temperature is the one the predictions were taken at).
     pub fn window(&self, batches: &Batches, i: usize, cfg: &DistillConfig) -> SoftTargets {
         let (start, len) = batches.span(i);
         let at = start * self.batch * self.k..(start + len) * self.batch * self.k;
-        let t = cfg.temperature as f32;
-        let mut probs = Vec::with_capacity(at.len());
-        for row in self.logp[at.clone()].chunks_exact(self.k) {
-            // Most likely first, so row[0] is the maximum: the exponents are ≤ 0.
-            let from = probs.len();
-            probs.extend(row.iter().map(|&l| ((l - row[0]) / t).exp()));
-            let sum: f32 = probs[from..].iter().sum();
-            probs[from..].iter_mut().for_each(|q| *q /= sum);
+        let probs = self.probs[at.clone()].to_vec();
+        let rest = probs.chunks_exact(self.k).map(|q| (1.0 - q.iter().map(|&x| x as f64).sum::<f64>()).max(0.0) as f32);
+        SoftTargets {
+            ids: self.ids[at].to_vec(),
+            rest: rest.collect(),
+            probs,
+            k: self.k,
+            weight: cfg.weight as f32,
+            temperature: cfg.temperature as f32,
         }
-        SoftTargets { ids: self.ids[at].to_vec(), probs, k: self.k, weight: cfg.weight as f32, temperature: t }
     }
 
     /// What the exported model's provenance says about its teacher.
@@ -142,14 +145,15 @@ fn read_cache(path: &Path, key: &Value, dev: &Device) -> Option<(Vec<u32>, Vec<f
     }
     // Ids are stored as f32, exact below 2^24 (a vocabulary of 16M tokens).
     let ids = tensors.get("ids")?.to_vec1::<f32>().ok()?.into_iter().map(|x| x as u32).collect();
-    Some((ids, tensors.get("logp")?.to_vec1().ok()?))
+    Some((ids, tensors.get("probs")?.to_vec1().ok()?))
 }
 
 /// Runs `lm` over every window of `batches` (no dropout, state carried across windows)
-/// and keeps each position's `k` most likely tokens and their log-probabilities.
-fn top_k_over(lm: &Lm, batches: &Batches, k: usize, dev: &Device) -> Result<(Vec<u32>, Vec<f32>)> {
+/// and keeps each position's `k` most likely tokens and their probabilities at
+/// temperature `t`, `softmax(z/t)`.
+fn top_k_over(lm: &Lm, batches: &Batches, k: usize, t: f32, dev: &Device) -> Result<(Vec<u32>, Vec<f32>)> {
     let mut state = State::zeros(lm, batches.rows(), dev)?;
-    let (mut ids, mut logp) = (vec![], vec![]);
+    let (mut ids, mut probs) = (vec![], vec![]);
     for i in 0..batches.len() {
         let (x, _, _) = batches.window(i);
         let logits = lm.logits(&x, batches.rows(), &mut state)?;
@@ -165,17 +169,17 @@ fn top_k_over(lm: &Lm, batches: &Batches, k: usize, dev: &Device) -> Result<(Vec
                         pairs.truncate(k);
                         pairs.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
                         row.clear();
-                        row.extend_from_slice(z);
+                        row.extend(z.iter().map(|&x| x / t));
                         let (lse, _) = exp_in_place(row);
-                        (pairs.iter().map(|p| p.1).collect(), pairs.iter().map(|p| p.0 - lse).collect())
+                        (pairs.iter().map(|p| p.1).collect(), pairs.iter().map(|p| (p.0 / t - lse).exp()).collect())
                     },
                 )
                 .collect()
         })?;
-        for (i, l) in rows {
+        for (i, q) in rows {
             ids.extend(i);
-            logp.extend(l);
+            probs.extend(q);
         }
     }
-    Ok((ids, logp))
+    Ok((ids, probs))
 }

@@ -147,14 +147,18 @@ fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Res
 }
 
 /// A teacher's soft targets for the `N` rows of a window (knowledge distillation): per row,
-/// `k` token ids and their probabilities at temperature `T` (summing to 1), and the
-/// weight `w` of the soft term in the loss (see [`crate::config::DistillConfig`]).
+/// the teacher's `k` most likely token ids, their probabilities at temperature `T`, and
+/// the probability `r` it gives all other tokens together, so that each row is a whole
+/// distribution over `k + 1` outcomes; and the weight `w` of the soft term in the loss
+/// (see [`crate::config::DistillConfig`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SoftTargets {
     /// Token ids, `N × k`.
     pub ids: Vec<u32>,
     /// Their probabilities `q`, `N × k`.
     pub probs: Vec<f32>,
+    /// The rest of each row's probability, `r = 1 − Σ q`, `N`.
+    pub rest: Vec<f32>,
     /// Targets per row.
     pub k: usize,
     /// Weight `w` of the soft term.
@@ -167,12 +171,16 @@ pub struct SoftTargets {
 /// is replaced by the loss's gradient `∂loss/∂z`.
 ///
 /// Without soft targets `loss = nll = lse(z) − z_t` and the gradient is `p − e_t`
-/// (`p = softmax z`). With them `loss = (1 − w)·nll + w·T²·(lse(z/T) − Σ_j q_j·z_{i_j}/T)`
-/// — the cross-entropy of `q` against `p_T = softmax(z/T)`, scaled by `T²` — and the gradient
-/// is `(1 − w)(p − e_t) + w·T·(p_T − q)`.
-fn row_loss(row: &mut [f32], t: u32, soft: Option<(&[u32], &[f32], f32, f32)>, scratch: &mut Vec<f32>) -> (f64, f64) {
+/// (`p = softmax z`). With them `loss = (1 − w)·nll + w·T²·CE(q, p_T)`, the cross-entropy of
+/// the teacher's `k + 1` outcomes against the student's at temperature `T`
+/// (`p_T = softmax(z/T)`, `P_rest` its mass outside the teacher's top k):
+/// `CE = −Σ_j q_j·log p_T(i_j) − r·log P_rest`, with gradient
+/// `(1 − w)(p − e_t) + w·T·(p_T − q − r·p_T·[i ∉ top k] / P_rest)`. Keeping the rest as an
+/// outcome of its own matters: renormalising `q` over the top k instead asks the student
+/// to put no mass outside them, which costs a token outside them `ln 1/(1 − w)` nats.
+fn row_loss(row: &mut [f32], t: u32, soft: Option<Soft>, scratch: &mut Vec<f32>) -> (f64, f64) {
     let z_t = row[t as usize];
-    let Some((ids, q, w, temp)) = soft else {
+    let Some(Soft { ids, q, rest, w, temp }) = soft else {
         let (lse, inv) = exp_in_place(row);
         row.iter_mut().for_each(|p| *p *= inv);
         row[t as usize] -= 1.0;
@@ -180,27 +188,35 @@ fn row_loss(row: &mut [f32], t: u32, soft: Option<(&[u32], &[f32], f32, f32)>, s
         return (nll, nll);
     };
     let qz: f32 = ids.iter().zip(q).map(|(&i, &q)| q * row[i as usize]).sum();
-    // p_T in `scratch` (only when T ≠ 1: at T = 1 it is p itself).
-    let tempered = (temp != 1.0).then(|| {
-        scratch.clear();
-        scratch.extend(row.iter().map(|&z| z / temp));
-        let (lse_t, inv_t) = exp_in_place(scratch);
-        scratch.iter_mut().for_each(|p| *p *= inv_t);
-        lse_t
-    });
+    // p_T in `scratch`, with the top k's entries taken out (kept in `top`) so that the
+    // rest's mass is a sum of its own terms rather than 1 − Σ top, which cancels.
+    scratch.clear();
+    scratch.extend(row.iter().map(|&z| z / temp));
+    let (lse_t, inv_t) = exp_in_place(scratch);
+    scratch.iter_mut().for_each(|p| *p *= inv_t);
+    let top: Vec<f32> = ids.iter().map(|&i| std::mem::take(&mut scratch[i as usize])).collect();
+    let p_rest = scratch.iter().map(|&p| p as f64).sum::<f64>().max(f64::MIN_POSITIVE);
     let (lse, inv) = exp_in_place(row);
     let nll = (lse - z_t) as f64;
-    let lse_t = tempered.unwrap_or(lse);
-    let soft_ce = (temp * temp * lse_t - temp * qz) as f64;
-    match tempered {
-        Some(_) => row.iter_mut().zip(scratch.iter()).for_each(|(g, &pt)| *g = (1.0 - w) * *g * inv + w * temp * pt),
-        None => row.iter_mut().for_each(|g| *g *= inv),
+    let soft_ce =
+        (temp * temp * (1.0 - rest) * lse_t - temp * qz) as f64 - (temp * temp) as f64 * rest as f64 * p_rest.ln();
+    // The rest's term, −w·T·r·p_T/P_rest, lands outside the top k only.
+    let c = w * temp * (rest as f64 / p_rest) as f32;
+    row.iter_mut().zip(scratch.iter()).for_each(|(g, &pt)| *g = (1.0 - w) * *g * inv + (w * temp - c) * pt);
+    for ((&i, &q), &pt) in ids.iter().zip(q).zip(&top) {
+        row[i as usize] += w * temp * (pt - q);
     }
     row[t as usize] -= 1.0 - w;
-    for (&i, &q) in ids.iter().zip(q) {
-        row[i as usize] -= w * temp * q;
-    }
     ((1.0 - w as f64) * nll + w as f64 * soft_ce, nll)
+}
+
+/// One row's soft targets, as [`row_loss`] takes them.
+struct Soft<'a> {
+    ids: &'a [u32],
+    q: &'a [f32],
+    rest: f32,
+    w: f32,
+    temp: f32,
 }
 
 /// Turns `N × V` logits into the gradient of the summed loss, in place, on the rayon
@@ -216,8 +232,12 @@ fn losses(
         return Err(candle_core::Error::Msg(format!("need {n} targets below {v} for {} logits", logits.len())));
     }
     if let Some(s) = soft {
-        if s.ids.len() != n * s.k || s.probs.len() != n * s.k || s.ids.iter().any(|&i| i as usize >= v) {
-            return Err(candle_core::Error::Msg(format!("need {n} × {} soft targets below {v}", s.k)));
+        if s.ids.len() != n * s.k
+            || s.probs.len() != n * s.k
+            || s.rest.len() != n
+            || s.ids.iter().any(|&i| i as usize >= v)
+        {
+            return Err(candle_core::Error::Msg(format!("need {n} × {} soft targets below {v} and {n} rests", s.k)));
         }
     }
     let per_row: Vec<(f64, f64)> = logits
@@ -226,7 +246,7 @@ fn losses(
         .map_init(Vec::new, |scratch, (r, row)| {
             let soft = soft.map(|s| {
                 let at = r * s.k..(r + 1) * s.k;
-                (&s.ids[at.clone()], &s.probs[at], s.weight, s.temperature)
+                Soft { ids: &s.ids[at.clone()], q: &s.probs[at], rest: s.rest[r], w: s.weight, temp: s.temperature }
             });
             row_loss(row, targets[r], soft, scratch)
         })
@@ -794,7 +814,8 @@ mod tests {
         // With and without soft targets (k = 3, T = 2, w = 0.4).
         let soft = SoftTargets {
             ids: (0..n * 3).map(|i| (i * 5 % v) as u32).collect(),
-            probs: [0.5, 0.3, 0.2].repeat(n),
+            probs: [0.5, 0.2, 0.1].repeat(n),
+            rest: vec![0.2; n],
             k: 3,
             weight: 0.4,
             temperature: 2.0,
@@ -821,15 +842,19 @@ mod tests {
         let dev = Device::Cpu;
         let z = [[1.0f64, -0.5, 0.25, 2.0], [0.0, 0.3, -1.2, 0.7]];
         let targets = [3u32, 1];
-        let (ids, q) = ([[3u32, 0], [2, 1]], [[0.75f64, 0.25], [0.6, 0.4]]);
+        // The teacher's top two of each row and the rest of its probability.
+        let (ids, q, rest) = ([[3u32, 0], [2, 1]], [[0.6f64, 0.25], [0.5, 0.3]], [0.15f64, 0.2]);
         let (w, t) = (0.3f64, 2.0f64);
         let hand = |z: &[[f64; 4]; 2]| -> (f64, f64) {
-            let lse = |r: &[f64; 4], s: f64| r.iter().map(|x| (x / s).exp()).sum::<f64>().ln();
             let (mut loss, mut nll) = (0.0, 0.0);
             for r in 0..2 {
-                let data = lse(&z[r], 1.0) - z[r][targets[r] as usize];
-                // Cross-entropy of q against softmax(z/T): Σ_j q_j·(lse(z/T) − z_j/T).
-                let soft: f64 = (0..2).map(|j| q[r][j] * (lse(&z[r], t) - z[r][ids[r][j] as usize] / t)).sum();
+                let lse = |s: f64| z[r].iter().map(|x| (x / s).exp()).sum::<f64>().ln();
+                let data = lse(1.0) - z[r][targets[r] as usize];
+                // Cross-entropy of the teacher's three outcomes (two tokens and "any other")
+                // against softmax(z/T): −Σ_j q_j·log p_T(i_j) − r·log Σ_{i ∉ top} p_T(i).
+                let log_p = |c: usize| z[r][c] / t - lse(t);
+                let outside: f64 = (0..4).filter(|c| !ids[r].contains(&(*c as u32))).map(|c| log_p(c).exp()).sum();
+                let soft = -(0..2).map(|j| q[r][j] * log_p(ids[r][j] as usize)).sum::<f64>() - rest[r] * outside.ln();
                 loss += (1.0 - w) * data + w * t * t * soft;
                 nll += data;
             }
@@ -838,6 +863,7 @@ mod tests {
         let soft = SoftTargets {
             ids: ids.concat(),
             probs: q.concat().iter().map(|&x| x as f32).collect(),
+            rest: rest.iter().map(|&x| x as f32).collect(),
             k: 2,
             weight: w as f32,
             temperature: t as f32,

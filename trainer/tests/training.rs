@@ -323,25 +323,30 @@ fn a_student_learns_from_a_teacher_file_that_its_checkpoint_names() {
         let mut order: Vec<usize> = (0..z.len()).collect();
         order.sort_by(|&i, &j| z[j].total_cmp(&z[i]));
         let top = &order[..5];
-        let e: Vec<f64> = top.iter().map(|&i| ((z[i] - z[top[0]]) as f64 / 2.0).exp()).collect();
+        // The teacher's own probabilities at T = 2 (not renormalised over the top 5) and
+        // the rest of its distribution.
+        let e: Vec<f64> = z.iter().map(|&x| (x as f64 / 2.0).exp()).collect();
+        let sum: f64 = e.iter().sum();
         let at = (t * cfg.batch_size + b) * 5;
         assert_eq!(soft.ids[at..at + 5].iter().map(|&i| i as usize).collect::<Vec<_>>(), top, "step {t}");
-        let sum: f64 = e.iter().sum();
-        for (j, &e) in e.iter().enumerate() {
-            let q = e / sum;
+        for (j, &i) in top.iter().enumerate() {
+            let q = e[i] / sum;
             assert!((soft.probs[at + j] as f64 - q).abs() < 1e-5, "step {t}: q {} vs {q}", soft.probs[at + j]);
         }
+        let rest = 1.0 - top.iter().map(|&i| e[i] / sum).sum::<f64>();
+        let r = soft.rest[t * cfg.batch_size + b] as f64;
+        assert!((r - rest).abs() < 1e-5 && rest > 0.01, "step {t}: rest {r} vs {rest}");
     }
 
-    // The predictions are cached: a second load reads the file (here doctored to all-equal
-    // log-probabilities, so every q is 1/k), and another top_k recomputes them.
+    // The predictions are cached: a second load reads the file (here doctored to zero
+    // probabilities, so all of each row is the rest), and another top_k recomputes them.
     let (meta, mut tensors) = dkp_train::checkpoint::load(&cache, &Device::Cpu).unwrap();
-    let logp = tensors["logp"].zeros_like().unwrap();
-    tensors.insert("logp".into(), logp);
+    let zeros = tensors["probs"].zeros_like().unwrap();
+    tensors.insert("probs".into(), zeros);
     dkp_train::checkpoint::save(&cache, &meta, &tensors.into_iter().collect::<Vec<_>>()).unwrap();
     let doctored = load(&cfg.distill).window(&batches, 1, &cfg.distill);
     assert_eq!(doctored.ids, soft.ids);
-    assert!(doctored.probs.iter().all(|&q| (q - 0.2).abs() < 1e-6));
+    assert!(doctored.probs.iter().all(|&q| q == 0.0) && doctored.rest.iter().all(|&r| r == 1.0));
     let k3 = DistillConfig { top_k: 3, ..cfg.distill.clone() };
     let three = load(&k3).window(&batches, 1, &k3);
     assert_eq!((three.k, &three.ids[..3]), (3, &soft.ids[..3]));
