@@ -178,7 +178,7 @@ pub struct SoftTargets {
 /// `(1 − w)(p − e_t) + w·T·(p_T − q − r·p_T·[i ∉ top k] / P_rest)`. Keeping the rest as an
 /// outcome of its own matters: renormalising `q` over the top k instead asks the student
 /// to put no mass outside them, which costs a token outside them `ln 1/(1 − w)` nats.
-fn row_loss(row: &mut [f32], t: u32, soft: Option<Soft>, scratch: &mut Vec<f32>) -> (f64, f64) {
+fn row_loss(row: &mut [f32], t: u32, soft: Option<Soft>, scratch: &mut (Vec<f32>, Vec<f32>)) -> (f64, f64) {
     let z_t = row[t as usize];
     let Some(Soft { ids, q, rest, w, temp }) = soft else {
         let (lse, inv) = exp_in_place(row);
@@ -190,11 +190,13 @@ fn row_loss(row: &mut [f32], t: u32, soft: Option<Soft>, scratch: &mut Vec<f32>)
     let qz: f32 = ids.iter().zip(q).map(|(&i, &q)| q * row[i as usize]).sum();
     // p_T in `scratch`, with the top k's entries taken out (kept in `top`) so that the
     // rest's mass is a sum of its own terms rather than 1 − Σ top, which cancels.
+    let (scratch, top) = scratch;
     scratch.clear();
     scratch.extend(row.iter().map(|&z| z / temp));
     let (lse_t, inv_t) = exp_in_place(scratch);
     scratch.iter_mut().for_each(|p| *p *= inv_t);
-    let top: Vec<f32> = ids.iter().map(|&i| std::mem::take(&mut scratch[i as usize])).collect();
+    top.clear();
+    top.extend(ids.iter().map(|&i| std::mem::take(&mut scratch[i as usize])));
     let p_rest = scratch.iter().map(|&p| p as f64).sum::<f64>().max(f64::MIN_POSITIVE);
     let (lse, inv) = exp_in_place(row);
     let nll = (lse - z_t) as f64;
@@ -203,7 +205,7 @@ fn row_loss(row: &mut [f32], t: u32, soft: Option<Soft>, scratch: &mut Vec<f32>)
     // The rest's term, −w·T·r·p_T/P_rest, lands outside the top k only.
     let c = w * temp * (rest as f64 / p_rest) as f32;
     row.iter_mut().zip(scratch.iter()).for_each(|(g, &pt)| *g = (1.0 - w) * *g * inv + (w * temp - c) * pt);
-    for ((&i, &q), &pt) in ids.iter().zip(q).zip(&top) {
+    for ((&i, &q), &pt) in ids.iter().zip(q).zip(top.iter()) {
         row[i as usize] += w * temp * (pt - q);
     }
     row[t as usize] -= 1.0 - w;
@@ -243,7 +245,7 @@ fn losses(
     let per_row: Vec<(f64, f64)> = logits
         .par_chunks_mut(v.max(1))
         .enumerate()
-        .map_init(Vec::new, |scratch, (r, row)| {
+        .map_init(<(Vec<f32>, Vec<f32>)>::default, |scratch, (r, row)| {
             let soft = soft.map(|s| {
                 let at = r * s.k..(r + 1) * s.k;
                 Soft { ids: &s.ids[at.clone()], q: &s.probs[at], rest: s.rest[r], w: s.weight, temp: s.temperature }
@@ -258,6 +260,30 @@ fn losses(
 /// from the loss under distillation), filled in by the forward pass.
 type NllCell = std::sync::Arc<Mutex<f64>>;
 
+/// What both loss ops score logits against: the data's targets, the teacher's soft
+/// targets if any, and where the mean data NLL goes.
+struct Targets {
+    targets: Vec<u32>,
+    soft: Option<SoftTargets>,
+    nll: NllCell,
+}
+
+impl Targets {
+    fn new(targets: &[u32], soft: Option<&SoftTargets>) -> (Targets, NllCell) {
+        let nll = NllCell::default();
+        (Targets { targets: targets.to_vec(), soft: soft.cloned(), nll: nll.clone() }, nll)
+    }
+
+    /// Turns `N × V` logits into the gradient of the summed loss, in place; records the
+    /// mean data NLL and returns the mean loss.
+    fn score(&self, logits: &mut [f32], v: usize) -> candle_core::Result<f32> {
+        let (loss, nll) = losses(logits, v, &self.targets, self.soft.as_ref())?;
+        let per = self.targets.len().max(1) as f64;
+        *self.nll.lock().expect("not poisoned") = nll / per;
+        Ok((loss / per) as f32)
+    }
+}
+
 /// Mean loss of `targets` (and, with `soft`, the teacher's soft targets) under
 /// `softmax(h·Wᵀ + b)`, for `h` (`N × H`), `w` (`V × H`) and `b` (`V`), without an `N × V`
 /// tensor in the graph. Returns the loss and the mean data NLL (nats per token).
@@ -268,22 +294,15 @@ pub fn projected_cross_entropy(
     targets: &[u32],
     soft: Option<&SoftTargets>,
 ) -> candle_core::Result<(Tensor, f64)> {
-    let nll = NllCell::default();
-    let op = ProjectedCrossEntropy {
-        targets: targets.to_vec(),
-        soft: soft.cloned(),
-        nll: nll.clone(),
-        grad: Mutex::new(None),
-    };
+    let (targets, nll) = Targets::new(targets, soft);
+    let op = ProjectedCrossEntropy { targets, grad: Mutex::new(None) };
     let loss = h.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, op)?;
     let nll = *nll.lock().expect("not poisoned");
     Ok((loss, nll))
 }
 
 struct ProjectedCrossEntropy {
-    targets: Vec<u32>,
-    soft: Option<SoftTargets>,
-    nll: NllCell,
+    targets: Targets,
     /// `∂ summed loss / ∂ logits`, from the forward pass for the backward pass.
     grad: Mutex<Option<Vec<f32>>>,
 }
@@ -306,19 +325,17 @@ impl CustomOp3 for ProjectedCrossEntropy {
         let (&[n, hd], &[v, hd2], &[v2]) = (l1.dims(), l2.dims(), l3.dims()) else {
             return Err(candle_core::Error::Msg("need h: N×H, w: V×H, b: V".into()));
         };
-        if hd != hd2 || v != v2 || self.targets.len() != n {
+        if hd != hd2 || v != v2 || self.targets.targets.len() != n {
             return Err(candle_core::Error::Msg(format!(
                 "shapes h {n}×{hd}, w {v}×{hd2}, b {v2} and {} targets disagree",
-                self.targets.len()
+                self.targets.targets.len()
             )));
         }
         let mut logits: Vec<f32> = b.repeat(n);
         matmul(&mut logits, true, View::new(h, n, hd), View::new(w, v, hd).t());
-        let (loss, nll) = losses(&mut logits, v, &self.targets, self.soft.as_ref())?;
-        let per = n.max(1) as f64;
-        *self.nll.lock().expect("not poisoned") = nll / per;
+        let loss = self.targets.score(&mut logits, v)?;
         *self.grad.lock().expect("not poisoned") = Some(logits);
-        Ok((CpuStorage::F32(vec![(loss / per) as f32]), Shape::from(())))
+        Ok((CpuStorage::F32(vec![loss]), Shape::from(())))
     }
 
     fn bwd(
@@ -682,31 +699,26 @@ pub fn cross_entropy(
     targets: &[u32],
     soft: Option<&SoftTargets>,
 ) -> candle_core::Result<(Tensor, f64)> {
-    let nll = NllCell::default();
-    let op = SoftmaxCrossEntropy { targets: targets.to_vec(), soft: soft.cloned(), nll: nll.clone() };
-    let loss = logits.contiguous()?.apply_op1(op)?;
+    let (targets, nll) = Targets::new(targets, soft);
+    let loss = logits.contiguous()?.apply_op1(SoftmaxCrossEntropy(targets))?;
     let nll = *nll.lock().expect("not poisoned");
     Ok((loss, nll))
 }
 
-struct SoftmaxCrossEntropy {
-    targets: Vec<u32>,
-    soft: Option<SoftTargets>,
-    nll: NllCell,
-}
+struct SoftmaxCrossEntropy(Targets);
 
 impl SoftmaxCrossEntropy {
-    /// The summed loss and data NLL of `logits`, and the summed loss's gradient.
-    fn run(&self, logits: &[f32], dims: &[usize]) -> candle_core::Result<(f64, f64, Vec<f32>)> {
+    /// The mean loss of `logits` and the summed loss's gradient.
+    fn run(&self, logits: &[f32], dims: &[usize]) -> candle_core::Result<(f32, Vec<f32>)> {
         let &[n, v] = dims else {
             return Err(candle_core::Error::Msg(format!("logits must be N × V, got {dims:?}")));
         };
-        if self.targets.len() != n {
-            return Err(candle_core::Error::Msg(format!("{} targets for {n} rows", self.targets.len())));
+        if self.0.targets.len() != n {
+            return Err(candle_core::Error::Msg(format!("{} targets for {n} rows", self.0.targets.len())));
         }
         let mut g = logits.to_vec();
-        let (loss, nll) = losses(&mut g, v, &self.targets, self.soft.as_ref())?;
-        Ok((loss, nll, g))
+        let loss = self.0.score(&mut g, v)?;
+        Ok((loss, g))
     }
 }
 
@@ -716,17 +728,15 @@ impl CustomOp1 for SoftmaxCrossEntropy {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (loss, nll, _) = self.run(contiguous(s, l, "logits")?, l.dims())?;
-        let per = l.dims()[0].max(1) as f64;
-        *self.nll.lock().expect("not poisoned") = nll / per;
-        Ok((CpuStorage::F32(vec![(loss / per) as f32]), Shape::from(())))
+        let (loss, _) = self.run(contiguous(s, l, "logits")?, l.dims())?;
+        Ok((CpuStorage::F32(vec![loss]), Shape::from(())))
     }
 
     /// Recomputes the gradient instead of keeping an `N × V` buffer from the forward pass,
     /// which scoring (no backward pass) would pay for nothing.
     fn bwd(&self, logits: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let logits = logits.contiguous()?;
-        let (_, _, mut g) = with_values(&logits, |x| self.run(x, logits.dims()))??;
+        let (_, mut g) = with_values(&logits, |x| self.run(x, logits.dims()))??;
         let k = grad.to_scalar::<f32>()? / logits.dims()[0].max(1) as f32;
         g.par_iter_mut().for_each(|x| *x *= k);
         Ok(Some(Tensor::from_vec(g, logits.shape(), logits.device())?))
