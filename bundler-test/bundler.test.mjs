@@ -107,11 +107,12 @@ after(async () => {
   if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
-test('the production build emitted the worker, both .wasm builds and the model as hashed assets', () => {
+test('the production build emitted the worker, the three .wasm builds and the model as hashed assets', () => {
   const html = readFileSync(join(DIST, 'index.html'), 'utf8');
   assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/, 'no inline script (the CSP has no unsafe-inline)');
   const assets = readdirSync(join(DIST, 'assets'));
-  assert.equal(assets.filter((f) => /^dkp_lstm_wasm_bg-[\w-]+\.wasm$/.test(f)).length, 2, `both builds: ${assets}`);
+  // SIMD, scalar and the tools module (which `loadTools` would fetch).
+  assert.equal(assets.filter((f) => /^dkp_lstm_wasm_bg-[\w-]+\.wasm$/.test(f)).length, 3, `three builds: ${assets}`);
   assert.equal(assets.filter((f) => /^ptb-whole-model-[\w-]+\.safetensors$/.test(f)).length, 1, `the model: ${assets}`);
   assert.ok(assets.some((f) => /^model-worker-[\w-]+\.js$/.test(f)), `the worker: ${assets}`);
 });
@@ -145,7 +146,7 @@ test('under script-src \'self\' \'wasm-unsafe-eval\': predictions and a perplexi
   // What the browser fetched: the bundled worker, the SIMD .wasm and the model, all hashed assets.
   const fetched = srv.requests.join(' ');
   assert.match(fetched, /\/assets\/model-worker-[\w-]+\.js/, fetched);
-  assert.match(fetched, /\/assets\/dkp_lstm_wasm_bg-[\w-]+\.wasm/, fetched);
+  assert.equal(fetched.match(/\/assets\/dkp_lstm_wasm_bg-[\w-]+\.wasm/g)?.length, 1, `one .wasm, not the tools: ${fetched}`);
   assert.match(fetched, /\/assets\/ptb-whole-model-[\w-]+\.safetensors/, fetched);
   assert.equal(page.workers().length, 1, 'one module worker');
 

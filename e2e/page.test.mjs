@@ -125,9 +125,9 @@ test('the page loads both default models side by side', async () => {
 test('a model file listed in the manifest is fetched and loaded', async () => {
   // A small model made by the page's own package, served as if shipped in www/models/.
   const bytes = await page.evaluate(async () => {
-    const { load } = await import('/pkg/index.js');
-    const dkp = await load({ simd: 'auto' });
-    return Array.from(dkp.randomModel({ layers: 1, hidden: 16, vocab: 60, kind: 'dkp', cf: 4, seed: 9 }));
+    const { loadTools } = await import('/pkg/index.js');
+    const { randomModel } = await loadTools();
+    return Array.from(randomModel({ layers: 1, hidden: 16, vocab: 60, kind: 'dkp', cf: 4, seed: 9 }));
   });
   const manifest = structuredClone(MANIFEST);
   manifest.models.push({ id: 'fetched-test', name: 'Fetched test model', file: 'fetched-test.safetensors' });
@@ -228,9 +228,9 @@ test('the page is cross-origin isolated, so per-token timers are fine-grained', 
 test('dkp-lstm/worker in Chromium: a module worker, cancellable calls, streamed generation', async () => {
   const r = await page.evaluate(async () => {
     const { createWorkerModel } = await import('/pkg/worker-client.js');
-    const { load } = await import('/pkg/index.js');
+    const { load, loadTools } = await import('/pkg/index.js');
     const dkp = await load();
-    const bytes = dkp.randomModel({ layers: 1, hidden: 16, vocab: 60, kind: 'dkp', cf: 4, seed: 3 });
+    const bytes = (await loadTools()).randomModel({ layers: 1, hidden: 16, vocab: 60, kind: 'dkp', cf: 4, seed: 3 });
     const sync = dkp.Model.load(bytes);
     const wm = await createWorkerModel();
     const out = { variant: wm.variant, isolated: wm.timer.crossOriginIsolated };

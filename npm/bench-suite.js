@@ -16,13 +16,14 @@ export const KERNEL_SHAPE = [2600, 1300];
 // how much SIMD gains depends on whether the weights stream from memory.
 export const GEMV_SHAPES = [[256, 256], [650, 650], KERNEL_SHAPE];
 
-/** Runs everything on both builds; `load` is the package's loader. */
-export async function runSuite(load, { tokens = 200, iters = 200, log = () => {} } = {}) {
+/** Runs everything on both builds; `load` and `loadTools` are the package's loaders. */
+export async function runSuite(load, loadTools, { tokens = 200, iters = 200, log = () => {} } = {}) {
   const results = { models: [], kernels: [] };
+  const { randomModel } = await loadTools();
   for (const simd of [true, false]) {
     const m = await load({ simd });
     for (const { name, spec } of MODELS) {
-      const model = m.Model.load(m.randomModel(spec));
+      const model = m.Model.load(randomModel(spec));
       const { file_bytes, lstm_cf, total_cf } = model.info();
       model.feed('the cat sat on the');
       model.bench(20); // warm-up: page in the weights, let the engine tier up

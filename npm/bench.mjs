@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { load } from '../pkg/index.js';
+import { load, loadTools } from '../pkg/index.js';
 import { runSuite, markdown } from './bench-suite.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -16,7 +16,7 @@ const args = process.argv.slice(2);
 const tokens = Number(args[args.indexOf('--tokens') + 1]) || 200;
 
 console.log(`# Node ${process.version}`);
-const node = await runSuite(load, { tokens, log: (r) => console.log(JSON.stringify(r)) });
+const node = await runSuite(load, loadTools, { tokens, log: (r) => console.log(JSON.stringify(r)) });
 console.log(`\n${markdown(node)}\n`);
 
 if (args.includes('--chromium')) {
@@ -51,9 +51,9 @@ async function runInChromium() {
     await page.goto(`http://127.0.0.1:${server.address().port}/`);
     console.log(`# ${await page.evaluate(() => navigator.userAgent)}`);
     return await page.evaluate(async (tokens) => {
-      const { load } = await import('/pkg/index.js');
+      const { load, loadTools } = await import('/pkg/index.js');
       const { runSuite } = await import('/npm/bench-suite.js');
-      return runSuite(load, { tokens, log: (r) => console.log(JSON.stringify(r)) });
+      return runSuite(load, loadTools, { tokens, log: (r) => console.log(JSON.stringify(r)) });
     }, tokens);
   } finally {
     await context.close();

@@ -2,9 +2,10 @@
 // inspect it, predict, score, generate and time it, on the build the loader picks.
 // Run after scripts/build-wasm.sh: `node npm/demo-random.mjs`; npm/demo.mjs is the tour
 // on a trained model.
-import { load } from '../pkg/index.js';
+import { load, loadTools } from '../pkg/index.js';
 
-const { Model, randomModel, buildInfo, variant } = await load();
+const { Model, buildInfo, variant } = await load();
+const { randomModel } = await loadTools(); // the tools module, a build of its own
 console.log(`dkp-lstm ${buildInfo().version}: ${variant} build, ${buildInfo().kernels} kernels`);
 
 // Untrained weights: the predictions are noise, the shapes and timings are real.

@@ -13,8 +13,6 @@ export interface LoadOptions {
 /** The loaded module. */
 export interface DkpLstm {
   Model: ModelClass;
-  /** A random-weight model file ("trained": false in its provenance). */
-  randomModel(spec?: RandomSpec): Uint8Array;
   buildInfo(): BuildInfo;
   /** Mean time of one rows×cols matrix–vector product on this build's kernels. */
   benchKernel(name: KernelName, rows: number, cols: number, iters: number): { us_per_call: number };
@@ -23,6 +21,15 @@ export interface DkpLstm {
 
 /** Loads (once per variant) and returns the module. */
 export function load(options?: LoadOptions): Promise<DkpLstm>;
+
+/** The tools module: a build of its own, loaded only by those who call `loadTools`. */
+export interface DkpLstmTools {
+  /** A random-weight model file ("trained": false in its provenance). */
+  randomModel(spec?: RandomSpec): Uint8Array;
+}
+
+/** Loads (once) and returns the tools module; `wasm` replaces where its .wasm comes from. */
+export function loadTools(options?: { wasm?: LoadOptions['wasm'] }): Promise<DkpLstmTools>;
 
 /** Whether this engine runs WebAssembly SIMD128. */
 export function simdSupported(): boolean;

@@ -1,7 +1,8 @@
-// Loader of the dkp-lstm WebAssembly module. It picks the SIMD128 build where the
-// engine validates SIMD code, else the scalar build, and instantiates it from bytes
-// (read from disk in Node, fetched in browsers and workers) so that neither the
-// server's MIME type nor a bundler's asset handling matters.
+// Loader of the dkp-lstm WebAssembly modules. `load` picks the SIMD128 build where the
+// engine validates SIMD code, else the scalar build; `loadTools` loads the tools module
+// (`randomModel`), a build of its own so that the runtime an app ships stays small. Each
+// is instantiated from bytes (read from disk in Node, fetched in browsers and workers)
+// so that neither the server's MIME type nor a bundler's asset handling matters.
 
 import { readUrl } from './read-url.js';
 
@@ -30,6 +31,10 @@ const BUILDS = {
     glue: () => import('./scalar/dkp_lstm_wasm.js'),
     wasm: () => new URL('./scalar/dkp_lstm_wasm_bg.wasm', import.meta.url),
   },
+  tools: {
+    glue: () => import('./tools/dkp_lstm_wasm.js'),
+    wasm: () => new URL('./tools/dkp_lstm_wasm_bg.wasm', import.meta.url),
+  },
 };
 
 // One instantiation per build, shared by every caller of `load`.
@@ -44,13 +49,26 @@ export async function load({ simd = 'auto', wasm } = {}) {
     throw new TypeError(`dkp-lstm: load({ simd }) takes 'auto', true or false, not ${String(simd)}`);
   }
   const variant = (simd === 'auto' ? simdSupported() : simd) ? 'simd' : 'scalar';
+  const { Model, buildInfo, benchKernel } = await instance(variant, wasm);
+  return { Model, buildInfo, benchKernel, variant };
+}
+
+/**
+ * Loads the tools module: `randomModel(spec)`, random-weight model files for tests,
+ * demos and benchmarks. `wasm` as for `load`.
+ */
+export async function loadTools({ wasm } = {}) {
+  const { randomModel } = await instance('tools', wasm);
+  return { randomModel };
+}
+
+function instance(variant, wasm) {
   if (!instances.has(variant)) {
     const pending = instantiate(BUILDS[variant], wasm);
     instances.set(variant, pending);
     pending.catch(() => instances.delete(variant)); // a failed load may be retried
   }
-  const { Model, randomModel, buildInfo, benchKernel } = await instances.get(variant);
-  return { Model, randomModel, buildInfo, benchKernel, variant };
+  return instances.get(variant);
 }
 
 async function instantiate(build, wasm) {

@@ -11,7 +11,7 @@
 //   worker → client  {id, progress}         zero or more (perplexity, generate)
 //                    {id, ok: true, result} or {id, ok: false, error: {name, message}, fatal}
 
-import { load } from './index.js';
+import { load, loadTools } from './index.js';
 import { readUrl } from './read-url.js';
 
 // A text longer than this is scored in prefixes of growing length (see `perplexity`),
@@ -28,7 +28,7 @@ const MAX_TOKENS = 2 ** 20;
 // is attached.
 let port = null;
 
-let dkp = null; // the loaded package: { Model, randomModel, buildInfo, benchKernel, variant }
+let dkp = null; // the loaded package: { Model, buildInfo, benchKernel, variant }
 let model = null;
 let tokenizer = null; // the model's tokenizer kind, which decides where a text may be cut
 // The text the model's last perplexity call scored: its tokens are in the binding's
@@ -54,7 +54,7 @@ async function sourceBytes(source) {
     const { pathToFileURL } = await import(/* webpackIgnore: true */ /* @vite-ignore */ 'node:url');
     return new Uint8Array(await readUrl(pathToFileURL(source.path)));
   }
-  if (source?.random !== undefined) return dkp.randomModel(source.random);
+  if (source?.random !== undefined) return (await loadTools()).randomModel(source.random);
   throw new TypeError('dkp-lstm: a load source is bytes, a Blob, a URL or { random: spec }');
 }
 

@@ -26,8 +26,9 @@ for build in $builds; do
       *) echo "[test-wasm] unknown runner $runner" >&2; exit 2 ;;
     esac
     # The root crate's integration tests that run in wasm: the golden outputs and the bad-input
-    # suite (its proptest part is native only); tests/roundtrip.rs stays native.
-    for crate in ". --lib --test golden --test bad_input" "wasm"; do
+    # suite (its proptest part is native only); tests/roundtrip.rs stays native. The bindings
+    # with the tools feature, so that `randomModel` is tested too.
+    for crate in ". --lib --test golden --test bad_input" "wasm --features tools"; do
       log=$(mktemp)
       echo "[test-wasm] $build / $runner / ${crate%% *}"
       # shellcheck disable=SC2086 # $crate is a path followed by cargo arguments

@@ -4,15 +4,17 @@
 // and the module keeps working afterwards.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { load } from 'dkp-lstm';
+import { load, loadTools } from 'dkp-lstm';
 
 const BAD_NUMBERS = [-1, 1.5, NaN, Infinity, -Infinity, 2 ** 60, '3', null, undefined, true, {}, [], 3n];
 const BAD_COUNTS = [-1, 1.5, NaN, Infinity, 2 ** 40, '1', null, undefined, false, {}];
 const BAD_TEXTS = [5, null, undefined, {}, [], true, ''];
 
+const { randomModel } = await loadTools();
+
 for (const variant of ['simd', 'scalar']) {
   const wasm = await load({ simd: variant === 'simd' });
-  const bytes = wasm.randomModel({ kind: 'dkp', cf: 4, hidden: 16, vocab: 40, seed: 3 });
+  const bytes = randomModel({ kind: 'dkp', cf: 4, hidden: 16, vocab: 40, seed: 3 });
   const sentinel = wasm.Model.load(bytes);
   sentinel.feed('the cat');
   const expected = sentinel.topK(5).predictions;
@@ -89,7 +91,7 @@ for (const variant of ['simd', 'scalar']) {
     m.free(); // freeing twice is harmless
   });
 
-  test(`${variant}: randomModel refuses bad specs`, () => {
+  test(`${variant}: randomModel (tools module) refuses bad specs`, () => {
     for (const spec of [
       { layers: 1, hidden: 0, vocab: 10, kind: 'dkp', cf: 2, tokenizer: 'word', seed: 1 },
       { layers: 1, hidden: 0, vocab: 10, kind: 'kp', cf: 2 },
@@ -98,7 +100,7 @@ for (const variant of ['simd', 'scalar']) {
       { kind: 'kp', cf: 1e9 }, { seed: -1 }, { seed: 0.5 }, { unknownField: 1 }, { tokenizer: 'bpe' },
       { hidden: 2 ** 31, vocab: 2 ** 31 }, 'abc', 5, [], true,
     ]) {
-      refuses(`randomModel(${JSON.stringify(spec)})`, () => wasm.randomModel(spec));
+      refuses(`randomModel(${JSON.stringify(spec)})`, () => randomModel(spec));
     }
   });
 

@@ -2,7 +2,7 @@
 // builds, every weight kind, SIMD/scalar agreement, and errors at the boundary.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { load, simdSupported } from 'dkp-lstm';
+import { load, loadTools, simdSupported } from 'dkp-lstm';
 
 const KINDS = ['dense', 'kp', 'dkp', 'lowrank', 'dlowrank', 'sparse', 'hmd', 'dhmd'];
 const TEXT = 'the cat sat on the mat\nit was N years old\n';
@@ -13,6 +13,8 @@ const REL_TOL = 1e-3;
 const simd = await load({ simd: true });
 const scalar = await load({ simd: false });
 const builds = [simd, scalar];
+// Random model files come from the tools module, one for both builds.
+const { randomModel } = await loadTools();
 
 function spec(kind, extra = {}) {
   return { kind, cf: kind === 'dense' ? 1 : 8, layers: 2, hidden: 32, vocab: 120, seed: 11, ...extra };
@@ -36,7 +38,7 @@ test('the loader picks SIMD where supported and honours the override', async () 
 for (const build of builds) {
   for (const kind of KINDS) {
     test(`${build.variant}: ${kind} model predicts, scores and generates`, () => {
-      const model = build.Model.load(build.randomModel(spec(kind)));
+      const model = build.Model.load(randomModel(spec(kind)));
       const info = model.info();
       assert.equal(info.weights.find((w) => w.name === 'layers.0.w').kind, kind);
       assert.equal(info.kernels, build.variant === 'simd' ? 'simd128' : 'scalar');
@@ -71,7 +73,7 @@ for (const build of builds) {
 
   test(`${build.variant}: char model`, () => {
     // 97 tokens: <unk>, newline and the 95 printable ASCII characters.
-    const model = build.Model.load(build.randomModel({ tokenizer: 'char', vocab: 97, kind: 'dkp', cf: 4, embeddingKind: 'tied', seed: 5 }));
+    const model = build.Model.load(randomModel({ tokenizer: 'char', vocab: 97, kind: 'dkp', cf: 4, embeddingKind: 'tied', seed: 5 }));
     const info = model.info();
     assert.equal(info.tokenizer, 'char');
     assert.equal(info.tied, true);
@@ -86,7 +88,7 @@ for (const build of builds) {
   });
 
   test(`${build.variant}: sampling and bench keep the state consistent`, () => {
-    const model = build.Model.load(build.randomModel(spec('dkp')));
+    const model = build.Model.load(randomModel(spec('dkp')));
     model.feed('the cat');
     const before = model.topK(5).predictions;
     const bench = model.bench(20);
@@ -102,7 +104,7 @@ for (const build of builds) {
   });
 
   test(`${build.variant}: sampling leaves out <unk> unless allowUnk`, () => {
-    const model = build.Model.load(build.randomModel(spec('dkp', { vocab: 40 })));
+    const model = build.Model.load(randomModel(spec('dkp', { vocab: 40 })));
     const tokens = (options) => {
       model.reset();
       return options === undefined ? model.generate(400, 1.5, 0, 2).tokens : model.generate(400, 1.5, 0, 2, options).tokens;
@@ -127,7 +129,7 @@ for (const build of builds) {
   });
 
   test(`${build.variant}: perplexity scores only what changed since the previous text`, () => {
-    const bytes = build.randomModel(spec('dkp'));
+    const bytes = randomModel(spec('dkp'));
     const [model, fresh] = [build.Model.load(bytes), build.Model.load(bytes)];
     const base = 'the cat sat on the mat\nit was N years old and the cat was on a mat '.repeat(20).trim();
     const prefix = base.slice(0, base.indexOf(' ', 200) + 1); // whole words: its tokens begin base's
@@ -161,7 +163,7 @@ for (const build of builds) {
     for (const [bytes, message] of bad) {
       assert.throws(() => build.Model.load(bytes), (e) => e instanceof Error && message.test(e.message));
     }
-    const good = build.randomModel(spec('dense'));
+    const good = randomModel(spec('dense'));
     const cut = good.slice(0, good.length - 10);
     assert.throws(() => build.Model.load(cut), (e) => e instanceof Error && /truncated|tensor/.test(e.message));
 
@@ -172,9 +174,6 @@ for (const build of builds) {
     assert.throws(() => model.setSeed(1.5), /invalid `seed`/);
     assert.throws(() => model.sampleNext(Number.NaN, 0), /invalid `temperature`/);
     assert.throws(() => model.bench(0), /invalid `n`/);
-    assert.throws(() => build.randomModel({ hiden: 32 }), /invalid random model spec: unknown field `hiden`/);
-    assert.throws(() => build.randomModel({ kind: 'kronecker' }), /unknown variant `kronecker`, expected one of `dense`/);
-    assert.throws(() => build.randomModel({ hidden: 1 << 20, vocab: 1 << 20 }), /exceed/);
     assert.throws(() => build.benchKernel('fft', 4, 4, 1), /invalid `name`/);
 
     // Still alive: nothing above trapped the instance.
@@ -184,9 +183,18 @@ for (const build of builds) {
   });
 }
 
+test('the tools module refuses bad specs with readable Errors and keeps working', async () => {
+  assert.throws(() => randomModel({ hiden: 32 }), /invalid random model spec: unknown field `hiden`/);
+  assert.throws(() => randomModel({ kind: 'kronecker' }), /unknown variant `kronecker`, expected one of `dense`/);
+  assert.throws(() => randomModel({ hidden: 1 << 20, vocab: 1 << 20 }), /exceed/);
+  assert.equal((await loadTools()).randomModel, randomModel, 'instantiated once');
+  assert.deepEqual(randomModel(spec('dkp')), randomModel(spec('dkp')), 'seeded: the same file');
+  assert.equal(simd.randomModel, undefined, 'the runtime modules do not carry it');
+});
+
 for (const kind of KINDS) {
   test(`simd and scalar agree: ${kind}`, () => {
-    const bytes = simd.randomModel(spec(kind, { seed: 21 }));
+    const bytes = randomModel(spec(kind, { seed: 21 }));
     const [a, b] = [simd.Model.load(bytes), scalar.Model.load(bytes)];
     for (const m of [a, b]) m.feed('the cat sat on the mat');
     const pa = a.topK(8).predictions;

@@ -1,12 +1,13 @@
 // Compiled (not run) by types.test.mjs: every API call with the types the package declares.
-import { load, simdSupported, type DkpLstm, type Model, type ModelInfo, type Prediction } from 'dkp-lstm';
+import { load, loadTools, simdSupported, type DkpLstm, type DkpLstmTools, type Model, type ModelInfo, type Prediction } from 'dkp-lstm';
 import { createWorkerModel, type WorkerModel } from 'dkp-lstm/worker';
 
 async function main(): Promise<void> {
   const simd: boolean = simdSupported();
   const m: DkpLstm = await load({ simd: simd ? 'auto' : false, wasm: new Uint8Array(0) });
   const variant: 'simd' | 'scalar' = m.variant;
-  const bytes: Uint8Array = m.randomModel({ kind: 'dkp', cf: 25, embeddingKind: 'tied', tokenizer: 'char', seed: 1 });
+  const tools: DkpLstmTools = await loadTools({ wasm: new URL('file:///tools.wasm') });
+  const bytes: Uint8Array = tools.randomModel({ kind: 'dkp', cf: 25, embeddingKind: 'tied', tokenizer: 'char', seed: 1 });
   const model: Model = m.Model.load(bytes);
   const info: ModelInfo = model.info();
   const cf: number = info.lstm_cf + info.weights[0].shape[0] + info.output.cf_with_indices;
@@ -25,7 +26,9 @@ async function main(): Promise<void> {
   // @ts-expect-error: kernel names are checked
   m.benchKernel('fft', 1, 1, 1);
   // @ts-expect-error: tokenizers are 'word' or 'char'
-  m.randomModel({ tokenizer: 'bpe' });
+  tools.randomModel({ tokenizer: 'bpe' });
+  // @ts-expect-error: the runtime module has no randomModel
+  m.randomModel();
   console.log(variant, cf, fed, top, ppl, next, text, reused, us, call, kernels);
 }
 

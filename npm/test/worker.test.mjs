@@ -10,13 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { load } from 'dkp-lstm';
+import { load, loadTools } from 'dkp-lstm';
 import { createWorkerModel } from 'dkp-lstm/worker';
 
 const dkp = await load();
+const { randomModel } = await loadTools();
 const SPEC = { kind: 'dkp', cf: 4, layers: 2, hidden: 32, vocab: 60, seed: 13 };
-const bytes = dkp.randomModel(SPEC);
-const OTHER = dkp.randomModel({ ...SPEC, kind: 'dense', cf: 1, seed: 14 });
+const bytes = randomModel(SPEC);
+const OTHER = randomModel({ ...SPEC, kind: 'dense', cf: 1, seed: 14 });
 // A long text of words the random model knows (its vocabulary is w0, w1, … plus specials).
 const vocab = (() => {
   const m = dkp.Model.load(bytes);

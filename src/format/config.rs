@@ -1,8 +1,9 @@
 //! The JSON config stored in the safetensors header, and the tensor-name schema.
+//!
+//! Written through serde; read by `parse`, which bounds what an untrusted file may make.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::bounded;
 use crate::matrix::{ValueType, WeightKind};
 use crate::tokenizer::TokenizerKind;
 
@@ -12,8 +13,7 @@ pub const FORMAT_NAME: &str = "dkp-lstm";
 pub const FORMAT_VERSION: u32 = 1;
 
 /// The whole model description, stored as JSON under the `config` metadata key.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Config {
     /// Always `lstm-lm`.
     pub architecture: String,
@@ -26,45 +26,38 @@ pub struct Config {
     /// The output projection (`vocab × H_last`).
     pub output: WeightSpec,
     /// Free-form: how the model was made and how well it does.
-    #[serde(default, deserialize_with = "bounded::bounded_provenance")]
     pub provenance: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Tokenizer and vocabulary.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TokenizerSpec {
     /// `word` or `char`.
     pub kind: TokenizerKind,
     /// The unknown token, which must be in `tokens`.
     pub unk: String,
     /// The end-of-sentence token (word tokenizers only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub eos: Option<String>,
-    /// The vocabulary; a token's id is its index. At most [`MAX_VOCAB`](crate::format::MAX_VOCAB) entries: a
-    /// longer list is refused while it is parsed, before it costs memory.
-    #[serde(deserialize_with = "bounded::capped_tokens")]
+    /// The vocabulary; a token's id is its index. At most [`MAX_VOCAB`](crate::format::MAX_VOCAB) entries.
     pub tokens: Vec<String>,
 }
 
 /// One LSTM layer: either fused gates `w` or split `w_ih` and `w_hh`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LayerSpec {
     /// Input size.
-    #[serde(deserialize_with = "bounded::size")]
     pub input: usize,
     /// Hidden size.
-    #[serde(deserialize_with = "bounded::size")]
     pub hidden: usize,
     /// Fused `4H × (I+H)` gate weights.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub w: Option<WeightSpec>,
     /// Split `4H × I` input weights.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub w_ih: Option<WeightSpec>,
     /// Split `4H × H` recurrent weights.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub w_hh: Option<WeightSpec>,
 }
 
@@ -86,73 +79,34 @@ impl Serialize for EmbeddingSpec {
     }
 }
 
-impl<'de> Deserialize<'de> for EmbeddingSpec {
-    /// Through a `WeightSpec` whose kind may be `tied`, not a `serde_json::Value`: a
-    /// value tree costs up to ~90 bytes of heap per byte of JSON (docs/fuzzing.md).
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = WeightSpec::<KindOrTied>::deserialize(d)?;
-        let kind = match raw.kind {
-            // Files of the first writers also carry `rows`, `cols` and `dtype` here (zero
-            // and F32); a shape, rank or count is a mistake.
-            KindOrTied::Tied if (raw.a, raw.b, raw.rank, raw.dense_rows, raw.nnz) == (None, None, None, None, None) => {
-                return Ok(EmbeddingSpec::Tied)
-            }
-            KindOrTied::Tied => return Err(serde::de::Error::custom("a tied embedding has no shapes, rank or nnz")),
-            KindOrTied::Own(kind) => kind,
-        };
-        let WeightSpec { rows, cols, dtype, a, b, rank, dense_rows, nnz, .. } = raw;
-        Ok(EmbeddingSpec::Own(WeightSpec { kind, rows, cols, dtype, a, b, rank, dense_rows, nnz }))
-    }
-}
-
-/// An embedding spec's `kind`: `tied`, or a weight kind.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum KindOrTied {
-    Tied,
-    Own(WeightKind),
-}
-
-impl<'de> Deserialize<'de> for KindOrTied {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match String::deserialize(d)?.as_str() {
-            "tied" => Ok(KindOrTied::Tied),
-            other => other.parse().map(KindOrTied::Own).map_err(serde::de::Error::custom),
-        }
-    }
-}
-
 /// One weight matrix's kind and shapes (`K`: how its kind is read; the embedding's may
 /// also be `tied`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct WeightSpec<K = WeightKind> {
     /// The parameterisation.
     pub kind: K,
     /// Rows of the full matrix.
-    #[serde(default, deserialize_with = "bounded::size")]
     pub rows: usize,
     /// Columns of the full matrix.
-    #[serde(default, deserialize_with = "bounded::size")]
     pub cols: usize,
     /// Storage precision of the values (`F32`, `F16` or `I8`, the last with an `.absmax`
     /// tensor of row scales beside each values tensor); CSR indices are U8, U16, I32 or
     /// I64 (the writer uses the narrowest of U8 and U16 that the columns allow, I32 otherwise).
-    #[serde(default)]
     pub dtype: ValueType,
     /// Shape `[m1, n1]` of the Kronecker factor A (`kp`, `dkp`).
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "bounded::opt_shape")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub a: Option<[usize; 2]>,
     /// Shape `[m2, n2]` of the Kronecker factor B (`kp`, `dkp`).
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "bounded::opt_shape")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub b: Option<[usize; 2]>,
     /// Rank of a low-rank matrix or block (`lowrank`, `dlowrank`, `hmd`, `dhmd`).
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "bounded::opt_size")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rank: Option<usize>,
     /// Rows of the dense block, the first rows of W (`hmd`, `dhmd`).
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "bounded::opt_size")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dense_rows: Option<usize>,
     /// Stored non-zeros of the sparse part (`sparse`, `dkp`, `dlowrank`, `dhmd`).
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "bounded::opt_size")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub nnz: Option<usize>,
 }
 

@@ -4,14 +4,18 @@
 //! layout, config, every tensor's presence, dtype, shape and values, CSR
 //! invariants, and finally the model's shapes as a whole.
 
-mod bounded;
 mod config;
+mod container;
+mod json;
+mod parse;
 
 use std::collections::{HashMap, HashSet};
 
-pub use bounded::{MAX_PROVENANCE_VALUES, MAX_SIZE, MAX_VOCAB};
 pub use config::{names, Config, EmbeddingSpec, LayerSpec, TokenizerSpec, WeightSpec, FORMAT_NAME, FORMAT_VERSION};
-use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
+pub use container::MAX_HEADER_BYTES;
+use container::{Container, Dtype, Tensor};
+use json::Fault;
+pub use parse::{MAX_PROVENANCE_VALUES, MAX_SIZE, MAX_VOCAB};
 
 use crate::error::{config_err, Error, Result};
 use crate::lstm::{Gates, LstmLayer};
@@ -22,8 +26,6 @@ use crate::matrix::{ValueType, Weight, WeightKind};
 use crate::model::{Embedding, Model, MAX_DIM, MAX_LAYERS};
 use crate::tokenizer::Tokenizer;
 
-/// Largest safetensors header accepted (the vocabulary lives there).
-pub const MAX_HEADER_BYTES: u64 = 64 << 20;
 /// Largest number of elements in one (materialised or virtual) weight matrix.
 pub const MAX_ELEMENTS: u64 = 1 << 32;
 
@@ -48,11 +50,12 @@ impl Model {
 }
 
 fn read(bytes: &[u8]) -> Result<Model> {
-    let (st, meta) = open(bytes)?;
-    let config = read_config(meta)?;
+    let st = Container::read(bytes)?;
+    let config = read_config(st.metadata.as_ref())?;
     let mut reader = Reader { st: &st, used: HashSet::new() };
     let model = reader.model(config)?;
-    if let Some(name) = st.names().into_iter().find(|n| !reader.used.contains(*n)) {
+    // The first in name order, so that a file gives the same error every time.
+    if let Some(name) = st.names().filter(|n| !reader.used.contains(*n)).min() {
         return Err(Error::UnexpectedTensor { name: name.to_string() });
     }
     Ok(model)
@@ -95,10 +98,10 @@ fn tensor_bytes(model: &Model) -> usize {
 }
 
 /// A tensor as the writer assembles it: name, dtype, shape, little-endian bytes.
-type Tensor = (String, Dtype, Vec<usize>, Vec<u8>);
+type Written = (String, Dtype, Vec<usize>, Vec<u8>);
 
 fn write(model: &Model) -> Result<Vec<u8>> {
-    let mut tensors: Vec<Tensor> = vec![];
+    let mut tensors: Vec<Written> = vec![];
     for (prefix, w) in model.weights() {
         push_matrix(&mut tensors, &prefix, w);
     }
@@ -113,9 +116,12 @@ fn write(model: &Model) -> Result<Vec<u8>> {
         ("format_version".to_string(), FORMAT_VERSION.to_string()),
         ("config".to_string(), config),
     ]);
-    let views: Vec<(String, TensorView)> = tensors
+    let views: Vec<_> = tensors
         .iter()
-        .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).expect("sizes match by construction")))
+        .map(|(n, d, s, b)| {
+            let view = safetensors::tensor::TensorView::new(st_dtype(*d), s.clone(), b);
+            (n.clone(), view.expect("sizes match by construction"))
+        })
         .collect();
     let file =
         safetensors::serialize(views, Some(meta)).map_err(|e| Error::NotSafetensors { reason: e.to_string() })?;
@@ -145,9 +151,8 @@ pub fn weight_bytes(w: &Weight) -> usize {
         push_matrix(&mut tensors, "w", w);
         return tensors.iter().map(|t| t.3.len()).sum();
     }
-    let bytes = |d: Dtype| d.bitsize() / 8;
     let index_bytes = sparse_part(&w.matrix)
-        .map_or(0, |s| s.nnz() * bytes(col_index_dtype(s.cols())) + s.row_ptr().len() * bytes(Dtype::I32));
+        .map_or(0, |s| s.nnz() * col_index_dtype(s.cols()).size() + s.row_ptr().len() * Dtype::I32.size());
     w.matrix.storage().values * w.dtype.size() + index_bytes
 }
 
@@ -210,7 +215,7 @@ fn spec_of(w: &Weight) -> WeightSpec {
     spec
 }
 
-fn push_matrix(out: &mut Vec<Tensor>, prefix: &str, w: &Weight) {
+fn push_matrix(out: &mut Vec<Written>, prefix: &str, w: &Weight) {
     let name = |s: &str| names::join(prefix, s);
     let dense = |out: &mut Vec<_>, suffix: &str, d: &Dense| {
         let bounds = || dense_bounds(d.rows(), d.cols());
@@ -256,7 +261,7 @@ fn push_matrix(out: &mut Vec<Tensor>, prefix: &str, w: &Weight) {
 /// A values tensor in `dtype`; for `I8` quantised row by row (`bounds`, only built
 /// then) and followed by its absmax tensor.
 fn push_values(
-    out: &mut Vec<Tensor>,
+    out: &mut Vec<Written>,
     name: String,
     v: &[f32],
     shape: Vec<usize>,
@@ -274,7 +279,7 @@ fn push_values(
 
 /// An `I8` tensor and its absmaxes, in F16 when every one is exactly an f16 (what
 /// `quantise` makes wherever it can), else in F32.
-fn push_int8(out: &mut Vec<Tensor>, name: String, q: &[i8], shape: Vec<usize>, absmax: &[f32]) {
+fn push_int8(out: &mut Vec<Written>, name: String, q: &[i8], shape: Vec<usize>, absmax: &[f32]) {
     let absmax_name = names::absmax(&name);
     out.push((name, Dtype::I8, shape, q.iter().map(|&v| v as u8).collect()));
     let dtype = if absmax_fits_f16(absmax) { ValueType::F16 } else { ValueType::F32 };
@@ -282,7 +287,7 @@ fn push_int8(out: &mut Vec<Tensor>, name: String, q: &[i8], shape: Vec<usize>, a
 }
 
 /// An F32 or F16 tensor.
-fn values_tensor(name: String, v: &[f32], shape: Vec<usize>, dtype: ValueType) -> Tensor {
+fn values_tensor(name: String, v: &[f32], shape: Vec<usize>, dtype: ValueType) -> Written {
     match dtype {
         ValueType::F16 => {
             (name, Dtype::F16, shape, v.iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect())
@@ -292,7 +297,7 @@ fn values_tensor(name: String, v: &[f32], shape: Vec<usize>, dtype: ValueType) -
 }
 
 /// `v`'s entries must fit `dtype` (U8, U16 or I32), which the callers' shapes guarantee.
-fn index_tensor(name: String, v: &[u32], dtype: Dtype) -> Tensor {
+fn index_tensor(name: String, v: &[u32], dtype: Dtype) -> Written {
     let bytes = match dtype {
         Dtype::U8 => v.iter().map(|&x| x as u8).collect(),
         Dtype::U16 => v.iter().flat_map(|&x| (x as u16).to_le_bytes()).collect(),
@@ -301,93 +306,7 @@ fn index_tensor(name: String, v: &[u32], dtype: Dtype) -> Tensor {
     (name, dtype, vec![v.len()], bytes)
 }
 
-/// Checks the container before handing it to safetensors, so that size problems
-/// get precise errors and nothing large is parsed.
-fn open(bytes: &[u8]) -> Result<(SafeTensors<'_>, Option<HashMap<String, String>>)> {
-    let found = bytes.len() as u64;
-    let Some(prefix) = bytes.get(..8) else {
-        return Err(Error::Truncated { needed: 8, found });
-    };
-    let n = u64::from_le_bytes(prefix.try_into().expect("8 bytes"));
-    // The safetensors spec requires the header to start with `{`; checking it first
-    // tells a text or JSON file (whose first 8 bytes read as a huge length) from a
-    // real container with an oversized header.
-    if bytes.get(8).is_some_and(|&b| b != b'{') {
-        return Err(Error::NotSafetensors { reason: "no JSON header follows the 8-byte length prefix".into() });
-    }
-    if n > MAX_HEADER_BYTES {
-        return Err(Error::HeaderTooLarge { len: n, max: MAX_HEADER_BYTES });
-    }
-    if 8 + n > found {
-        return Err(Error::Truncated { needed: 8 + n, found });
-    }
-    let scan = scan_header(&bytes[8..8 + n as usize]).unwrap_or_default();
-    if let Some(name) = scan.repeated {
-        return Err(Error::NotSafetensors { reason: format!("the header lists `{name}` twice") });
-    }
-    let container = |e| match e {
-        SafeTensorError::MetadataIncompleteBuffer => match scan.data_end {
-            Some(end) if (8 + n).saturating_add(end) > found => {
-                Error::Truncated { needed: (8 + n).saturating_add(end), found }
-            }
-            _ => Error::NotSafetensors { reason: "bytes follow the last tensor, or offsets leave gaps".into() },
-        },
-        e => Error::NotSafetensors { reason: e.to_string() },
-    };
-    // `SafeTensors` keeps its metadata private, so the (small) header is parsed twice.
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(container)?;
-    let st = SafeTensors::deserialize(bytes).map_err(container)?;
-    Ok((st, meta.metadata().clone()))
-}
-
-/// What one scan of the header tells before safetensors reads it: a tensor named twice,
-/// and where the data section ends by the offsets. Values are read only for their
-/// `data_offsets` (everything else is skipped unparsed), so the scan holds no more
-/// than the names: a `serde_json::Value` of the header could cost 100 times its size.
-#[derive(Default)]
-struct HeaderScan {
-    /// The first name listed twice. safetensors (like any JSON map) keeps the last
-    /// entry, so a first entry pointing at another tensor's bytes would make two readers
-    /// of the same file disagree.
-    repeated: Option<String>,
-    /// The largest end offset of any tensor.
-    data_end: Option<u64>,
-}
-
-fn scan_header(header: &[u8]) -> Option<HeaderScan> {
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        data_offsets: Option<(u64, u64)>,
-    }
-    struct Entries;
-    impl<'de> serde::de::Visitor<'de> for Entries {
-        type Value = HeaderScan;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<HeaderScan, A::Error> {
-            // The whole map is read even after a repeat: serde_json checks its end.
-            let (mut seen, mut scan) = (HashSet::new(), HeaderScan::default());
-            while let Some(key) = map.next_key::<String>()? {
-                if key == "__metadata__" {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                } else if let Some((_, end)) = map.next_value::<Entry>()?.data_offsets {
-                    scan.data_end = scan.data_end.max(Some(end));
-                }
-                if scan.repeated.is_none() && seen.contains(&key) {
-                    scan.repeated = Some(key);
-                } else {
-                    seen.insert(key);
-                }
-            }
-            Ok(scan)
-        }
-    }
-    // Malformed JSON is left to safetensors, whose message says what is wrong with it.
-    serde::Deserializer::deserialize_map(&mut serde_json::Deserializer::from_slice(header), Entries).ok()
-}
-
-fn read_config(meta: Option<HashMap<String, String>>) -> Result<Config> {
+fn read_config(meta: Option<&HashMap<String, String>>) -> Result<Config> {
     let bad = |reason: &str| Error::BadMetadata { reason: reason.into() };
     let meta = meta.ok_or_else(|| bad("the file has no `__metadata__`; it is not a dkp-lstm model"))?;
     match meta.get("format") {
@@ -400,16 +319,13 @@ fn read_config(meta: Option<HashMap<String, String>>) -> Result<Config> {
         return Err(Error::UnsupportedVersion { found: version.clone(), supported: FORMAT_VERSION });
     }
     let json = meta.get("config").ok_or_else(|| bad("no `config` key"))?;
-    // Through serde_path_to_error, so that a wrong value is reported at its field
-    // (`layers[1].w.kind`) rather than at a line and column of the JSON.
-    let config: Config =
-        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json)).map_err(|e| {
-            let field = e.path().to_string();
-            match e.into_inner() {
-                e if e.is_data() && field != "." => config_err(field, e.to_string()),
-                e => bad(&format!("config JSON: {e}")),
-            }
-        })?;
+    // A wrong value is reported at its field (`layers[1].w.kind`); malformed JSON and
+    // a missing top-level field concern the config as a whole.
+    let config = parse::config(json).map_err(|fault| match fault {
+        Fault::Data { path, reason } if path != "." => config_err(path, reason),
+        Fault::Data { reason, .. } => bad(&format!("config JSON: {reason}")),
+        Fault::Syntax(m) => bad(&format!("config JSON: {m}")),
+    })?;
     if config.architecture != "lstm-lm" {
         return Err(config_err(
             "architecture",
@@ -420,11 +336,11 @@ fn read_config(meta: Option<HashMap<String, String>>) -> Result<Config> {
 }
 
 struct Reader<'a, 'd> {
-    st: &'a SafeTensors<'d>,
+    st: &'a Container<'d>,
     used: HashSet<String>,
 }
 
-impl Reader<'_, '_> {
+impl<'a, 'd> Reader<'a, 'd> {
     fn model(&mut self, c: Config) -> Result<Model> {
         // Checked against the config before any tensor is read, so that a vocabulary
         // edit is reported as such rather than as a bias of the wrong shape, and before
@@ -613,10 +529,10 @@ impl Reader<'_, '_> {
     /// The integers of an `I8` tensor, each in `−127..=127`.
     fn int8(&mut self, name: &str, shape: &[usize]) -> Result<Vec<i8>> {
         let t = self.tensor(name, shape)?;
-        if t.dtype() != Dtype::I8 {
-            return Err(Error::WrongDtype { name: name.into(), found: format!("{:?}", t.dtype()), expected: "I8" });
+        if t.dtype != Dtype::I8 {
+            return Err(Error::WrongDtype { name: name.into(), found: t.dtype.name().into(), expected: "I8" });
         }
-        let q: Vec<i8> = t.data().iter().map(|&b| b as i8).collect();
+        let q: Vec<i8> = t.data.iter().map(|&b| b as i8).collect();
         if let Some(index) = q.iter().position(|&v| v < -Q_MAX) {
             return Err(Error::InvalidInt8 {
                 name: name.into(),
@@ -646,7 +562,7 @@ impl Reader<'_, '_> {
         let t = self.tensor(name, shape)?;
         let wrong = || Error::WrongDtype {
             name: name.into(),
-            found: format!("{:?}", t.dtype()),
+            found: t.dtype.name().into(),
             expected: match dtype {
                 Some(ValueType::F16) => "F16",
                 Some(ValueType::F32) => "F32",
@@ -654,12 +570,12 @@ impl Reader<'_, '_> {
                 None => "F32 or F16",
             },
         };
-        let v: Vec<f32> = match (t.dtype(), dtype) {
+        let v: Vec<f32> = match (t.dtype, dtype) {
             (Dtype::F32, None | Some(ValueType::F32)) => {
-                t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect()
+                t.data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect()
             }
             (Dtype::F16, None | Some(ValueType::F16)) => t
-                .data()
+                .data
                 .chunks_exact(2)
                 .map(|b| half::f16::from_le_bytes(b.try_into().expect("2 bytes")).to_f32())
                 .collect(),
@@ -673,19 +589,15 @@ impl Reader<'_, '_> {
 
     fn indices(&mut self, name: &str, len: usize) -> Result<Vec<u32>> {
         let t = self.tensor(name, &[len])?;
-        let v: Vec<i64> = match t.dtype() {
-            Dtype::I32 => {
-                t.data().chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().expect("4")) as i64).collect()
-            }
-            Dtype::I64 => t.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8"))).collect(),
-            Dtype::U16 => {
-                t.data().chunks_exact(2).map(|b| u16::from_le_bytes(b.try_into().expect("2")) as i64).collect()
-            }
-            Dtype::U8 => t.data().iter().map(|&b| b as i64).collect(),
+        let v: Vec<i64> = match t.dtype {
+            Dtype::I32 => t.data.chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().expect("4")) as i64).collect(),
+            Dtype::I64 => t.data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8"))).collect(),
+            Dtype::U16 => t.data.chunks_exact(2).map(|b| u16::from_le_bytes(b.try_into().expect("2")) as i64).collect(),
+            Dtype::U8 => t.data.iter().map(|&b| b as i64).collect(),
             d => {
                 return Err(Error::WrongDtype {
                     name: name.into(),
-                    found: format!("{d:?}"),
+                    found: d.name().into(),
                     expected: "U8, U16, I32 or I64",
                 })
             }
@@ -701,16 +613,34 @@ impl Reader<'_, '_> {
             .collect()
     }
 
-    fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<TensorView<'_>> {
-        let t = self.st.tensor(name).map_err(|_| Error::MissingTensor { name: name.into() })?;
-        if t.shape() != shape {
-            return Err(Error::ShapeMismatch {
-                name: name.into(),
-                expected: shape.to_vec(),
-                found: t.shape().to_vec(),
-            });
+    fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<&'a Tensor<'d>> {
+        let t = self.st.tensor(name).ok_or_else(|| Error::MissingTensor { name: name.into() })?;
+        if t.shape != shape {
+            return Err(Error::ShapeMismatch { name: name.into(), expected: shape.to_vec(), found: t.shape.clone() });
         }
         self.used.insert(name.to_string());
         Ok(t)
+    }
+}
+
+/// The `safetensors` crate's name for a dtype, for the writer.
+fn st_dtype(d: Dtype) -> safetensors::Dtype {
+    use safetensors::Dtype as St;
+    match d {
+        Dtype::BOOL => St::BOOL,
+        Dtype::U8 => St::U8,
+        Dtype::I8 => St::I8,
+        Dtype::F8_E5M2 => St::F8_E5M2,
+        Dtype::F8_E4M3 => St::F8_E4M3,
+        Dtype::I16 => St::I16,
+        Dtype::U16 => St::U16,
+        Dtype::F16 => St::F16,
+        Dtype::BF16 => St::BF16,
+        Dtype::I32 => St::I32,
+        Dtype::U32 => St::U32,
+        Dtype::F32 => St::F32,
+        Dtype::F64 => St::F64,
+        Dtype::I64 => St::I64,
+        Dtype::U64 => St::U64,
     }
 }

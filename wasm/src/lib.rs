@@ -6,6 +6,11 @@
 //! serde-wasm-bindgen. Nothing reachable from JavaScript input unwraps, so no panic
 //! (which would trap the whole instance) crosses the boundary.
 //!
+//! `randomModel` (random-weight model files, with the file writer behind them) is built
+//! only with the `tools` feature: the package ships it as a module of its own
+//! (`loadTools()`), so that the module an app loads to read and run models does not
+//! carry a quarter more code for it (docs/benchmarks.md).
+//!
 //! Numbers and texts arrive as `JsValue`, not `usize`/`u32`/`&str`: wasm-bindgen would
 //! wrap a negative or fractional JS number into a huge or truncated integer, and
 //! coerce `'3'`, `null` or `true` into a number or `5` into a text, without a word. Each
@@ -16,11 +21,10 @@ use dkp_lstm::format::FORMAT_VERSION;
 use dkp_lstm::info::ModelInfo;
 use dkp_lstm::matrix::DenseI8;
 use dkp_lstm::plan::{plan, Accounting, Plan};
-use dkp_lstm::random::{random_matrix, random_model, RandomSpec, MAX_RANDOM_VALUES};
+use dkp_lstm::random::{random_matrix, MAX_RANDOM_VALUES};
 use dkp_lstm::sample::{Rng, Sampling};
-use dkp_lstm::{Error, Kernels, MatVec, Matrix, Perplexity, Prediction, Session, TokenizerKind, WeightKind};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use dkp_lstm::{Error, Kernels, MatVec, Matrix, Perplexity, Prediction, Session, WeightKind};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -43,6 +47,11 @@ extern "C" {
 }
 
 type JsResult<T> = Result<T, JsError>;
+
+#[cfg(feature = "tools")]
+mod tools;
+#[cfg(feature = "tools")]
+pub use tools::random_model_bytes;
 
 /// A language model with its recurrent state and its sampling generator.
 #[wasm_bindgen]
@@ -203,34 +212,6 @@ impl Model {
     }
 }
 
-/// A random-weight model file (see `dkp_lstm::random`); unset fields take the core's defaults.
-#[wasm_bindgen(js_name = randomModel)]
-pub fn random_model_bytes(spec: JsValue) -> JsResult<Vec<u8>> {
-    let js: JsSpec = from_js(&spec, |e| JsError::new(&format!("invalid random model spec: {e}")))?;
-    let d = RandomSpec::default();
-    let spec = RandomSpec {
-        layers: js.layers.unwrap_or(d.layers),
-        hidden: js.hidden.unwrap_or(d.hidden),
-        vocab: js.vocab.unwrap_or(d.vocab),
-        kind: js.kind.unwrap_or(d.kind),
-        cf: js.cf.unwrap_or(d.cf),
-        output_kind: js.output_kind.unwrap_or(d.output_kind),
-        output_cf: js.output_cf.unwrap_or(d.output_cf),
-        embedding_kind: match js.embedding_kind.as_deref() {
-            None => d.embedding_kind,
-            Some("tied") => None,
-            Some(k) => Some(k.parse::<WeightKind>().map_err(|e| invalid("embeddingKind", e.to_string()))?),
-        },
-        fused: js.fused.unwrap_or(d.fused),
-        tokenizer: js.tokenizer.unwrap_or(d.tokenizer),
-        seed: js.seed.map(|s| to_seed(&s.into())).transpose()?.unwrap_or(d.seed),
-        ..d
-    };
-    // `random_model` validates the spec before allocating: running out of wasm memory
-    // traps the instance.
-    Ok(random_model(&spec)?.to_bytes()?)
-}
-
 /// Whether this build uses SIMD128, its kernel set and the package version.
 #[wasm_bindgen(js_name = buildInfo)]
 pub fn build_info() -> JsResult<JsValue> {
@@ -295,23 +276,6 @@ fn number(name: &'static str, v: &JsValue) -> JsResult<f64> {
 /// A JS argument that must be a string.
 fn text(name: &'static str, v: &JsValue) -> JsResult<String> {
     v.as_string().ok_or_else(|| invalid(name, format!("expected a string, got {}", type_of(v))))
-}
-
-/// A JS object of named fields (`undefined` or `null`: every field unset) as `T`; a
-/// misspelled field or a value of the wrong type is `bad(reason)`.
-fn from_js<T: DeserializeOwned + Default>(v: &JsValue, bad: impl Fn(String) -> JsError) -> JsResult<T> {
-    if v.is_undefined() || v.is_null() {
-        return Ok(T::default());
-    }
-    // serde_json has no NaN or infinity: it would read them as null, that is unset.
-    for (name, value) in fields(v).map_err(&bad)? {
-        if let Some(x) = value.as_f64().filter(|x| !x.is_finite()) {
-            return Err(bad(format!("`{name}` is {x}, not a finite number")));
-        }
-    }
-    // Through serde_json, which (unlike serde-wasm-bindgen) reports misspelled fields.
-    let value: serde_json::Value = serde_wasm_bindgen::from_value(v.clone()).map_err(|e| bad(e.to_string()))?;
-    serde_json::from_value(value).map_err(|e| bad(e.to_string()))
 }
 
 /// The own fields of a plain JS object, or why `v` is not one.
@@ -401,22 +365,6 @@ fn to_js<T: Serialize>(value: &T) -> JsResult<JsValue> {
 }
 
 // The shapes JavaScript sees; `npm/index.d.ts` declares the same.
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct JsSpec {
-    layers: Option<usize>,
-    hidden: Option<usize>,
-    vocab: Option<usize>,
-    kind: Option<WeightKind>,
-    cf: Option<f64>,
-    output_kind: Option<WeightKind>,
-    output_cf: Option<f64>,
-    embedding_kind: Option<String>,
-    fused: Option<bool>,
-    tokenizer: Option<TokenizerKind>,
-    seed: Option<f64>,
-}
 
 #[derive(Serialize)]
 struct Info {

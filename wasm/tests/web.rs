@@ -1,9 +1,13 @@
 //! The binding layer as JavaScript sees it: plain objects, JS `Error`s with the core's
 //! messages, state kept consistent. Runs under `wasm-pack test` in Node, Chrome and
-//! Firefox (`WASM_BINDGEN_USE_BROWSER=1`), in the scalar and the SIMD build.
+//! Firefox (`WASM_BINDGEN_USE_BROWSER=1`), in the scalar and the SIMD build, with the
+//! `tools` feature (`randomModel`) on, as `scripts/test-wasm.sh` builds them.
 #![cfg(target_arch = "wasm32")]
 
-use dkp_lstm_wasm::{bench_kernel, build_info, random_model_bytes, Model};
+use dkp_lstm::random::{random_model, RandomSpec};
+#[cfg(feature = "tools")]
+use dkp_lstm_wasm::random_model_bytes;
+use dkp_lstm_wasm::{bench_kernel, build_info, Model};
 use serde_json::{json, Value};
 use wasm_bindgen::{JsError, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -18,13 +22,15 @@ fn message(e: JsError) -> String {
     js_sys::Error::from(JsValue::from(e)).message().into()
 }
 
+#[cfg(feature = "tools")]
 fn spec(v: Value) -> JsValue {
     serde_wasm_bindgen::to_value(&v).unwrap()
 }
 
 fn model(kind: &str) -> (Vec<u8>, Model) {
-    let bytes =
-        random_model_bytes(spec(json!({ "kind": kind, "cf": 4, "hidden": 16, "vocab": 40, "seed": 9 }))).unwrap();
+    let spec =
+        RandomSpec { kind: kind.parse().unwrap(), cf: 4.0, hidden: 16, vocab: 40, seed: 9, ..Default::default() };
+    let bytes = random_model(&spec).unwrap().to_bytes().unwrap();
     let model = Model::load(&bytes).unwrap();
     (bytes, model)
 }
@@ -84,10 +90,6 @@ fn errors_carry_the_core_message() {
     assert!(message(m.set_seed(JsValue::from(f64::NAN)).unwrap_err()).starts_with("invalid `seed`"));
     assert!(message(m.sample_next(JsValue::from(-1.0), JsValue::from(0.0)).unwrap_err())
         .starts_with("invalid `temperature`"));
-    assert!(message(random_model_bytes(spec(json!({ "layer": 2 }))).unwrap_err()).contains("unknown field `layer`"));
-    assert!(
-        message(random_model_bytes(spec(json!({ "kind": "kp", "cf": 1e9 }))).unwrap_err()).starts_with("cannot build")
-    );
     assert!(message(
         bench_kernel(JsValue::from("gemv"), JsValue::from(0.0), JsValue::from(4.0), JsValue::from(1.0)).unwrap_err()
     )
@@ -137,4 +139,17 @@ fn kernel_bench_runs_every_kernel() {
                 .unwrap();
         assert!(us >= 0.0 && us.is_finite(), "{name}: {us}");
     }
+}
+
+/// The tools module's `randomModel`: the core's random model, bad specs refused by name.
+#[cfg(feature = "tools")]
+#[test]
+fn random_model_is_the_cores_and_refuses_bad_specs() {
+    let bytes =
+        random_model_bytes(spec(json!({ "kind": "dkp", "cf": 4, "hidden": 16, "vocab": 40, "seed": 9 }))).unwrap();
+    assert_eq!(bytes, model("dkp").0);
+    assert!(message(random_model_bytes(spec(json!({ "layer": 2 }))).unwrap_err()).contains("unknown field `layer`"));
+    assert!(
+        message(random_model_bytes(spec(json!({ "kind": "kp", "cf": 1e9 }))).unwrap_err()).starts_with("cannot build")
+    );
 }
