@@ -1,5 +1,6 @@
 // Before/after timing of two builds of the npm package (pkg/ directories) on the same models, in one Node process:
-// interleaved rounds (A B A B …) of perplexity() on a PTB text and of bench(n); prints medians and the paired ratio B/A.
+// interleaved rounds (A B A B …) of Model.load, of perplexity() on a PTB text and of bench(n); prints medians and the
+// paired ratio B/A.
 //   node bench/compare-builds.mjs OLD_PKG_DIR NEW_PKG_DIR [model.safetensors …]
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -17,8 +18,15 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const builds = await Promise.all([oldDir, newDir].map(async (d) => (await import(resolve(d, 'index.js'))).load()));
 for (const file of models) {
   const bytes = new Uint8Array(readFileSync(file));
+  const t = { load: [[], []], ppl: [[], []], token: [[], []] };
+  for (let r = 0; r < ROUNDS; r++) {
+    builds.forEach((api, i) => {
+      const t0 = performance.now();
+      api.Model.load(bytes).free();
+      t.load[i].push(performance.now() - t0);
+    });
+  }
   const [a, b] = builds.map((api) => api.Model.load(bytes));
-  const t = { ppl: [[], []], token: [[], []] };
   let tokens = 0;
   for (let r = 0; r < ROUNDS; r++) {
     for (const [i, m] of [[0, a], [1, b]]) {
@@ -33,6 +41,7 @@ for (const file of models) {
     const ratio = median(x.map((v, r) => v / y[r]));
     console.log(`| ${file.split('/').pop()} | ${name} | ${median(x).toFixed(1)} | ${median(y).toFixed(1)} | ${ratio.toFixed(2)}x |`);
   };
+  row('Model.load, ms', t.load);
   row(`perplexity(), µs/token (${tokens} tokens)`, t.ppl);
   row('bench(300): feed + output, µs/token', t.token);
   a.free(); b.free();
