@@ -112,7 +112,14 @@ fn size(j: &mut Json, at: &Path) -> Result<usize> {
 
 /// `[m, n]`; a side beyond [`MAX_SIZE`] is reported at the field, as a size is.
 fn shape(j: &mut Json, at: &Path) -> Result<[usize; 2]> {
-    let sides = list(j, at, |j, at| j.integer(at, u64::MAX))?;
+    let mut sides = Vec::with_capacity(2);
+    j.array(at, |j, i| {
+        if i == 2 {
+            return Err(at.fault("expected [rows, cols], found more than two numbers"));
+        }
+        sides.push(j.integer(&Path::Index(at, i), u64::MAX)?);
+        Ok(())
+    })?;
     let [m, n] = sides[..] else {
         return Err(at.fault(format!("expected [rows, cols], found {} numbers", sides.len())));
     };
@@ -274,4 +281,100 @@ fn value(j: &mut Json, at: &Path, budget: &mut usize) -> Result<Value> {
             Value::Object(m)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::{random_model, RandomSpec};
+    use serde_json::json;
+
+    fn data(path: &str, reason: &str) -> Fault {
+        Fault::Data { path: path.into(), reason: reason.into() }
+    }
+
+    /// The config of a small model, as JSON to edit.
+    fn base(kind: WeightKind) -> Value {
+        let spec = RandomSpec { kind, cf: 4.0, hidden: 8, vocab: 20, fused: false, ..RandomSpec::default() };
+        serde_json::to_value(random_model(&spec).unwrap().config()).unwrap()
+    }
+
+    #[test]
+    fn reads_back_what_the_writer_writes() {
+        for kind in WeightKind::ALL {
+            let spec =
+                RandomSpec { kind, cf: 4.0, hidden: 8, vocab: 20, embedding_kind: None, ..RandomSpec::default() };
+            let written = random_model(&spec).unwrap().config();
+            assert_eq!(config(&serde_json::to_string(&written).unwrap()).unwrap(), written, "{kind}");
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let edit = |f: &dyn Fn(&mut Value)| {
+            let mut c = base(WeightKind::Dkp);
+            f(&mut c);
+            config(&c.to_string()).unwrap_err()
+        };
+        assert_eq!(
+            edit(&|c| c["layers"][0]["w_ih"]["dropout"] = json!(0.5)),
+            data(
+                "layers[0].w_ih",
+                "unknown field `dropout`, expected one of `kind`, `rows`, `cols`, `dtype`, `a`, `b`, `rank`, `dense_rows`, `nnz`"
+            )
+        );
+        assert_eq!(
+            edit(&|c| c["layers"][1]["w_hh"]["a"] = json!([2, 3, 4])),
+            data("layers[1].w_hh.a", "expected [rows, cols], found more than two numbers")
+        );
+        assert_eq!(
+            edit(&|c| c["layers"][1]["w_hh"]["a"] = json!([2])),
+            data("layers[1].w_hh.a", "expected [rows, cols], found 1 numbers")
+        );
+        assert_eq!(
+            edit(&|c| c["tokenizer"]["kind"] = json!("bpe")),
+            data("tokenizer.kind", "unknown variant `bpe`, expected one of `word`, `char`")
+        );
+        assert_eq!(
+            edit(&|c| c["output"]["dtype"] = json!("F64")),
+            data("output.dtype", "unknown variant `F64`, expected one of `F32`, `F16`, `I8`")
+        );
+        assert_eq!(
+            edit(&|c| drop(c["layers"][0].as_object_mut().unwrap().remove("hidden"))),
+            data("layers[0]", "missing field `hidden`")
+        );
+        assert_eq!(edit(&|c| drop(c.as_object_mut().unwrap().remove("output"))), data(".", "missing field `output`"));
+        assert_eq!(
+            edit(&|c| c["embedding"] = json!({"kind": "tied", "nnz": 3})),
+            data("embedding", "a tied embedding has no shapes, rank or nnz")
+        );
+        assert_eq!(edit(&|c| c["provenance"] = json!([1])), data("provenance", "expected an object"));
+        let many: Vec<u32> = (0..MAX_PROVENANCE_VALUES as u32).collect();
+        assert_eq!(
+            edit(&|c| c["provenance"]["many"] = json!(many)),
+            data(
+                &format!("provenance.many[{}]", MAX_PROVENANCE_VALUES - 2),
+                &format!("holds more than {MAX_PROVENANCE_VALUES} values")
+            )
+        );
+        // A key given twice: serde_json would keep the last, the reader refuses both.
+        let text = base(WeightKind::Dense).to_string().replacen(
+            "\"architecture\"",
+            "\"architecture\":\"x\",\"architecture\"",
+            1,
+        );
+        assert_eq!(config(&text).unwrap_err(), data(".", "duplicate field `architecture`"));
+    }
+
+    #[test]
+    fn optional_fields_may_be_null_and_defaults_apply() {
+        let mut c = base(WeightKind::Dense);
+        c["tokenizer"]["eos"] = json!(null);
+        c["layers"][0]["w"] = json!(null);
+        c["output"].as_object_mut().unwrap().remove("dtype");
+        c.as_object_mut().unwrap().remove("provenance");
+        let read = config(&c.to_string()).unwrap();
+        assert_eq!((read.tokenizer.eos, read.layers[0].w.is_none()), (None, true));
+        assert_eq!((read.output.dtype, read.provenance.len()), (ValueType::F32, 0));
+    }
 }
