@@ -17,8 +17,8 @@ export interface ModelMetadata {
   /** Weight kinds: LSTM gates, output layer and embedding ('tied': the output layer's rows). */
   weights: { lstm: string; output: string; embedding: string };
   /** How values are stored in the file. */
-  dtype: 'f16';
-  /** Perplexity of this f16 file on the PTB test and validation sets (batch 1, one stream). */
+  dtype: 'i8';
+  /** Perplexity of this int8 file on the PTB test and validation sets (batch 1, one stream). */
   testPerplexity: number;
   validPerplexity: number;
   /** Compression factor of the LSTM layers, counting sparse indices. */

@@ -6,7 +6,7 @@
 # numbers the package reports are those of the file it ships.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-src=www/models/whole-model-1mb.safetensors
+src=www/models/whole-model-distill-i8.safetensors
 [ -f "$src" ] || { echo "[build-models] $src is missing" >&2; exit 1; }
 
 stage=$(mktemp -d pkg-models.staging.XXXXXX)
@@ -26,9 +26,9 @@ const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
 const config = JSON.parse(header.__metadata__.config);
 const p = config.provenance;
 const expect = (ok, what) => { if (!ok) throw new Error(`[build-models] unexpected model file: ${what}`); };
-expect(p?.trained === true && p.converted?.dtype === 'f16', 'not a trained f16 file');
+expect(p?.trained === true && p.converted?.dtype === 'i8', 'not a trained int8 file');
 expect(config.tokenizer.kind === 'word' && config.tokenizer.tokens.length === 10000, 'not the 10k-word PTB vocabulary');
-expect(p.settings?.name === 'whole-model-1mb-v2', `trained as ${p.settings?.name}`);
+expect(p.settings?.name === 'whole-model-distill' && p.distillation?.teacher_test_ppl > 0, `trained as ${p.settings?.name}`);
 const round = (x) => Math.round(x * 100) / 100;
 const metadata = {
   id: 'ptb-whole-model',
@@ -41,13 +41,14 @@ const metadata = {
   layers: config.layers.length,
   hidden: config.layers[0].hidden,
   weights: { lstm: config.layers[0].w.kind, output: config.output.kind, embedding: config.embedding.kind },
-  dtype: 'f16',
-  testPerplexity: round(p.converted.test_ppl),
-  validPerplexity: round(p.converted.valid_ppl),
+  dtype: 'i8',
+  // This file's own perplexities (`dkp convert --test/--valid`), not its source's.
+  testPerplexity: round(p.test_ppl),
+  validPerplexity: round(p.valid_ppl),
   lstmCompression: round(p.cf.lstm_values_and_indices),
   epochs: p.epochs,
   trainer: p.trainer,
-  config: 'experiments/whole-model-1mb-v2.toml',
+  config: 'experiments/whole-model-distill.toml',
 };
 // The model card states these numbers in prose: it must agree with the file.
 const card = readFileSync(`${stage}/README.md`, 'utf8');
