@@ -1,5 +1,5 @@
 // A short tour of the dkp-lstm package in Node on a trained model: the shipped
-// whole-model DKP language model of Penn Treebank (0.8 MB, www/models/), its next-word
+// whole-model DKP language model of Penn Treebank (distilled, int8, 0.58 MB, www/models/), its next-word
 // predictions, the perplexity of a sentence, a sampled continuation and the time per
 // token, on the build the loader picks. Run after scripts/build-wasm.sh:
 // `node npm/demo.mjs [MODEL.safetensors]` (scripts/run.sh does both);
@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { load } from '../pkg/index.js';
 
-const path = process.argv[2] ?? new URL('../www/models/whole-model-1mb.safetensors', import.meta.url);
+const path = process.argv[2] ?? new URL('../www/models/whole-model-distill-i8.safetensors', import.meta.url);
 const { Model, buildInfo, variant } = await load();
 console.log(`dkp-lstm ${buildInfo().version}: ${variant} build, ${buildInfo().kernels} kernels`);
 
