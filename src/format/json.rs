@@ -221,6 +221,48 @@ impl<'a> Json<'a> {
         }
     }
 
+    /// The next value as a `serde_json::Value`, refused once it holds more than `max`
+    /// values in all (every object, array, string, number, … counts one): a value tree
+    /// costs far more memory than its JSON, so untrusted text gets a budget.
+    pub fn value(&mut self, at: &Path, max: usize) -> Result<serde_json::Value> {
+        fn read(j: &mut Json, at: &Path, left: &mut usize, max: usize) -> Result<serde_json::Value> {
+            use serde_json::Value;
+            *left = left.checked_sub(1).ok_or_else(|| at.fault(format!("holds more than {max} values")))?;
+            Ok(match j.peek()? {
+                Kind::Null => {
+                    j.null()?;
+                    Value::Null
+                }
+                Kind::Bool => Value::Bool(j.bool(at)?),
+                Kind::Number => match j.number(at)? {
+                    Number::U64(v) => v.into(),
+                    Number::I64(v) => v.into(),
+                    Number::F64(v) => v.into(),
+                },
+                Kind::String => Value::String(j.string(at)?),
+                Kind::Array => {
+                    let mut v = vec![];
+                    j.array(at, |j, i| {
+                        v.push(read(j, &Path::Index(at, i), left, max)?);
+                        Ok(())
+                    })?;
+                    Value::Array(v)
+                }
+                Kind::Object => {
+                    let mut m = serde_json::Map::new();
+                    j.object(at, |j, k| {
+                        let v = read(j, &Path::Field(at, k), left, max)?;
+                        m.insert(k.to_string(), v);
+                        Ok(())
+                    })?;
+                    Value::Object(m)
+                }
+            })
+        }
+        let mut left = max;
+        read(self, at, &mut left, max)
+    }
+
     /// Reads past the next value, whatever it is.
     pub fn skip(&mut self) -> Result<()> {
         match self.peek()? {
@@ -411,43 +453,9 @@ impl<'a> Json<'a> {
 mod tests {
     use super::*;
 
-    /// A value read back as the JSON serde_json would write for it (sorted keys).
-    fn echo(j: &mut Json, at: &Path) -> Result<serde_json::Value> {
-        use serde_json::Value;
-        Ok(match j.peek()? {
-            Kind::Null => {
-                j.null()?;
-                Value::Null
-            }
-            Kind::Bool => Value::Bool(j.bool(at)?),
-            Kind::Number => match j.number(at)? {
-                Number::U64(v) => v.into(),
-                Number::I64(v) => v.into(),
-                Number::F64(v) => v.into(),
-            },
-            Kind::String => Value::String(j.string(at)?),
-            Kind::Array => {
-                let mut v = vec![];
-                j.array(at, |j, i| {
-                    v.push(echo(j, &Path::Index(at, i))?);
-                    Ok(())
-                })?;
-                Value::Array(v)
-            }
-            Kind::Object => {
-                let mut m = serde_json::Map::new();
-                j.object(at, |j, k| {
-                    m.insert(k.to_string(), echo(j, &Path::Field(at, k))?);
-                    Ok(())
-                })?;
-                Value::Object(m)
-            }
-        })
-    }
-
     fn read(text: &str) -> Result<serde_json::Value> {
         let mut j = Json::new(text);
-        let v = echo(&mut j, &Path::Root)?;
+        let v = j.value(&Path::Root, usize::MAX)?;
         j.end()?;
         Ok(v)
     }

@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 
 use super::config::{Config, EmbeddingSpec, LayerSpec, TokenizerSpec, WeightSpec};
-use super::json::{Fault, Json, Kind, Number, Path};
+use super::json::{Fault, Json, Path};
 use crate::matrix::{ValueType, WeightKind};
 use crate::tokenizer::TokenizerKind;
 
@@ -248,39 +248,10 @@ fn spec<K>(j: &mut Json, at: &Path, mut kind: impl FnMut(&mut Json, &Path) -> Re
 
 /// The provenance object, as JSON values, within [`MAX_PROVENANCE_VALUES`].
 fn provenance_map(j: &mut Json, at: &Path) -> Result<Map<String, Value>> {
-    let mut budget = MAX_PROVENANCE_VALUES;
-    match value(j, at, &mut budget)? {
+    match j.value(at, MAX_PROVENANCE_VALUES)? {
         Value::Object(m) => Ok(m),
         _ => Err(at.fault("expected an object")),
     }
-}
-
-fn value(j: &mut Json, at: &Path, budget: &mut usize) -> Result<Value> {
-    *budget =
-        budget.checked_sub(1).ok_or_else(|| at.fault(format!("holds more than {MAX_PROVENANCE_VALUES} values")))?;
-    Ok(match j.peek()? {
-        Kind::Null => {
-            j.null()?;
-            Value::Null
-        }
-        Kind::Bool => Value::Bool(j.bool(at)?),
-        Kind::Number => match j.number(at)? {
-            Number::U64(v) => v.into(),
-            Number::I64(v) => v.into(),
-            Number::F64(v) => v.into(),
-        },
-        Kind::String => Value::String(j.string(at)?),
-        Kind::Array => Value::Array(list(j, at, |j, at| value(j, at, budget))?),
-        Kind::Object => {
-            let mut m = Map::new();
-            j.object(at, |j, k| {
-                let v = value(j, &Path::Field(at, k), budget)?;
-                m.insert(k.to_string(), v);
-                Ok(())
-            })?;
-            Value::Object(m)
-        }
-    })
 }
 
 #[cfg(test)]
