@@ -38,12 +38,12 @@ fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 }
 
 fn sell(m: &Sell, x: &[f32], y: &mut [f32]) {
-    if x.is_empty() || x.len() > i32::MAX as usize {
-        // Nothing to gather from (a valid matrix has no entries), or indices beyond i32.
+    if x.len() < m.col_bound() || m.col_bound() > i32::MAX as usize {
+        // A caller's error (the scalar set reports it), or indices beyond the gather's i32.
         return scalar::sell(m, x, y);
     }
-    // SAFETY: only reachable through `detect`, which checked AVX2 and FMA; x is non-empty
-    // and indexable by i32.
+    // SAFETY: only reachable through `detect`, which checked AVX2 and FMA; every index is
+    // below m.col_bound() ≤ x.len() and ≤ i32::MAX.
     unsafe { sell_avx2(m, x, y) }
 }
 
@@ -236,24 +236,21 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     hsum(_mm256_add_ps(acc0, acc1))
 }
 
-/// One gather of eight `x[col]` per step, one lane per row. The kernel is a safe
-/// function, so the indices are clamped to `x.len() − 1` (one `min` per eight) instead
-/// of trusted: a valid matrix is unaffected, and a corrupt one cannot read outside `x`.
+/// One gather of eight `x[col]` per step, one lane per row.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA; `1 ≤ x.len() ≤ i32::MAX`.
+/// The CPU must support AVX2 and FMA; `m.col_bound() ≤ x.len()` and `≤ i32::MAX`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn sell_avx2(m: &Sell, x: &[f32], y: &mut [f32]) {
-    let last = _mm256_set1_epi32((x.len() - 1) as i32);
     for s in 0..m.slices() {
         let (cols, vals) = m.slice(s);
         let mut acc = _mm256_setzero_ps();
         for (c, v) in cols.chunks_exact(SELL_LANES).zip(vals.chunks_exact(SELL_LANES)) {
-            // SAFETY: both chunks hold exactly eight 32-bit values; after the unsigned
-            // `min` every index is in 0..x.len() (≤ i32::MAX, so non-negative as i32),
-            // hence every gathered address lies inside x.
+            // SAFETY: both chunks hold exactly eight 32-bit values; every index is below
+            // m.col_bound() ≤ x.len() and ≤ i32::MAX (non-negative as i32), so every
+            // gathered address lies inside x.
             unsafe {
-                let idx = _mm256_min_epu32(_mm256_loadu_si256(c.as_ptr().cast()), last);
+                let idx = _mm256_loadu_si256(c.as_ptr().cast());
                 let xv = _mm256_i32gather_ps::<4>(x.as_ptr(), idx);
                 acc = _mm256_fmadd_ps(_mm256_loadu_ps(v.as_ptr()), xv, acc);
             }

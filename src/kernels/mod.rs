@@ -51,21 +51,57 @@ pub const NO_ROW: u32 = u32::MAX;
 /// [`SELL_LANES`]; slice `s` is `slice_ptr[s]..slice_ptr[s + 1]` steps, and step `t`
 /// holds one entry of each of its rows, `values[8t + l]` at column `col_idx[8t + l]`
 /// for lane `l`, zero-padded to the slice's longest row. Lane `l` of slice `s` adds its
-/// sum into `y[rows[8s + l]]` (nothing for [`NO_ROW`]). Built and validated by
-/// `crate::matrix::Csr`: columns `< x.len()`, rows `< y.len()` or `NO_ROW`.
-#[derive(Debug, Clone, Copy)]
-pub struct Sell<'a> {
-    /// Step offsets of the slices (`slices + 1`, non-decreasing, from 0).
-    pub slice_ptr: &'a [u32],
-    /// Column of every lane of every step.
-    pub col_idx: &'a [u32],
-    /// Value of every lane of every step (0 for padding).
-    pub values: &'a [f32],
-    /// Output row of every lane of every slice.
-    pub rows: &'a [u32],
+/// sum into `y[rows[8s + l]]` (nothing for [`NO_ROW`], nor for a row beyond `y`).
+///
+/// Every column index is below [`Sell::col_bound`], by construction: the SIMD kernels
+/// load `x[col]` unchecked once they have checked `x.len() ≥ col_bound()` (wasm has no
+/// gather, so a check or clamp per entry was a large part of the product's time).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sell {
+    slice_ptr: Vec<u32>,
+    col_idx: Vec<u32>,
+    values: Vec<f32>,
+    rows: Vec<u32>,
+    col_bound: usize,
 }
 
-impl Sell<'_> {
+impl Sell {
+    /// The layout of the CSR matrix `(row_ptr, col_idx, values)` with `rows` rows, which
+    /// must be valid (as `crate::matrix::Csr::new` checks). Rows are sorted by length,
+    /// longest first (stable), so that the rows of a slice are about as long as each
+    /// other: the padding is then at most `SELL_LANES − 1` times the longest row in all
+    /// (the slices' length differences telescope), rather than up to eight times the
+    /// entries.
+    pub fn from_csr(rows: usize, row_ptr: &[u32], col_idx: &[u32], values: &[f32]) -> Sell {
+        let range = |r: usize| row_ptr[r] as usize..row_ptr[r + 1] as usize;
+        let mut order: Vec<u32> = (0..rows as u32).collect();
+        order.sort_by_key(|&r| std::cmp::Reverse(range(r as usize).len()));
+        let slices = rows.div_ceil(SELL_LANES);
+        let mut slice_ptr = Vec::with_capacity(slices + 1);
+        slice_ptr.push(0u32);
+        for s in 0..slices {
+            // The first row of a slice is its longest; steps ≤ nnz, so u32 holds them.
+            let longest = range(order[s * SELL_LANES] as usize).len() as u32;
+            slice_ptr.push(slice_ptr[s] + longest);
+        }
+        let lanes = slice_ptr[slices] as usize * SELL_LANES;
+        let (mut cols, mut vals) = (vec![0u32; lanes], vec![0.0f32; lanes]);
+        let mut out_rows = vec![NO_ROW; slices * SELL_LANES];
+        for (i, &r) in order.iter().enumerate() {
+            let (s, l) = (i / SELL_LANES, i % SELL_LANES);
+            out_rows[i] = r;
+            for (t, k) in range(r as usize).enumerate() {
+                let at = (slice_ptr[s] as usize + t) * SELL_LANES + l;
+                cols[at] = col_idx[k];
+                vals[at] = values[k];
+            }
+        }
+        // The bound is taken from the stored indices themselves (padding is column 0), so
+        // it holds whatever the caller passed.
+        let col_bound = cols.iter().max().map_or(0, |&c| c as usize + 1);
+        Sell { slice_ptr, col_idx: cols, values: vals, rows: out_rows, col_bound }
+    }
+
     /// The lane entries of slice `s`: `(columns, values)`, `SELL_LANES` per step.
     #[inline]
     pub fn slice(&self, s: usize) -> (&[u32], &[f32]) {
@@ -76,6 +112,16 @@ impl Sell<'_> {
     /// Slices.
     pub fn slices(&self) -> usize {
         self.slice_ptr.len().saturating_sub(1)
+    }
+
+    /// One more than the largest column index stored (0 without entries).
+    pub fn col_bound(&self) -> usize {
+        self.col_bound
+    }
+
+    /// Bytes held.
+    pub fn memory(&self) -> usize {
+        4 * (self.slice_ptr.len() + self.col_idx.len() + self.values.len() + self.rows.len())
     }
 
     /// Adds slice `s`'s lane sums into their rows of `y`.
@@ -191,7 +237,8 @@ pub(crate) fn gemm_q8_frame(
 ///   exact integer dot product and one scale; every set gives the same bits;
 /// - `axpy(a, x, y)`: `y[i] += a·x[i]`;
 /// - `sell(m, x, y)`: `y += M·x` for a sparse [`Sell`] matrix, each row summed in the
-///   order of its entries (one lane, no reassociation), indices already validated;
+///   order of its entries (one lane, no reassociation); `x` shorter than the matrix's
+///   [`Sell::col_bound`] is a caller's error (the scalar set then panics);
 /// - `sigmoid(v)`, `tanh(v)`: in place;
 /// - `log_softmax(v)`: in place, `v[i] - ln Σ exp v[j]`.
 #[derive(Clone, Copy)]

@@ -97,14 +97,6 @@ fn load_i8(s: &[i8]) -> v128 {
     unsafe { v128_load(s.as_ptr().cast()) }
 }
 
-/// Four u32 from the start of `s`.
-#[inline(always)]
-fn load_u32(s: &[u32]) -> v128 {
-    assert!(s.len() >= 4);
-    // SAFETY: `s` holds at least four u32; no alignment requirement.
-    unsafe { v128_load(s.as_ptr().cast()) }
-}
-
 /// Eight i16 from the start of `s`.
 #[inline(always)]
 fn load_i16(s: &[i16]) -> v128 {
@@ -165,25 +157,23 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// eight `x[col]` of a step are loaded one by one into lanes (`v128.load32_lane`), but
 /// with every row in a lane of its own there is no per-row loop, tail or reduction
 /// (doping rows hold about a dozen entries, so those dominated the row-by-row kernel).
-/// The indices are clamped to `x`, four at a time, instead of bounds-checked one by one:
-/// valid indices are unchanged, and no input can make a load leave `x`.
+/// The loads are unchecked: every index is below `m.col_bound()` (a property of
+/// [`Sell`]), which is checked against `x` once per call. Each index is read as a
+/// scalar, not as a vector whose lanes are then extracted: an extract and a lane load
+/// both take x86's one shuffle port, and that port was the kernel's bottleneck.
 pub fn sell(m: &Sell, x: &[f32], y: &mut [f32]) {
-    if x.is_empty() || x.len() > u32::MAX as usize {
-        // Nothing to gather from (a valid matrix has no entries), or beyond u32 indices.
-        return scalar::sell(m, x, y);
+    if x.len() < m.col_bound() {
+        return scalar::sell(m, x, y); // a caller's error: the scalar set reports it
     }
-    let last = u32x4_splat(x.len() as u32 - 1);
     let gather = |cols: &[u32]| -> v128 {
-        let i = u32x4_min(load_u32(cols), last);
-        let at = |lane: u32| x.as_ptr().wrapping_add(lane as usize).cast::<u32>();
-        let g = f32x4_splat(0.0);
-        // SAFETY: every lane index is at most x.len() − 1 after the clamp, so each pointer
-        // is inside `x`; load32_lane has no alignment requirement.
+        let at = |c: u32| x.as_ptr().wrapping_add(c as usize).cast::<u32>();
+        // SAFETY: every index is below m.col_bound() ≤ x.len() (checked above), so each
+        // pointer is inside `x`; the lane loads have no alignment requirement.
         unsafe {
-            let g = v128_load32_lane::<0>(g, at(u32x4_extract_lane::<0>(i)));
-            let g = v128_load32_lane::<1>(g, at(u32x4_extract_lane::<1>(i)));
-            let g = v128_load32_lane::<2>(g, at(u32x4_extract_lane::<2>(i)));
-            v128_load32_lane::<3>(g, at(u32x4_extract_lane::<3>(i)))
+            let g = v128_load32_zero(at(cols[0]));
+            let g = v128_load32_lane::<1>(g, at(cols[1]));
+            let g = v128_load32_lane::<2>(g, at(cols[2]));
+            v128_load32_lane::<3>(g, at(cols[3]))
         }
     };
     for s in 0..m.slices() {
@@ -232,10 +222,21 @@ fn map4(v: &mut [f32], f: impl Fn(v128) -> v128) {
 
 /// `exp(x)` for `x ≤ 0` (Cephes range reduction, see `kernels::cephes`); inputs below
 /// `EXP_MIN` give the smallest normal number instead of a subnormal or zero.
+///
+/// Written for V8's code generation, which matters here (every token's log-softmax runs
+/// this over the whole vocabulary): `f32x4.max` must order NaN and ±0 and costs about
+/// seven x86 instructions where `pmax` is one `maxps`, and `i32x4.trunc_sat_f32x4_s`
+/// costs about as many. So the clamp is a `pmax` (a NaN input stays NaN, as before) and
+/// `n = round(x·log₂e)` is taken with the 1.5·2²³ shifter: adding it rounds to the nearest
+/// integer (ties to even, as `f32x4.nearest`) and leaves `n` in the low mantissa bits,
+/// from which 2ⁿ is built. The results are the same bits as with `nearest` and
+/// `trunc_sat`, because `−126 ≤ n ≤ 0` is far inside the shifter's exact range.
 #[inline(always)]
 fn exp_nonpositive(x: v128) -> v128 {
-    let x = f32x4_max(x, f32x4_splat(EXP_MIN));
-    let n = f32x4_nearest(f32x4_mul(x, f32x4_splat(LOG2E)));
+    const SHIFTER: f32 = 12_582_912.0; // 1.5·2²³
+    let x = f32x4_pmax(x, f32x4_splat(EXP_MIN));
+    let shifted = f32x4_add(f32x4_mul(x, f32x4_splat(LOG2E)), f32x4_splat(SHIFTER));
+    let n = f32x4_sub(shifted, f32x4_splat(SHIFTER));
     let r = f32x4_sub(x, f32x4_mul(n, f32x4_splat(LN2_HI)));
     let r = f32x4_sub(r, f32x4_mul(n, f32x4_splat(LN2_LO)));
     let mut p = f32x4_splat(EXP_P[0]);
@@ -243,8 +244,10 @@ fn exp_nonpositive(x: v128) -> v128 {
         p = f32x4_add(f32x4_mul(p, r), f32x4_splat(c));
     }
     let p = f32x4_add(f32x4_mul(p, f32x4_mul(r, r)), f32x4_add(r, f32x4_splat(1.0)));
-    // 2ⁿ built in the exponent field; n ≥ −126, so the biased exponent stays ≥ 1.
-    let pow2n = i32x4_shl(i32x4_add(i32x4_trunc_sat_f32x4(n), i32x4_splat(127)), 23);
+    // 2ⁿ built in the exponent field: the shifter's bits minus its own are n; n ≥ −126,
+    // so the biased exponent n + 127 stays ≥ 1.
+    let bias = i32x4_splat(127 - SHIFTER.to_bits() as i32);
+    let pow2n = i32x4_shl(i32x4_add(shifted, bias), 23);
     f32x4_mul(p, pow2n)
 }
 
@@ -294,7 +297,8 @@ pub fn log_softmax(v: &mut [f32]) {
     let mut chunks = v.chunks_exact(4);
     let mut m4 = f32x4_splat(f32::NEG_INFINITY);
     for c in &mut chunks {
-        m4 = f32x4_max(m4, load(c));
+        // `pmax`, one `maxps` (see `exp_nonpositive`); a NaN makes the sum NaN below.
+        m4 = f32x4_pmax(m4, load(c));
     }
     let lanes = [
         f32x4_extract_lane::<0>(m4),

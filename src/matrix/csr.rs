@@ -1,7 +1,7 @@
 //! Compressed sparse row matrices: the pruning baseline and the doping co-matrix.
 
 use super::{Dense, MatVec, Storage};
-use crate::kernels::{Kernels, Sell, NO_ROW, SELL_LANES};
+use crate::kernels::{Kernels, Sell};
 
 /// A `rows × cols` CSR matrix. Invariants (checked by [`Csr::new`]): `row_ptr` has
 /// `rows + 1` non-decreasing entries from 0 to `nnz`; column indices are `< cols` and
@@ -16,49 +16,9 @@ pub struct Csr {
     row_ptr: Vec<u32>,
     col_idx: Vec<u32>,
     values: Vec<f32>,
-    sell: SellData,
-}
-
-/// The arrays of a [`Sell`] view. Rows are sorted by length, longest first (stable), so
-/// that the rows of a slice are about as long as each other: the padding is then at most
-/// `SELL_LANES − 1` times the longest row in all (the slices' length differences
-/// telescope), rather than up to eight times the entries.
-#[derive(Debug, Clone, PartialEq)]
-struct SellData {
-    slice_ptr: Vec<u32>,
-    col_idx: Vec<u32>,
-    values: Vec<f32>,
-    rows: Vec<u32>,
-}
-
-impl SellData {
-    /// The layout of a valid CSR matrix.
-    fn new(rows: usize, row_ptr: &[u32], col_idx: &[u32], values: &[f32]) -> SellData {
-        let range = |r: usize| row_ptr[r] as usize..row_ptr[r + 1] as usize;
-        let mut order: Vec<u32> = (0..rows as u32).collect();
-        order.sort_by_key(|&r| std::cmp::Reverse(range(r as usize).len()));
-        let slices = rows.div_ceil(SELL_LANES);
-        let mut slice_ptr = Vec::with_capacity(slices + 1);
-        slice_ptr.push(0u32);
-        for s in 0..slices {
-            // The first row of a slice is its longest; steps ≤ nnz, so u32 holds them.
-            let longest = range(order[s * SELL_LANES] as usize).len() as u32;
-            slice_ptr.push(slice_ptr[s] + longest);
-        }
-        let lanes = slice_ptr[slices] as usize * SELL_LANES;
-        let (mut cols, mut vals) = (vec![0u32; lanes], vec![0.0f32; lanes]);
-        let mut out_rows = vec![NO_ROW; slices * SELL_LANES];
-        for (i, &r) in order.iter().enumerate() {
-            let (s, l) = (i / SELL_LANES, i % SELL_LANES);
-            out_rows[i] = r;
-            for (t, k) in range(r as usize).enumerate() {
-                let at = (slice_ptr[s] as usize + t) * SELL_LANES + l;
-                cols[at] = col_idx[k];
-                vals[at] = values[k];
-            }
-        }
-        SellData { slice_ptr, col_idx: cols, values: vals, rows: out_rows }
-    }
+    // Boxed: the layout is built once and read per product, and it would make every
+    // weight kind as large as a sparse one.
+    sell: Box<Sell>,
 }
 
 impl Csr {
@@ -99,7 +59,7 @@ impl Csr {
                 }
             }
         }
-        let sell = SellData::new(rows, &row_ptr, &col_idx, &values);
+        let sell = Box::new(Sell::from_csr(rows, &row_ptr, &col_idx, &values));
         Ok(Csr { rows, cols, row_ptr, col_idx, values, sell })
     }
 
@@ -115,7 +75,7 @@ impl Csr {
             }
             row_ptr.push(values.len() as u32);
         }
-        let sell = SellData::new(m.rows(), &row_ptr, &col_idx, &values);
+        let sell = Box::new(Sell::from_csr(m.rows(), &row_ptr, &col_idx, &values));
         Csr { rows: m.rows(), cols: m.cols(), row_ptr, col_idx, values, sell }
     }
 
@@ -136,9 +96,8 @@ impl Csr {
         &self.values
     }
     /// The layout the sparse kernel reads.
-    pub fn sell(&self) -> Sell<'_> {
-        let d = &self.sell;
-        Sell { slice_ptr: &d.slice_ptr, col_idx: &d.col_idx, values: &d.values, rows: &d.rows }
+    pub fn sell(&self) -> &Sell {
+        &self.sell
     }
     /// `out += row r`.
     pub fn add_row(&self, r: usize, out: &mut [f32]) {
@@ -157,7 +116,7 @@ impl MatVec for Csr {
         self.cols
     }
     fn matvec(&self, k: &Kernels, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
-        (k.sell)(&self.sell(), x, y);
+        (k.sell)(&self.sell, x, y);
     }
     fn row(&self, r: usize, out: &mut [f32]) {
         out.fill(0.0);
@@ -170,8 +129,6 @@ impl MatVec for Csr {
         self.nnz()
     }
     fn memory(&self) -> usize {
-        let s = &self.sell;
-        4 * (self.row_ptr.len() + self.col_idx.len() + self.values.len())
-            + 4 * (s.slice_ptr.len() + s.col_idx.len() + s.values.len() + s.rows.len())
+        4 * (self.row_ptr.len() + self.col_idx.len() + self.values.len()) + self.sell.memory()
     }
 }
