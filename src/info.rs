@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use crate::format::weight_bytes;
+use crate::format::{bias_bytes, weight_bytes};
 use crate::matrix::{MatVec, ValueType, Weight, WeightKind};
 use crate::model::{Embedding, Model};
 
@@ -178,7 +178,7 @@ fn model_info(model: &Model) -> ModelInfo {
     let n_bias = model.layers().iter().map(|l| l.bias.len()).sum::<usize>() + model.output_bias().len();
     let biases = PartInfo {
         params: n_bias,
-        bytes: 4 * n_bias,
+        bytes: bias_bytes(model),
         memory: 4 * n_bias,
         dense_params: n_bias,
         cf: 1.0,

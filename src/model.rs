@@ -162,8 +162,15 @@ impl Model {
     }
 
     /// Stores every weight's values as `dtype` when written. Values in memory stay as
-    /// they are: reload the written bytes to compute with the rounded ones.
+    /// they are: reload the written bytes to compute with the rounded ones. Below f32
+    /// the biases are rounded to f16 here, in memory, which lets the writer store them in
+    /// two bytes (it does so only when that is exact: docs/format.md, *Biases*).
     pub fn store_as(&mut self, dtype: ValueType) {
+        if dtype != ValueType::F32 {
+            let round = |v: &mut Vec<f32>| v.iter_mut().for_each(|b| *b = half::f16::from_f32(*b).to_f32());
+            self.layers.iter_mut().for_each(|l| round(&mut l.bias));
+            round(&mut self.output_bias);
+        }
         let mut weights: Vec<&mut Weight> = vec![&mut self.output];
         if let Embedding::Own(w) = &mut self.embedding {
             weights.push(w);

@@ -64,6 +64,11 @@ impl File {
     fn config(&mut self, edit: impl FnOnce(&mut Value)) {
         let meta = self.meta.as_mut().unwrap();
         let mut config: Value = serde_json::from_str(&meta["config"]).unwrap();
+        // Edits see the vocabulary as an array, whichever of its two forms the writer
+        // chose (a word vocabulary is one space-separated string).
+        if let Some(joined) = config["tokenizer"]["tokens"].as_str() {
+            config["tokenizer"]["tokens"] = joined.split(' ').map(Value::from).collect();
+        }
         edit(&mut config);
         meta.insert("config".into(), config.to_string());
     }
@@ -288,6 +293,20 @@ fn bad_vocabulary_entries() {
     let mut f = File::of("dense", 1.0);
     f.config(|c| c["tokenizer"]["unk"] = json!("<nope>"));
     assert!(matches!(f.load(), Err(Error::InvalidConfig { field, .. }) if field == "tokenizer.unk"));
+    // The space-separated form, token 1 left out: a doubled space is an empty token.
+    let mut f = File::of("dense", 1.0);
+    f.config(|c| {
+        let words: Vec<&str> =
+            c["tokenizer"]["tokens"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+        c["tokenizer"]["tokens"] = json!(format!("{}  {}", words[0], words[2..].join(" ")));
+    });
+    match f.load() {
+        Err(Error::InvalidConfig { field, reason }) => {
+            assert_eq!(field, "tokenizer.tokens[1]");
+            assert!(reason.contains("1 to 1024 bytes"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 // ---- sizes ----

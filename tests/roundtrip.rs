@@ -82,6 +82,38 @@ fn int8_models_of_every_kind_round_trip_exactly() {
     }
 }
 
+/// `store_as` below f32 rounds the biases to f16, and the writer then stores them in two
+/// bytes; biases that are not f16 values (random ones, or an older file's) stay F32, so
+/// that writing never rounds.
+#[test]
+fn converted_models_store_their_biases_in_two_bytes() {
+    let dtype_of = |bytes: &[u8], name: &str| {
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        header[name]["dtype"].as_str().unwrap().to_string()
+    };
+    let f16 = random_model(&RandomSpec { dtype: ValueType::F16, ..spec("dkp", 4.0) }).unwrap();
+    let before = f16.to_bytes().unwrap();
+    assert_eq!(dtype_of(&before, "output.bias"), "F32");
+    for dtype in [ValueType::F16, ValueType::I8] {
+        let mut m = f16.clone();
+        m.store_as(dtype);
+        let after = m.to_bytes().unwrap();
+        for name in ["output.bias", "layers.0.bias", "layers.1.bias"] {
+            assert_eq!(dtype_of(&after, name), "F16", "{dtype:?} {name}");
+        }
+        let biases = m.layers().iter().map(|l| l.bias.len()).sum::<usize>() + m.output_bias().len();
+        let weights_change = random_model(&RandomSpec { dtype, ..spec("dkp", 4.0) }).unwrap().tensor_bytes();
+        assert_eq!(m.tensor_bytes(), weights_change - 2 * biases, "{dtype:?}: two bytes a bias instead of four");
+        let back = Model::from_bytes(&after).unwrap();
+        assert_eq!(back.output_bias(), m.output_bias(), "{dtype:?}: the rounded biases read back exactly");
+        assert_eq!(back.to_bytes().unwrap(), after, "{dtype:?}");
+    }
+    let mut f32_model = f16.clone();
+    f32_model.store_as(ValueType::F32);
+    assert_eq!(dtype_of(&f32_model.to_bytes().unwrap(), "output.bias"), "F32");
+}
+
 #[test]
 fn info_reports_compression() {
     let m = random_model(&RandomSpec { hidden: 50, ..spec("dkp", 10.0) }).unwrap();

@@ -35,7 +35,11 @@ def read_model(path):
             tensors[name] = raw[name + ".absmax"].astype(np.float32)[:, None] * level
         else:
             tensors[name] = a.astype(np.float32)  # f16 -> f32 is exact
-    return json.loads(meta["config"]), tensors
+    config = json.loads(meta["config"])
+    tokens = config["tokenizer"]["tokens"]
+    if isinstance(tokens, str):  # docs/format.md: one string of space-separated tokens, or an array
+        config["tokenizer"]["tokens"] = tokens.split(" ")
+    return config, tensors
 
 
 def check_dense(config):

@@ -40,7 +40,20 @@ pub struct TokenizerSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eos: Option<String>,
     /// The vocabulary; a token's id is its index. At most [`MAX_VOCAB`](crate::format::MAX_VOCAB) entries.
+    #[serde(serialize_with = "tokens_compact")]
     pub tokens: Vec<String>,
+}
+
+/// Writes the vocabulary as one string of tokens separated by single spaces when that is
+/// lossless (no token empty or holding a space: a word vocabulary, whose tokens come from
+/// splitting on whitespace), else as an array. The config is itself a string in the
+/// header, so each array element costs its quotes twice over, escaped.
+fn tokens_compact<S: serde::Serializer>(tokens: &[String], s: S) -> Result<S::Ok, S::Error> {
+    if !tokens.is_empty() && tokens.iter().all(|t| !t.is_empty() && !t.contains(' ')) {
+        s.serialize_str(&tokens.join(" "))
+    } else {
+        serde::Serialize::serialize(tokens, s)
+    }
 }
 
 /// One LSTM layer: either fused gates `w` or split `w_ih` and `w_hh`.

@@ -20,7 +20,7 @@ pub use parse::{MAX_PROVENANCE_VALUES, MAX_SIZE, MAX_VOCAB};
 use crate::error::{config_err, Error, Result};
 use crate::lstm::{Gates, LstmLayer};
 use crate::matrix::LowRank;
-use crate::matrix::{absmax_fits_f16, dense_bounds, dequantise, quantise, Csr, Dense, DenseI8, Doped, Hmd, Kron};
+use crate::matrix::{dense_bounds, dequantise, fits_f16, quantise, Csr, Dense, DenseI8, Doped, Hmd, Kron};
 use crate::matrix::{MatVec, Matrix, Q_MAX};
 use crate::matrix::{ValueType, Weight, WeightKind};
 use crate::model::{Embedding, Model, MAX_DIM, MAX_LAYERS};
@@ -93,8 +93,27 @@ fn config_of(model: &Model) -> Config {
 
 fn tensor_bytes(model: &Model) -> usize {
     let weights: usize = model.weights().iter().map(|(_, w)| weight_bytes(w)).sum();
+    weights + bias_bytes(model)
+}
+
+/// Bytes of the bias tensors in the file.
+pub fn bias_bytes(model: &Model) -> usize {
     let biases: usize = model.layers().iter().map(|l| l.bias.len()).sum::<usize>() + model.output_bias().len();
-    weights + 4 * biases
+    bias_type(model).size() * biases
+}
+
+/// How the writer stores the biases: F16 when every weight is stored below f32 and every
+/// bias is exactly an f16 (what `Model::store_as` makes them), so that writing never
+/// rounds; else F32.
+fn bias_type(model: &Model) -> ValueType {
+    let compact = model.weights().iter().all(|(_, w)| w.dtype != ValueType::F32)
+        && model.layers().iter().all(|l| fits_f16(&l.bias))
+        && fits_f16(model.output_bias());
+    if compact {
+        ValueType::F16
+    } else {
+        ValueType::F32
+    }
 }
 
 /// A tensor as the writer assembles it: name, dtype, shape, little-endian bytes.
@@ -105,11 +124,12 @@ fn write(model: &Model) -> Result<Vec<u8>> {
     for (prefix, w) in model.weights() {
         push_matrix(&mut tensors, &prefix, w);
     }
+    let bias = bias_type(model);
     for (i, l) in model.layers().iter().enumerate() {
-        tensors.push(values_tensor(names::layer_bias(i), &l.bias, vec![l.bias.len()], ValueType::F32));
+        tensors.push(values_tensor(names::layer_bias(i), &l.bias, vec![l.bias.len()], bias));
     }
     let ob = model.output_bias();
-    tensors.push(values_tensor(names::OUTPUT_BIAS.into(), ob, vec![ob.len()], ValueType::F32));
+    tensors.push(values_tensor(names::OUTPUT_BIAS.into(), ob, vec![ob.len()], bias));
     let config = serde_json::to_string(&config_of(model)).expect("configs serialize");
     let meta = HashMap::from([
         ("format".to_string(), FORMAT_NAME.to_string()),
@@ -282,7 +302,7 @@ fn push_values(
 fn push_int8(out: &mut Vec<Written>, name: String, q: &[i8], shape: Vec<usize>, absmax: &[f32]) {
     let absmax_name = names::absmax(&name);
     out.push((name, Dtype::I8, shape, q.iter().map(|&v| v as u8).collect()));
-    let dtype = if absmax_fits_f16(absmax) { ValueType::F16 } else { ValueType::F32 };
+    let dtype = if fits_f16(absmax) { ValueType::F16 } else { ValueType::F32 };
     out.push(values_tensor(absmax_name, absmax, vec![absmax.len()], dtype));
 }
 

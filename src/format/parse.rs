@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 
 use super::config::{Config, EmbeddingSpec, LayerSpec, TokenizerSpec, WeightSpec};
-use super::json::{Fault, Json, Path};
+use super::json::{Fault, Json, Kind, Path};
 use crate::matrix::{ValueType, WeightKind};
 use crate::tokenizer::TokenizerKind;
 
@@ -152,21 +152,34 @@ fn tokenizer_spec(j: &mut Json, at: &Path) -> Result<TokenizerSpec> {
             0 => kind = Some(one_of(j, &at, &[("word", TokenizerKind::Word), ("char", TokenizerKind::Char)])?),
             1 => unk = Some(j.string(&at)?),
             2 => eos = optional(j, |j| j.string(&at))?,
-            _ => {
-                let mut v = Vec::new();
-                j.array(&at, |j, i| {
-                    if v.len() == MAX_VOCAB {
-                        return Err(at.fault(format!("more than {MAX_VOCAB} tokens")));
-                    }
-                    v.push(j.string(&Path::Index(&at, i))?);
-                    Ok(())
-                })?;
-                tokens = Some(v);
-            }
+            _ => tokens = Some(token_list(j, &at)?),
         }
         Ok(())
     })?;
     Ok(TokenizerSpec { kind: f.required(kind, 0)?, unk: f.required(unk, 1)?, eos, tokens: f.required(tokens, 3)? })
+}
+
+/// `tokens`: an array of strings, or one string of tokens separated by single spaces
+/// (what the writer uses when no token holds a space: 1 byte per token instead of 5,
+/// about 40 KB of a 10 000-word header). Either way capped at [`MAX_VOCAB`] while read.
+fn token_list(j: &mut Json, at: &Path) -> Result<Vec<String>> {
+    let too_many = || at.fault(format!("more than {MAX_VOCAB} tokens"));
+    if j.peek()? == Kind::String {
+        let joined = j.string(at)?;
+        if joined.split(' ').nth(MAX_VOCAB).is_some() {
+            return Err(too_many());
+        }
+        return Ok(joined.split(' ').map(str::to_string).collect());
+    }
+    let mut v = Vec::new();
+    j.array(at, |j, i| {
+        if v.len() == MAX_VOCAB {
+            return Err(too_many());
+        }
+        v.push(j.string(&Path::Index(at, i))?);
+        Ok(())
+    })?;
+    Ok(v)
 }
 
 fn layer_spec(j: &mut Json, at: &Path) -> Result<LayerSpec> {
@@ -335,6 +348,33 @@ mod tests {
             1,
         );
         assert_eq!(config(&text).unwrap_err(), data(".", "duplicate field `architecture`"));
+    }
+
+    #[test]
+    fn the_vocabulary_is_one_string_or_an_array() {
+        let mut c = base(WeightKind::Dense);
+        let joined = c["tokenizer"]["tokens"].as_str().expect("a word vocabulary is written as one string").to_string();
+        let words: Vec<String> = joined.split(' ').map(str::to_string).collect();
+        assert_eq!(words.len(), 20);
+        assert_eq!(config(&c.to_string()).unwrap().tokenizer.tokens, words);
+        c["tokenizer"]["tokens"] = json!(words);
+        assert_eq!(config(&c.to_string()).unwrap().tokenizer.tokens, words, "the array form reads the same");
+        // A token holding a space (a char vocabulary) keeps the writer to the array form.
+        let mut spec = config(&c.to_string()).unwrap();
+        spec.tokenizer.tokens[3] = "a b".into();
+        let text = serde_json::to_value(&spec).unwrap();
+        assert_eq!(text["tokenizer"]["tokens"][3], "a b");
+        assert_eq!(config(&text.to_string()).unwrap(), spec);
+        // The split keeps empty pieces, which the tokenizer then refuses by index.
+        c["tokenizer"]["tokens"] = json!("a  b");
+        assert_eq!(config(&c.to_string()).unwrap().tokenizer.tokens, ["a", "", "b"]);
+        c["tokenizer"]["tokens"] = json!(" ".repeat(MAX_VOCAB));
+        assert_eq!(
+            config(&c.to_string()).unwrap_err(),
+            data("tokenizer.tokens", &format!("more than {MAX_VOCAB} tokens"))
+        );
+        c["tokenizer"]["tokens"] = json!(7);
+        assert!(matches!(config(&c.to_string()).unwrap_err(), Fault::Data { path, .. } if path == "tokenizer.tokens"));
     }
 
     #[test]

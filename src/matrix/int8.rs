@@ -29,10 +29,11 @@ pub struct Quantised {
     pub absmax: Vec<f32>,
 }
 
-/// Whether every absmax is exactly an f16, so that a file stores them in 2 bytes each
-/// ([`quantise`] makes them so wherever it can).
-pub fn absmax_fits_f16(absmax: &[f32]) -> bool {
-    absmax.iter().all(|&m| half::f16::from_f32(m).to_f32() == m)
+/// Whether every value is exactly an f16, so that a file stores them in 2 bytes each
+/// without loss (absmaxes: [`quantise`] makes them so wherever it can; biases:
+/// `Model::store_as`).
+pub fn fits_f16(values: &[f32]) -> bool {
+    values.iter().all(|&m| half::f16::from_f32(m).to_f32() == m)
 }
 
 /// Whether `m` (≥ 0) is 0 or a normal f16: then rounding it to f16 keeps the 11 bits
@@ -190,7 +191,7 @@ mod tests {
         for (scale, f16) in [(1.0, true), (1e-5, false), (1e7, false)] {
             let (values, bounds) = rows(&mut rng, scale);
             let first = quantise(&values, &bounds);
-            assert_eq!(absmax_fits_f16(&first.absmax), f16, "scale {scale}");
+            assert_eq!(fits_f16(&first.absmax), f16, "scale {scale}");
             let back = dequantise(&first.q, &first.absmax, &bounds);
             assert_eq!(quantise(&back, &bounds), first, "scale {scale}: requantising changed the integers or scales");
             for (b, &m) in bounds.windows(2).zip(&first.absmax) {

@@ -12,7 +12,7 @@ mod weight;
 pub use csr::Csr;
 pub use dense::Dense;
 pub use hmd::Hmd;
-pub use int8::{absmax_fits_f16, dense_bounds, dequantise, quantise, DenseI8, Quantised, Q_MAX};
+pub use int8::{dense_bounds, dequantise, fits_f16, quantise, DenseI8, Quantised, Q_MAX};
 pub use kind::{UnknownKind, WeightKind};
 pub use kron::Kron;
 pub use low_rank::LowRank;

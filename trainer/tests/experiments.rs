@@ -44,9 +44,10 @@ fn every_experiment_config_is_valid_at_ptb_sizes() {
     }
 }
 
-/// `whole-model-2mb*` configs aim at 2 MB, the other `whole-model*` ones at 1 MB.
+/// `whole-model-2mb*` configs aim at 2 MB, the other `whole-model*` ones at 1 MB, as the
+/// int8 files the demo ships (`dkp convert --dtype i8`; issue 16 counts the real file).
 #[test]
-fn the_whole_model_configs_fit_their_budget_as_f16() {
+fn the_whole_model_configs_fit_their_budget_as_int8() {
     let whole: Vec<_> = configs().into_iter().filter(|(_, c)| c.name.starts_with("whole-model")).collect();
     assert!(whole.len() >= 2, "{} whole-model configs", whole.len());
     // PTB-like vocabulary: words of 5-9 letters.
@@ -60,13 +61,12 @@ fn the_whole_model_configs_fit_their_budget_as_f16() {
         for w in lm.weights_mut() {
             w.update_mask(0.0).unwrap();
         }
-        // f16 is how the demo ships them (`dkp convert`).
         let mut model = lm.to_model(&tok, Default::default()).unwrap();
-        model.store_as(ValueType::F16);
+        model.store_as(ValueType::I8);
         let bytes = model.to_bytes().unwrap();
         let budget = if cfg.name.starts_with("whole-model-2mb") { 2_000_000 } else { 1_000_000 };
         assert!(bytes.len() <= budget, "{}: {} bytes, over {budget}", path.display(), bytes.len());
-        eprintln!("{}: {} bytes as f16", path.display(), bytes.len());
+        eprintln!("{}: {} bytes as int8", path.display(), bytes.len());
     }
 }
 
@@ -87,7 +87,7 @@ fn the_char_whole_model_fits_in_500_kb_as_f16() {
         model.store_as(ValueType::F16);
         let bytes = model.to_bytes().unwrap();
         assert!(bytes.len() <= 500_000, "{}: {} bytes", path.display(), bytes.len());
-        eprintln!("{}: {} bytes as f16", path.display(), bytes.len());
+        eprintln!("{}: {} bytes as int8", path.display(), bytes.len());
     }
 }
 
