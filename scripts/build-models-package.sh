@@ -26,8 +26,10 @@ const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
 const config = JSON.parse(header.__metadata__.config);
 const p = config.provenance;
 const expect = (ok, what) => { if (!ok) throw new Error(`[build-models] unexpected model file: ${what}`); };
+// docs/format.md: the vocabulary is an array or one string of space-separated tokens.
+const tokens = typeof config.tokenizer.tokens === 'string' ? config.tokenizer.tokens.split(' ') : config.tokenizer.tokens;
 expect(p?.trained === true && p.converted?.dtype === 'i8', 'not a trained int8 file');
-expect(config.tokenizer.kind === 'word' && config.tokenizer.tokens.length === 10000, 'not the 10k-word PTB vocabulary');
+expect(config.tokenizer.kind === 'word' && tokens.length === 10000, 'not the 10k-word PTB vocabulary');
 expect(p.settings?.name === 'whole-model-distill' && p.distillation?.teacher_test_ppl > 0, `trained as ${p.settings?.name}`);
 const round = (x) => Math.round(x * 100) / 100;
 const metadata = {
@@ -37,7 +39,7 @@ const metadata = {
   sha256: createHash('sha256').update(bytes).digest('hex'),
   dataset: 'Penn Treebank, word level (Mikolov et al. preprocessing), 10k vocabulary',
   tokenizer: config.tokenizer.kind,
-  vocab: config.tokenizer.tokens.length,
+  vocab: tokens.length,
   layers: config.layers.length,
   hidden: config.layers[0].hidden,
   weights: { lstm: config.layers[0].w.kind, output: config.output.kind, embedding: config.embedding.kind },

@@ -6,7 +6,10 @@ const MIN_NORMAL_F32 = 2 ** -126;
 export function tokenizerOf(bytes) {
   const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
   const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
-  return JSON.parse(header.__metadata__.config).tokenizer;
+  const tokenizer = JSON.parse(header.__metadata__.config).tokenizer;
+  // docs/format.md: the vocabulary is an array or one string of space-separated tokens.
+  if (typeof tokenizer.tokens === 'string') tokenizer.tokens = tokenizer.tokens.split(' ');
+  return tokenizer;
 }
 
 /**
