@@ -40,7 +40,29 @@ struct File {
 }
 
 impl File {
+    /// The file with every sparse part's row lengths (`s.row_len`, the writer's form where
+    /// rows are short) turned into the equivalent I32 row pointers (`s.row_ptr`), so that
+    /// edits see one layout; [`File::raw`] keeps the file as written.
     fn parse(bytes: &[u8]) -> File {
+        let mut f = File::raw(bytes);
+        let lengths: Vec<String> = f.tensors.keys().filter(|n| n.ends_with(".s.row_len")).cloned().collect();
+        for name in lengths {
+            let mut at = 0;
+            let ptr: Vec<i32> = std::iter::once(0)
+                .chain(f.i32s(&name).iter().map(|l| {
+                    at += l;
+                    at
+                }))
+                .collect();
+            f.tensors.remove(&name);
+            let ptr_name = name.replace(".s.row_len", ".s.row_ptr");
+            f.tensors.insert(ptr_name.clone(), (Dtype::I32, vec![ptr.len()], vec![]));
+            f.set_i32s(&ptr_name, &ptr);
+        }
+        f
+    }
+
+    fn raw(bytes: &[u8]) -> File {
         let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
         let st = SafeTensors::deserialize(bytes).unwrap();
         let tensors =
@@ -657,10 +679,44 @@ fn csr_negative_index() {
 }
 
 #[test]
+fn csr_row_lengths_are_the_writers_form_and_are_checked() {
+    let f = File::raw(&valid("dkp", 4.0));
+    assert_eq!(f.tensors["layers.0.w.s.row_len"].0, Dtype::U8, "short rows: one byte each");
+    assert!(!f.tensors.contains_key("layers.0.w.s.row_ptr"));
+    // The lengths must add up to the values.
+    let mut g = File::raw(&valid("dkp", 4.0));
+    let mut lengths = g.i32s("layers.0.w.s.row_len");
+    lengths[0] += 1;
+    g.set_i32s("layers.0.w.s.row_len", &lengths);
+    match g.load() {
+        Err(Error::InvalidSparse { name, reason }) => {
+            assert_eq!(name, "layers.0.w.s.row_len");
+            assert!(reason.contains("add up to") && reason.contains("but there are"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Both forms at once: the pointers are read, the lengths refused as unexpected.
+    let mut both = File::raw(&valid("dkp", 4.0));
+    let pointers = File::parse(&valid("dkp", 4.0)).tensors["layers.0.w.s.row_ptr"].clone();
+    both.tensors.insert("layers.0.w.s.row_ptr".into(), pointers);
+    assert_eq!(both.load().unwrap_err(), Error::UnexpectedTensor { name: "layers.0.w.s.row_len".into() });
+    // Neither: the pointers are what is missing.
+    let mut neither = File::raw(&valid("dkp", 4.0));
+    neither.tensors.remove("layers.0.w.s.row_len");
+    assert_eq!(neither.load().unwrap_err(), Error::MissingTensor { name: "layers.0.w.s.row_ptr".into() });
+    // A wrong shape is reported at the lengths.
+    let mut short = File::raw(&valid("dkp", 4.0));
+    let t = short.tensors.get_mut("layers.0.w.s.row_len").unwrap();
+    t.1[0] -= 1;
+    t.2.pop();
+    assert!(matches!(short.load(), Err(Error::ShapeMismatch { name, .. }) if name == "layers.0.w.s.row_len"));
+}
+
+#[test]
 fn csr_column_indices_are_written_in_the_narrowest_dtype_and_read_in_any_index_dtype() {
     let f = File::of("dkp", 4.0);
     assert_eq!(f.tensors["layers.0.w.s.col_idx"].0, Dtype::U8, "16 columns");
-    assert_eq!(f.tensors["layers.0.w.s.row_ptr"].0, Dtype::I32);
+    assert_eq!(f.tensors["layers.0.w.s.row_ptr"].0, Dtype::I32, "as File::parse presents it");
     // 129 + 129 gate columns need U16; the 129-wide output layer still fits U8.
     let spec = RandomSpec {
         kind: WeightKind::Dkp,

@@ -158,6 +158,8 @@ pub mod names {
     pub const SPARSE_COL_IDX: &str = "s.col_idx";
     /// Row pointers of the sparse part.
     pub const SPARSE_ROW_PTR: &str = "s.row_ptr";
+    /// Row lengths of the sparse part, the alternative to its row pointers.
+    pub const SPARSE_ROW_LEN: &str = "s.row_len";
 
     /// The row absmaxes that go with the `I8` values tensor `values`.
     pub fn absmax(values: &str) -> String {
