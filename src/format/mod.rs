@@ -172,8 +172,8 @@ pub fn weight_bytes(w: &Weight) -> usize {
         return tensors.iter().map(|t| t.3.len()).sum();
     }
     let index_bytes = sparse_part(&w.matrix).map_or(0, |s| {
-        let (_, _, row_dtype, rows) = row_index(s);
-        s.nnz() * col_index_dtype(s.cols()).size() + row_dtype.size() * rows
+        let (_, row_dtype, rows) = row_index(s);
+        s.nnz() * col_index_dtype(s.cols()).size() + row_dtype.size() * rows.len()
     });
     w.matrix.storage().values * w.dtype.size() + index_bytes
 }
@@ -193,38 +193,30 @@ fn col_index_dtype(cols: usize) -> Dtype {
 /// How the writer stores where S's rows start: as row lengths in U8 or U16 when the longest
 /// row fits (a doping row holds about a dozen entries), else as I32 row pointers — one
 /// byte a row instead of four, 30 KB of a 10 000-row output layer. Returns the tensor's
-/// suffix, a function that computes its values, its dtype and its length.
-fn row_index(s: &Csr) -> (&'static str, impl Fn() -> Vec<u32> + '_, Dtype, usize) {
-    let ptr = s.row_ptr();
-    let longest = ptr.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
-    let dtype = match longest {
-        0..=255 => Dtype::U8,
-        256..=65_535 => Dtype::U16,
-        _ => Dtype::I32,
-    };
-    let (suffix, len) =
-        if dtype == Dtype::I32 { (names::SPARSE_ROW_PTR, ptr.len()) } else { (names::SPARSE_ROW_LEN, s.rows()) };
-    let values = move || if dtype == Dtype::I32 { ptr.to_vec() } else { ptr.windows(2).map(|w| w[1] - w[0]).collect() };
-    (suffix, values, dtype, len)
+/// suffix, dtype and values.
+fn row_index(s: &Csr) -> (&'static str, Dtype, Vec<u32>) {
+    let lengths: Vec<u32> = s.row_ptr().windows(2).map(|w| w[1] - w[0]).collect();
+    match lengths.iter().max().copied().unwrap_or(0) {
+        0..=255 => (names::SPARSE_ROW_LEN, Dtype::U8, lengths),
+        256..=65_535 => (names::SPARSE_ROW_LEN, Dtype::U16, lengths),
+        _ => (names::SPARSE_ROW_PTR, Dtype::I32, s.row_ptr().to_vec()),
+    }
 }
 
-/// Row pointers from row lengths, which must add up to `nnz`.
+/// Row pointers from row lengths, which must add up to `nnz` (≤ u32::MAX, as every size
+/// in a config is, so no running sum overflows).
 fn row_pointers(lengths: &[u32], nnz: usize) -> std::result::Result<Vec<u32>, String> {
-    let mut ptr = Vec::with_capacity(lengths.len() + 1);
-    let mut at = 0u64;
-    ptr.push(0);
-    for &l in lengths {
-        at += u64::from(l);
-        if at > nnz as u64 {
-            break;
-        }
-        ptr.push(at as u32);
-    }
-    if ptr.len() != lengths.len() + 1 || at != nnz as u64 {
-        let total: u64 = lengths.iter().map(|&l| u64::from(l)).sum();
+    let total: u64 = lengths.iter().map(|&l| u64::from(l)).sum();
+    if total != nnz as u64 {
         return Err(format!("the row lengths add up to {total}, but there are {nnz} values"));
     }
-    Ok(ptr)
+    let mut at = 0u32;
+    Ok(std::iter::once(0)
+        .chain(lengths.iter().map(|&l| {
+            at += l;
+            at
+        }))
+        .collect())
 }
 
 fn sparse_part(m: &Matrix) -> Option<&Csr> {
@@ -284,8 +276,8 @@ fn push_matrix(out: &mut Vec<Written>, prefix: &str, w: &Weight) {
         let bounds = || s.row_ptr().iter().map(|&p| p as usize).collect();
         push_values(out, name(names::SPARSE_VALUES), s.values(), vec![s.nnz()], w.dtype, bounds);
         out.push(index_tensor(name(names::SPARSE_COL_IDX), s.col_idx(), col_index_dtype(s.cols())));
-        let (suffix, rows, dtype, _) = row_index(s);
-        out.push(index_tensor(name(suffix), &rows(), dtype));
+        let (suffix, dtype, rows) = row_index(s);
+        out.push(index_tensor(name(suffix), &rows, dtype));
     };
     let low_rank = |out: &mut Vec<_>, l: &LowRank| {
         dense(out, names::LOW_RANK_U, l.u());
