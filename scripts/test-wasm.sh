@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the wasm-bindgen tests of the root crate (unit tests and the golden test) and of
-# the bindings crate, in the SIMD and the scalar build, in Node, headless Chrome and
-# headless Firefox. Usage: scripts/test-wasm.sh [simd|scalar] [node|chrome|firefox]
+# Runs the wasm-bindgen tests of the kernels crate, the root crate (unit tests and the
+# golden test) and the bindings crate, in the SIMD and the scalar build, in Node,
+# headless Chrome and headless Firefox. Usage: scripts/test-wasm.sh [simd|scalar] [node|chrome|firefox]
 # (defaults: all of them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,10 +29,11 @@ for build in $builds; do
       firefox) args=(--headless --firefox) env=(WASM_BINDGEN_USE_BROWSER=1) banner="Running headless tests in Firefox" ;;
       *) echo "[test-wasm] unknown runner $runner" >&2; exit 2 ;;
     esac
-    # The root crate's integration tests that run in wasm: the golden outputs and the bad-input
-    # suite (its proptest part is native only); tests/roundtrip.rs stays native. The bindings
-    # with the tools feature, so that `randomModel` is tested too.
-    for crate in ". --lib --test golden --test bad_input" "wasm --features tools"; do
+    # The kernels' conformance suite; the root crate's integration tests that run in wasm: the
+    # golden outputs and the bad-input suite (its proptest part is native only);
+    # tests/roundtrip.rs stays native. The bindings with the tools feature, so that
+    # `randomModel` is tested too.
+    for crate in "kernels" ". --lib --test golden --test bad_input" "wasm --features tools"; do
       log=$(mktemp)
       echo "[test-wasm] $build / $runner / ${crate%% *}"
       # shellcheck disable=SC2086 # $crate is a path followed by cargo arguments

@@ -34,7 +34,6 @@
 mod error;
 pub mod format;
 pub mod info;
-pub mod kernels;
 mod lstm;
 pub mod matrix;
 mod model;
@@ -45,6 +44,7 @@ mod scores;
 mod session;
 pub mod tokenizer;
 
+pub use dkp_kernels as kernels;
 pub use error::{Error, Result};
 pub use kernels::Kernels;
 pub use lstm::{Gates, LstmLayer, StepBuffers};

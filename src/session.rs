@@ -251,8 +251,7 @@ impl Session {
             m.output.matrix.matmat(&m.kernels, &tops[..n * hidden], logits, &mut self.buf.scratch);
             for (j, row) in logits.chunks_exact_mut(vocab).enumerate() {
                 let (i, id) = (start + j, ids[start + j]);
-                // A fold rather than `all`, so that the check vectorises (no early exit).
-                let finite = row.iter().fold(true, |ok, x| ok & x.is_finite());
+                let finite = crate::kernels::all_finite(row);
                 (m.kernels.log_softmax)(row);
                 let lp = row[id as usize];
                 if !(finite && lp.is_finite()) {

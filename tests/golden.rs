@@ -8,7 +8,7 @@
 //! `cargo test --test golden -- --ignored bless`.
 //!
 //! Tolerance: |Δ log p| ≤ 1e-4 per entry. The kernel sets differ only in summation
-//! order and in their exp/tanh approximations (a few ulp, see `src/kernels/tests.rs`).
+//! order and in their exp/tanh approximations (a few ulp, see `kernels/src/tests.rs`).
 //! Through these hidden-16 models and 8 tokens that is bounded by roughly a hundred
 //! roundings of log-probabilities of size ~4, a few 1e-5 at worst (natively, scalar and AVX2
 //! even agree to the bit on these files), so 1e-4 leaves headroom for the wasm

@@ -8,10 +8,8 @@
 //! model read from an `I8` file writes the same file again.
 
 use super::{Dense, MatVec, Storage};
+pub use crate::kernels::Q_MAX;
 use crate::kernels::{Kernels, Q8};
-
-/// The largest stored magnitude; `−128` is rejected to keep the grid symmetric.
-pub const Q_MAX: i8 = 127;
 
 /// A value's fraction of its row's absmax: `q / 127`, rounded to f32.
 #[inline]

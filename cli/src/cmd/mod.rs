@@ -62,13 +62,17 @@ impl ModelArgs {
     }
 
     fn kernels(&self) -> Result<Kernels> {
-        match &self.kernels {
-            Some(name) => Kernels::by_name(name).ok_or_else(|| {
-                let names: Vec<_> = Kernels::available().iter().map(|k| k.name).collect();
-                anyhow!("kernel set `{name}` is not available here (available: {})", names.join(", "))
-            }),
-            None => Ok(Kernels::from_env()?),
-        }
+        // An unknown or unavailable name is an error, so that a run that asked for a set
+        // (a test script forcing one with `DKP_KERNELS`) cannot silently run another.
+        let (name, from) = match (&self.kernels, std::env::var("DKP_KERNELS")) {
+            (Some(name), _) => (name.clone(), "--kernels"),
+            (None, Ok(name)) if !name.is_empty() => (name, "DKP_KERNELS"),
+            _ => return Ok(Kernels::best()),
+        };
+        Kernels::by_name(&name).ok_or_else(|| {
+            let names: Vec<_> = Kernels::available().iter().map(|k| k.name).collect();
+            anyhow!("{from}: kernel set `{name}` is not available here (available: {})", names.join(", "))
+        })
     }
 }
 

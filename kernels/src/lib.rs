@@ -1,12 +1,16 @@
 //! Hot loops behind one table of function pointers, one module per instruction set.
 //!
+//! The kernels of `dkp-lstm` (which re-exports this crate as `dkp_lstm::kernels`): a
+//! crate of their own, so that a release build can optimise them for speed and the
+//! rest of the runtime for size (the root `Cargo.toml`).
+//!
 //! The instruction set is picked once, when a model is loaded (`Kernels::best`), and
 //! the table travels with the model. Every set implements the same contract as
 //! [`scalar`], which is the specification and the test oracle. Kernels run loops
 //! over slices whose lengths the caller has already checked, and each handles the
 //! tails of its own vector width (a masked step, a padded buffer or a scalar loop:
 //! any length is valid input); matrix structure (Kronecker reshapes, CSR
-//! validation, the sparse layout's construction) lives in `crate::matrix`.
+//! validation, the sparse layout's construction) lives in `dkp_lstm::matrix`.
 
 pub mod scalar;
 
@@ -67,7 +71,7 @@ pub struct Sell {
 
 impl Sell {
     /// The layout of the CSR matrix `(row_ptr, col_idx, values)` with `rows` rows, which
-    /// must be valid (as `crate::matrix::Csr::new` checks). Rows are sorted by length,
+    /// must be valid (as `dkp_lstm::matrix::Csr::new` checks). Rows are sorted by length,
     /// longest first (stable), so that the rows of a slice are about as long as each
     /// other: the padding is then at most `SELL_LANES − 1` times the longest row in all
     /// (the slices' length differences telescope), rather than up to eight times the
@@ -145,19 +149,30 @@ pub const Q8_BLOCK: usize = 512;
 /// instructions apply and activations add no error beside the weights' 8 bits.
 const X_MAX: f32 = 32_767.0;
 
+/// The largest stored int8 magnitude (`dkp_lstm::matrix::DenseI8`); `−128` is
+/// rejected to keep the grid symmetric.
+pub const Q_MAX: i8 = 127;
+
 /// Vectors quantised at once by [`gemm_q8_frame`], into an 8 KB stack buffer that every
 /// call zeroes: small enough to cost nothing next to one product, and a scoring window
 /// of 32 vectors still reads the (int8) matrix only four times.
 const Q8_GROUP: usize = 8;
 
 /// An int8 row-major matrix as [`Kernels::gemm_q8`] reads it: `W[r, c] ≈ absmax[r] ·
-/// q[r·n + c] / 127` (`crate::matrix::DenseI8`).
+/// q[r·n + c] / 127` (`dkp_lstm::matrix::DenseI8`).
 #[derive(Debug, Clone, Copy)]
 pub struct Q8<'a> {
     /// The integers, `−127..=127`, row-major.
     pub q: &'a [i8],
     /// Each row's absmax.
     pub absmax: &'a [f32],
+}
+
+/// Whether every value is finite: the scoring path's check of each row of logits. Here
+/// rather than at its caller because this crate is built for speed, so the check
+/// vectorises (a fold rather than `all`: no early exit).
+pub fn all_finite(v: &[f32]) -> bool {
+    v.iter().fold(true, |ok, x| ok & x.is_finite())
 }
 
 /// Quantises one block of activations to 16 bits with its absmax, and returns the
@@ -171,7 +186,7 @@ pub fn quantise_activations(x: &[f32], xq: &mut [i16]) -> f32 {
         *q = (v * unit).round() as i16;
     }
     if m.is_finite() {
-        m / (crate::matrix::Q_MAX as f32 * X_MAX)
+        m / (Q_MAX as f32 * X_MAX)
     } else {
         f32::NAN
     }
@@ -301,22 +316,6 @@ impl Kernels {
     /// The set called `name`, if this build and CPU can run it.
     pub fn by_name(name: &str) -> Option<Kernels> {
         Kernels::available().into_iter().find(|k| k.name == name)
-    }
-
-    /// `best()`, unless the environment variable `DKP_KERNELS` names another set
-    /// (native builds only). An unknown or unavailable name is an error, so that a
-    /// test run that asked for a set cannot silently run another.
-    pub fn from_env() -> crate::Result<Kernels> {
-        match std::env::var("DKP_KERNELS") {
-            Ok(name) if !name.is_empty() => Kernels::by_name(&name).ok_or_else(|| crate::Error::InvalidArgument {
-                name: "DKP_KERNELS",
-                reason: format!(
-                    "kernel set `{name}` is not available here (available: {})",
-                    Kernels::available().iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
-                ),
-            }),
-            _ => Ok(Kernels::best()),
-        }
     }
 }
 

@@ -26,9 +26,39 @@
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use super::{scalar, Kernels};
-use crate::matrix::Csr;
-use crate::sample::Rng;
+use super::{scalar, Kernels, Sell};
+
+/// The tests' seeded generator (SplitMix64, Steele et al. 2014): the kernels crate has
+/// no dependencies, and any fixed stream of inputs will do.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let z = (self.0 ^ (self.0 >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn uniform(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    /// Uniform in `[−a, a)`.
+    fn symmetric(&mut self, a: f32) -> f32 {
+        (2.0 * self.uniform() - 1.0) * a
+    }
+
+    /// In `0..n` (the modulo bias is irrelevant here).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
 
 const EPS: f32 = f32::EPSILON;
 /// Relative error allowed between two implementations of sigmoid or tanh, in units of
@@ -103,7 +133,7 @@ fn best_is_the_fastest_set_compiled_in() {
 fn requested_set_is_the_one_used() {
     if let Ok(name) = std::env::var("DKP_KERNELS") {
         if !name.is_empty() {
-            let used = Kernels::from_env().map(|k| k.name).ok();
+            let used = Kernels::by_name(&name).map(|k| k.name);
             assert_eq!(used, Some(name.as_str()), "DKP_KERNELS={name} asks for a set this build or CPU lacks");
         }
     }
@@ -281,11 +311,11 @@ fn sell_matches_scalar() {
     for (rows, cols) in SHAPES {
         for density in [0.0, 0.05, 0.3, 1.0] {
             let (row_ptr, col_idx, values) = random_csr(&mut rng, rows, cols, density);
-            let m = Csr::new(rows, cols, row_ptr.clone(), col_idx.clone(), values.clone()).expect("valid CSR");
+            let m = Sell::from_csr(rows, &row_ptr, &col_idx, &values);
             let x = random_vec(&mut rng, cols, 1.0);
             let y0 = random_vec(&mut rng, rows, 1.0);
             let mut want = y0.clone();
-            scalar::sell(m.sell(), &x, &mut want);
+            scalar::sell(&m, &x, &mut want);
             let range = |r: usize| row_ptr[r] as usize..row_ptr[r + 1] as usize;
             let magnitude =
                 |r: usize| y0[r].abs() + range(r).map(|k| (values[k] * x[col_idx[k] as usize]).abs()).sum::<f32>();
@@ -299,7 +329,7 @@ fn sell_matches_scalar() {
             }
             for k in sets() {
                 let mut got = y0.clone();
-                (k.sell)(m.sell(), &x, &mut got);
+                (k.sell)(&m, &x, &mut got);
                 let what = format!("sell {rows}x{cols} density {density}");
                 assert_close(k.name, &what, &got, &want, |r| (range(r).len() as f32 + 8.0) * EPS * magnitude(r));
             }
@@ -311,19 +341,19 @@ fn sell_matches_scalar() {
 fn sell_reads_no_column_beyond_its_bound() {
     // 3×6 with nothing in columns 4 and 5: the layout's bound is 4, so every set may be
     // given exactly four values of x (the SIMD sets' loads are unchecked below it).
-    let m = Csr::new(3, 6, vec![0, 2, 2, 4], vec![0, 3, 1, 2], vec![1.0, 2.0, 3.0, 4.0]).expect("valid CSR");
-    assert_eq!(m.sell().col_bound(), 4);
+    let m = Sell::from_csr(3, &[0, 2, 2, 4], &[0, 3, 1, 2], &[1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(m.col_bound(), 4);
     let x = [1.0, 10.0, 100.0, 1000.0];
     for k in sets() {
         let mut y = [0.5; 3];
-        (k.sell)(m.sell(), &x, &mut y);
+        (k.sell)(&m, &x, &mut y);
         assert_eq!(y, [2001.5, 0.5, 430.5], "{}", k.name);
     }
-    let empty = Csr::new(2, 5, vec![0, 0, 0], vec![], vec![]).expect("valid CSR");
-    assert_eq!(empty.sell().col_bound(), 0);
+    let empty = Sell::from_csr(2, &[0, 0, 0], &[], &[]);
+    assert_eq!(empty.col_bound(), 0);
     for k in sets() {
         let mut y = [1.0; 2];
-        (k.sell)(empty.sell(), &[], &mut y);
+        (k.sell)(&empty, &[], &mut y);
         assert_eq!(y, [1.0; 2], "{}", k.name);
     }
 }
