@@ -11,7 +11,7 @@ wasm-opt --version 2>/dev/null | grep -q "version 132" || { echo "[build-wasm] w
 # The budget of the two runtime modules (what an app ships), uncompressed; the tools
 # module (`randomModel`, the file writer; scalar only, for tests and demos) has none.
 # docs/benchmarks.md, "Where the WebAssembly bytes go", has the breakdown.
-BUDGET_KB=320
+BUDGET_KB=290
 MAX_WASM_BYTES=$((BUDGET_KB * 1024))
 
 # Assembled aside and moved into place at the end, so that pkg/ is never half-built

@@ -102,8 +102,6 @@ pub struct ModelInfo {
     pub biases: PartInfo,
     /// Every weight.
     pub weights: Vec<WeightInfo>,
-    /// The model's provenance metadata.
-    pub provenance: serde_json::Map<String, serde_json::Value>,
 }
 
 fn ratio(dense: usize, stored: usize) -> f64 {
@@ -207,6 +205,5 @@ fn model_info(model: &Model) -> ModelInfo {
         output,
         biases,
         weights,
-        provenance: model.provenance().clone(),
     }
 }

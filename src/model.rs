@@ -3,6 +3,7 @@
 use crate::error::{config_err, Error, Result};
 use crate::kernels::Kernels;
 use crate::lstm::{Gates, LstmLayer};
+use crate::Provenance;
 use crate::matrix::{MatVec, Matrix, ValueType, Weight};
 use crate::tokenizer::Tokenizer;
 
@@ -29,7 +30,7 @@ pub struct Model {
     pub(crate) layers: Vec<LstmLayer>,
     pub(crate) output: Weight,
     pub(crate) output_bias: Vec<f32>,
-    pub(crate) provenance: serde_json::Map<String, serde_json::Value>,
+    pub(crate) provenance: Provenance,
     pub(crate) kernels: Kernels,
 }
 
@@ -46,7 +47,7 @@ impl Model {
         layers: Vec<LstmLayer>,
         output: Weight,
         output_bias: Vec<f32>,
-        provenance: serde_json::Map<String, serde_json::Value>,
+        provenance: Provenance,
     ) -> Result<Model> {
         let vocab = tokenizer.len();
         if layers.is_empty() {
@@ -153,11 +154,11 @@ impl Model {
         &self.output_bias
     }
     /// Free-form provenance: method, dataset, perplexities, whether it was trained.
-    pub fn provenance(&self) -> &serde_json::Map<String, serde_json::Value> {
+    pub fn provenance(&self) -> &Provenance {
         &self.provenance
     }
     /// Replaces the provenance.
-    pub fn set_provenance(&mut self, p: serde_json::Map<String, serde_json::Value>) {
+    pub fn set_provenance(&mut self, p: Provenance) {
         self.provenance = p;
     }
 

@@ -10,6 +10,7 @@ use crate::model::{Embedding, Model, MAX_DIM, MAX_LAYERS};
 use crate::plan::{plan, Accounting, Plan};
 use crate::sample::Rng;
 use crate::tokenizer::{Tokenizer, TokenizerKind};
+use crate::Provenance;
 
 /// What random model to make.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,7 +176,7 @@ pub fn random_model(spec: &RandomSpec) -> Result<Model> {
         "seed": spec.seed,
     });
     let serde_json::Value::Object(provenance) = provenance else { unreachable!() };
-    Model::new(tokenizer, embedding, layers, output, output_bias, provenance)
+    Model::new(tokenizer, embedding, layers, output, output_bias, Provenance::from_map(provenance))
 }
 
 /// A random matrix of the planned shape, scaled so that `W·x` keeps the scale of `x`.

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::matrix::{ValueType, WeightKind};
 use crate::tokenizer::TokenizerKind;
+use crate::Provenance;
 
 /// Value of the `format` metadata key.
 pub const FORMAT_NAME: &str = "dkp-lstm";
@@ -26,7 +27,7 @@ pub struct Config {
     /// The output projection (`vocab × H_last`).
     pub output: WeightSpec,
     /// Free-form: how the model was made and how well it does.
-    pub provenance: serde_json::Map<String, serde_json::Value>,
+    pub provenance: Provenance,
 }
 
 /// Tokenizer and vocabulary.

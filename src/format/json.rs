@@ -77,6 +77,7 @@ impl Kind {
 }
 
 /// A JSON number as written: an integer that fits `u64` or `i64`, else an `f64`.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Number {
     U64(u64),
@@ -84,8 +85,61 @@ pub enum Number {
     F64(f64),
 }
 
+/// The smallest magnitude that rounds to an infinite `f64`: 2¹⁰²⁴ − 2⁹⁷⁰, halfway between
+/// `f64::MAX` and 2¹⁰²⁴, where a tie rounds to the even significand, 2¹⁰²⁴. Its 309 digits.
+const F64_OVERFLOW: &[u8; 309] = b"\
+    17976931348623158079372897140530341507993413271003782693617377898044496829276475\
+    09466490179775872070963302864166928879109465555478519404026306574886715058206819\
+    08902000708383676273854845817711531764475730270069855571366959622842914819860834\
+    936475292719074168444365510704342711559699508093042880177904174497792";
+
+/// Whether the number `token` (JSON's grammar already checked) rounds to a finite `f64`,
+/// as `token.parse::<f64>()` tells, without the standard library's float parser: its
+/// decimal point against the limit's 309 digits, then the digits themselves.
+fn finite_f64(token: &str) -> bool {
+    let t = token.strip_prefix('-').unwrap_or(token).as_bytes();
+    let (mantissa, exponent) = match t.iter().position(|&b| b == b'e' || b == b'E') {
+        Some(i) => (&t[..i], &t[i + 1..]),
+        None => (t, &b""[..]),
+    };
+    // Beyond ±10¹⁵ the exponent decides alone: a token has far fewer digits than that.
+    let (negative, e) = match exponent.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, exponent),
+    };
+    let e = e.iter().fold(0i64, |v, &d| (v * 10 + (d - b'0') as i64).min(1_000_000_000_000_000));
+    let e = if negative { -e } else { e };
+    let (int, frac) = match mantissa.iter().position(|&b| b == b'.') {
+        Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
+        None => (mantissa, &b""[..]),
+    };
+    let digits = || int.iter().chain(frac).copied().skip_while(|&d| d == b'0');
+    let significant = digits().count() as i64;
+    if significant == 0 {
+        return true; // zero
+    }
+    // The value lies in [10^(p−1), 10^p); the limit has p = 309.
+    let p = significant + e - frac.len() as i64;
+    if p != F64_OVERFLOW.len() as i64 {
+        return p < F64_OVERFLOW.len() as i64;
+    }
+    // Same magnitude: the first digit that differs decides; a value that matches the
+    // limit's digits and has no more non-zero ones is the limit, which overflows.
+    let mut rest = digits();
+    for &limit in F64_OVERFLOW {
+        match rest.next().unwrap_or(b'0') {
+            d if d < limit => return true,
+            d if d > limit => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// A cursor over one JSON text.
 pub struct Json<'a> {
+    source: &'a str,
     text: &'a [u8],
     pos: usize,
     depth: usize,
@@ -95,7 +149,7 @@ type Result<T> = std::result::Result<T, Fault>;
 
 impl<'a> Json<'a> {
     pub fn new(text: &'a str) -> Json<'a> {
-        Json { text: text.as_bytes(), pos: 0, depth: 0 }
+        Json { source: text, text: text.as_bytes(), pos: 0, depth: 0 }
     }
 
     /// Checks that only whitespace follows the value just read.
@@ -206,6 +260,7 @@ impl<'a> Json<'a> {
     }
 
     /// Any number, as serde_json would hold it.
+    #[cfg(test)]
     pub fn number(&mut self, at: &Path) -> Result<Number> {
         self.expect(Kind::Number, at)?;
         let token = self.number_token()?;
@@ -221,9 +276,39 @@ impl<'a> Json<'a> {
         }
     }
 
+    /// The next value, checked as [`Json::value`] reads it (within `max` values; every
+    /// number one that a 64-bit float holds), as its text. Text is what the provenance
+    /// keeps: a value tree and the float parser cost the WebAssembly module 28 KB
+    /// (docs/benchmarks.md), and JavaScript's `JSON.parse` or serde_json read the text.
+    pub fn raw_value(&mut self, at: &Path, max: usize) -> Result<&'a str> {
+        fn check(j: &mut Json, at: &Path, left: &mut usize, max: usize) -> Result<()> {
+            *left = left.checked_sub(1).ok_or_else(|| at.fault(format!("holds more than {max} values")))?;
+            match j.peek()? {
+                Kind::Number => {
+                    let token = j.number_token()?;
+                    if !finite_f64(token) {
+                        return Err(at.fault(format!("{token} is out of range for a 64-bit float")));
+                    }
+                    Ok(())
+                }
+                Kind::Array => j.array(at, |j, i| check(j, &Path::Index(at, i), left, max)),
+                Kind::Object => j.object(at, |j, k| check(j, &Path::Field(at, k), left, max)),
+                _ => j.skip(),
+            }
+        }
+        self.peek()?;
+        let start = self.pos;
+        let mut left = max;
+        check(self, at, &mut left, max)?;
+        // Both ends are at ASCII bytes (a value's first and last), so on characters.
+        self.source.get(start..self.pos).ok_or_else(|| self.syntax("a value that does not end on a character"))
+    }
+
     /// The next value as a `serde_json::Value`, refused once it holds more than `max`
     /// values in all (every object, array, string, number, … counts one): a value tree
-    /// costs far more memory than its JSON, so untrusted text gets a budget.
+    /// costs far more memory than its JSON, so untrusted text gets a budget. The tests'
+    /// reference for [`Json::raw_value`].
+    #[cfg(test)]
     pub fn value(&mut self, at: &Path, max: usize) -> Result<serde_json::Value> {
         fn read(j: &mut Json, at: &Path, left: &mut usize, max: usize) -> Result<serde_json::Value> {
             use serde_json::Value;
@@ -475,6 +560,66 @@ mod tests {
             let ours = read(text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
             let theirs: serde_json::Value = serde_json::from_str(text).unwrap();
             assert_eq!(ours, theirs, "{text}");
+        }
+    }
+
+    /// `finite_f64` against the standard library's correctly rounded parser, at the
+    /// overflow limit's digits and one unit either side at every position, written with
+    /// the point and the exponent moved, signs, zeros, and exponents too large for any
+    /// integer type.
+    #[test]
+    fn finite_f64_is_what_the_float_parser_says() {
+        let limit = std::str::from_utf8(F64_OVERFLOW).unwrap();
+        let mut tokens: Vec<String> = vec![];
+        let mut near = vec![limit.to_string(), format!("{limit}0"), format!("{limit}0001"), limit[..308].to_string()];
+        for i in (0..309).step_by(7).chain(300..309) {
+            for delta in [-1i8, 1] {
+                let mut d = limit.as_bytes().to_vec();
+                let v = d[i] as i8 - b'0' as i8 + delta;
+                if (0..=9).contains(&v) {
+                    d[i] = b'0' + v as u8;
+                    near.push(String::from_utf8(d).unwrap());
+                }
+            }
+        }
+        for n in &near {
+            let n = n.trim_start_matches('0');
+            tokens.push(n.to_string());
+            tokens.push(format!("-{n}"));
+            tokens.push(format!("{}.{}e308", &n[..1], &n[1..]));
+            tokens.push(format!("0.000{n}e3"));
+            tokens.push(format!("{}.{}E+{}", &n[..5], &n[5..], n.len() - 5));
+            tokens.push(format!("{n}e-1"));
+            tokens.push(format!("{n}e1"));
+        }
+        for t in [
+            "0", "-0", "0.0", "0e999999999999999999999999", "0.000e-5", "1e308", "1e309", "-1e309", "9.99e307",
+            "1.7976931348623157e308", "1.7976931348623158e308", "1.7976931348623159e308", "17976931348623157e292",
+            "1e-400", "1e999999999999999999999999", "1e-999999999999999999999999", "123.456", "18446744073709551616",
+        ] {
+            tokens.push(t.to_string());
+        }
+        for t in &tokens {
+            assert_eq!(finite_f64(t), t.parse::<f64>().unwrap().is_finite(), "{t}");
+        }
+        let overflow = tokens.iter().filter(|t| !finite_f64(t)).count();
+        assert!(overflow > 20 && overflow < tokens.len() - 20, "both sides are covered: {overflow} of {}", tokens.len());
+    }
+
+    /// The provenance's reading: the text of the value, checked as `value` checks it.
+    #[test]
+    fn raw_value_is_the_checked_text() {
+        let text = r#" {"a": [1, 2.5e3, {"b": "x\"y"}], "c": null} "#;
+        let mut j = Json::new(text);
+        assert_eq!(j.raw_value(&Path::Root, 7), Ok(text.trim()));
+        j.end().unwrap();
+        assert_eq!(
+            Json::new(text).raw_value(&Path::Root, 6),
+            Err(Fault::Data { path: "c".into(), reason: "holds more than 6 values".into() })
+        );
+        for text in [r#"{"a": [1, 1e309]}"#, r#"[1, {"a": [[], "\ud800"]}]"#, "[1,]", r#"{"a" 1}"#] {
+            let (raw, value) = (Json::new(text).raw_value(&Path::Root, 100), Json::new(text).value(&Path::Root, 100));
+            assert_eq!(raw.map(drop), value.map(drop), "{text}");
         }
     }
 

@@ -5,12 +5,11 @@
 //! the config does not keep: sizes are bounded while read, the vocabulary is capped
 //! before it grows, and the free-form provenance has a budget of values.
 
-use serde_json::{Map, Value};
-
 use super::config::{Config, EmbeddingSpec, LayerSpec, TokenizerSpec, WeightSpec};
 use super::json::{Fault, Json, Kind, Path};
 use crate::matrix::{ValueType, WeightKind};
 use crate::tokenizer::TokenizerKind;
+use crate::Provenance;
 
 /// Largest vocabulary a file may hold (the largest word vocabularies in use have a few
 /// hundred thousand entries).
@@ -34,7 +33,7 @@ pub fn config(text: &str) -> Result<Config> {
     let root = Path::Root;
     let mut f = Fields::<6>::new(&root, ["architecture", "tokenizer", "embedding", "layers", "output", "provenance"]);
     let (mut architecture, mut tokenizer, mut embedding, mut layers, mut output) = (None, None, None, None, None);
-    let mut provenance = Map::new();
+    let mut provenance = Provenance::default();
     j.object(&root, |j, key| {
         let at = Path::Field(&root, key);
         match f.field(key)? {
@@ -43,7 +42,7 @@ pub fn config(text: &str) -> Result<Config> {
             2 => embedding = Some(embedding_spec(j, &at)?),
             3 => layers = Some(list(j, &at, layer_spec)?),
             4 => output = Some(weight_spec(j, &at)?),
-            _ => provenance = provenance_map(j, &at)?,
+            _ => provenance = provenance_object(j, &at)?,
         }
         Ok(())
     })?;
@@ -259,19 +258,20 @@ fn spec<K>(j: &mut Json, at: &Path, mut kind: impl FnMut(&mut Json, &Path) -> Re
     Ok(WeightSpec { kind: f.required(k, 0)?, rows, cols, dtype, a, b, rank, dense_rows, nnz })
 }
 
-/// The provenance object, as JSON values, within [`MAX_PROVENANCE_VALUES`].
-fn provenance_map(j: &mut Json, at: &Path) -> Result<Map<String, Value>> {
-    match j.value(at, MAX_PROVENANCE_VALUES)? {
-        Value::Object(m) => Ok(m),
-        _ => Err(at.fault("expected an object")),
+/// The provenance object's text, checked within [`MAX_PROVENANCE_VALUES`].
+fn provenance_object(j: &mut Json, at: &Path) -> Result<Provenance> {
+    let text = j.raw_value(at, MAX_PROVENANCE_VALUES)?;
+    if !text.starts_with('{') {
+        return Err(at.fault("expected an object"));
     }
+    Ok(Provenance::from_checked(text))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::random::{random_model, RandomSpec};
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn data(path: &str, reason: &str) -> Fault {
         Fault::Data { path: path.into(), reason: reason.into() }
@@ -386,6 +386,6 @@ mod tests {
         c.as_object_mut().unwrap().remove("provenance");
         let read = config(&c.to_string()).unwrap();
         assert_eq!((read.tokenizer.eos, read.layers[0].w.is_none()), (None, true));
-        assert_eq!((read.output.dtype, read.provenance.len()), (ValueType::F32, 0));
+        assert_eq!((read.output.dtype, read.provenance.json()), (ValueType::F32, "{}"));
     }
 }

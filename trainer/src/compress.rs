@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use dkp_lstm::plan::Accounting;
-use dkp_lstm::Model;
+use dkp_lstm::{Model, Provenance};
 use serde::Serialize;
 use serde_json::json;
 
@@ -97,7 +97,7 @@ pub fn compress(opts: &CompressOptions) -> Result<CompressReport> {
         layer.w = dkp_from_dense(&layer.w, opts.cf, opts.accounting, &dev)?;
     }
     let ppl_decomposed = test_ppl(&lm)?;
-    let mut provenance = model.provenance().clone();
+    let mut provenance = model.provenance().to_map()?;
     provenance.insert("trained".into(), json!(true));
     let finetune = data.as_ref().and_then(|(d, c)| d.finetune.map(|f| (d, c, f)));
     let mut compression = json!({
@@ -116,7 +116,7 @@ pub fn compress(opts: &CompressOptions) -> Result<CompressReport> {
     };
     compression["test_ppl_finetuned"] = json!(ppl_finetuned);
     let info = out_model.info();
-    let mut prov = out_model.provenance().clone();
+    let mut prov = out_model.provenance().to_map()?;
     if ppl_finetuned.is_none() {
         // The source's figures no longer describe this model: replace what changed.
         prov.remove("valid_ppl");
@@ -130,7 +130,7 @@ pub fn compress(opts: &CompressOptions) -> Result<CompressReport> {
         prov.entry(k.clone()).or_insert(v.clone());
     }
     prov.insert("compression".into(), compression);
-    out_model.set_provenance(prov);
+    out_model.set_provenance(Provenance::from_map(prov));
     write_atomically(&opts.out, Overwrite::Replace, &out_model.to_bytes()?)?;
     Ok(CompressReport {
         out: opts.out.clone(),

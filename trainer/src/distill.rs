@@ -93,7 +93,7 @@ impl Teacher {
                 (ids, probs)
             }
         };
-        let test_ppl = model.provenance().get("test_ppl").and_then(Value::as_f64);
+        let test_ppl = model.provenance().to_map().ok().and_then(|p| p.get("test_ppl").and_then(Value::as_f64));
         Ok(Teacher { hash, path, test_ppl, k, batch: batches.rows(), ids, probs })
     }
 

@@ -5,7 +5,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use dkp_lstm::format::names;
-use dkp_lstm::{Embedding, Gates, LstmLayer, MatVec, Matrix, Model, Tokenizer, Weight};
+use dkp_lstm::{Embedding, Gates, LstmLayer, MatVec, Matrix, Model, Provenance, Tokenizer, Weight};
 
 use crate::config::{CmrConfig, CmrMode, TrainConfig};
 use crate::error::{Error, Result};
@@ -502,7 +502,7 @@ impl Lm {
             })
             .collect::<Result<Vec<_>>>()?;
         let output = Weight::f32(self.output.to_matrix()?);
-        Ok(Model::new(tokenizer.clone(), embedding, layers, output, vec(&self.output_bias)?, provenance)?)
+        Ok(Model::new(tokenizer.clone(), embedding, layers, output, vec(&self.output_bias)?, Provenance::from_map(provenance))?)
     }
 
     /// A dense trainable copy of a runtime model whose weights are all dense (what

@@ -480,7 +480,7 @@ impl Trainer {
         let mut model = lm.to_model(&self.corpus.tokenizer, prov.clone())?;
         let info = model.info();
         prov.insert("cf".into(), cf_provenance(c.accounting, &info));
-        model.set_provenance(prov);
+        model.set_provenance(dkp_lstm::Provenance::from_map(prov));
         let bytes = model.to_bytes()?;
         let path = self.run_dir.join("model.safetensors");
         write_atomically(&path, Overwrite::Replace, &bytes)?;

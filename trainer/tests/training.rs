@@ -189,8 +189,8 @@ fn the_best_model_is_the_best_epoch_at_the_target_sparsity() {
     assert_eq!(valid[0]["at_target"].as_bool(), Some(false));
     let (ppl, epoch) = best.unwrap();
     assert_eq!(report.valid_ppl, ppl);
-    let info = Model::from_bytes(&std::fs::read(dir.path().join("t/model.safetensors")).unwrap()).unwrap().info();
-    assert_eq!(info.provenance["best_epoch"].as_u64(), Some(epoch));
+    let model = Model::from_bytes(&std::fs::read(dir.path().join("t/model.safetensors")).unwrap()).unwrap();
+    assert_eq!(model.provenance().to_map().unwrap()["best_epoch"].as_u64(), Some(epoch));
 }
 
 fn final_params(t: &Trainer) -> BTreeMap<String, Vec<f32>> {
@@ -356,7 +356,7 @@ fn a_student_learns_from_a_teacher_file_that_its_checkpoint_names() {
     let report = student.run(&RunOptions::default()).unwrap();
     assert!(report.valid_ppl < 0.5 * before, "valid ppl {before} → {}", report.valid_ppl);
     let model = Model::from_bytes(&std::fs::read(&report.model).unwrap()).unwrap();
-    let prov = &model.provenance()["distillation"];
+    let prov = &model.provenance().to_map().unwrap()["distillation"];
     let hash = dkp_train::distill::file_hash(&std::fs::read(&teacher_file).unwrap());
     assert_eq!(prov["teacher_hash"].as_str(), Some(hash.as_str()), "{prov}");
     assert_eq!((prov["temperature"].as_f64(), prov["top_k"].as_u64()), (Some(2.0), Some(5)));
@@ -385,7 +385,7 @@ fn trainer_perplexity_is_what_the_runtime_computes() {
     let corpus = Corpus::load(cfg.data.as_ref().unwrap()).unwrap();
     let runtime = Session::new(model.clone()).perplexity(&corpus.test.text).unwrap().perplexity;
     assert!((runtime / report.test_ppl - 1.0).abs() < 1e-3, "runtime {runtime} vs trainer {}", report.test_ppl);
-    let prov = model.provenance();
+    let prov = model.provenance().to_map().unwrap();
     // serde_json's default float parsing may round the last bit.
     assert!((prov["test_ppl"].as_f64().unwrap() / report.test_ppl - 1.0).abs() < 1e-12);
     assert!(prov["cf"]["lstm_values"].as_f64().unwrap() > 1.5);
@@ -494,7 +494,7 @@ fn compress_decomposes_a_dense_model_and_rejects_others() {
     assert!(r.lstm_cf[0] > 3.5, "{:?}", r.lstm_cf);
     let m = Model::from_bytes(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(m.layers()[0].weights()[0].1.matrix.kind(), dkp_lstm::WeightKind::Dkp);
-    assert!(m.provenance()["compression"]["test_ppl_before"].as_f64().is_some());
+    assert!(m.provenance().to_map().unwrap()["compression"]["test_ppl_before"].as_f64().is_some());
     // A compressed model cannot be compressed again; nothing is written.
     std::fs::remove_file(&out).unwrap();
     let e = dkp_train::cli::run_compress(&args(&dir.path().join("small.finetune/model.safetensors"), 0))

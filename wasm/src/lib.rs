@@ -44,6 +44,14 @@ extern "C" {
     /// `Reflect.get`; a getter may throw.
     #[wasm_bindgen(js_namespace = Reflect, js_name = get, catch)]
     fn reflect_get(target: &JsValue, key: &JsValue) -> Result<JsValue, JsValue>;
+
+    /// `Reflect.set`, on objects this module made.
+    #[wasm_bindgen(js_namespace = Reflect, js_name = set, catch)]
+    fn reflect_set(target: &JsValue, key: &JsValue, value: &JsValue) -> Result<bool, JsValue>;
+
+    /// `JSON.parse`: the provenance is JSON text that the reader checked.
+    #[wasm_bindgen(js_namespace = JSON, js_name = parse, catch)]
+    fn json_parse(text: &str) -> Result<JsValue, JsValue>;
 }
 
 type JsResult<T> = Result<T, JsError>;
@@ -69,10 +77,15 @@ impl Model {
         Ok(Model { session: Session::new(model), rng: Rng::new(0), file_bytes: bytes.len() })
     }
 
-    /// Sizes, compression factors and provenance (the core's `ModelInfo`), plus file facts.
+    /// Sizes and compression factors (the core's `ModelInfo`), file facts, and the
+    /// provenance (read from its JSON text by `JSON.parse`).
     pub fn info(&self) -> JsResult<JsValue> {
-        let model = self.session.model().info();
-        to_js(&Info { model, file_bytes: self.file_bytes, format_version: FORMAT_VERSION })
+        let model = self.session.model();
+        let info = to_js(&Info { model: model.info(), file_bytes: self.file_bytes, format_version: FORMAT_VERSION })?;
+        let failed = |_| JsError::new("the provenance could not be read");
+        let provenance = json_parse(model.provenance().json()).map_err(failed)?;
+        reflect_set(&info, &"provenance".into(), &provenance).map_err(failed)?;
+        Ok(info)
     }
 
     /// Zeroes the state, as at the start of a text.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
-use dkp_lstm::{Model, Session, ValueType};
+use dkp_lstm::{Model, Provenance, Session, ValueType};
 use dkp_train::fs::{write_atomically, Overwrite};
 use serde_json::{json, Value};
 
@@ -46,7 +46,7 @@ pub fn run(args: Args) -> Result<()> {
     let (mut model, source_bytes) = load_model(&args.model)?;
     let dtype = ValueType::from(args.dtype);
     let name = args.dtype.to_possible_value().map_or_else(String::new, |v| v.get_name().to_string());
-    let mut provenance = model.provenance().clone();
+    let mut provenance = model.provenance().to_map()?;
     let mut moved = serde_json::Map::new();
     for key in ["test_ppl", "valid_ppl"] {
         if let Some(v) = provenance.remove(key) {
@@ -57,7 +57,7 @@ pub fn run(args: Args) -> Result<()> {
     moved.insert("source_bytes".into(), json!(source_bytes));
     provenance.insert("converted".into(), Value::Object(moved));
     model.store_as(dtype);
-    model.set_provenance(provenance.clone());
+    model.set_provenance(Provenance::from_map(provenance.clone()));
 
     // Scores come from the written bytes, which hold the rounded values.
     let mut rows = vec![];
@@ -71,7 +71,7 @@ pub fn run(args: Args) -> Result<()> {
         provenance.insert(key.into(), json!(ppl.perplexity));
         rows.push((key.to_string(), format!("{:.3} on `{}`", ppl.perplexity, path.display())));
     }
-    model.set_provenance(provenance);
+    model.set_provenance(Provenance::from_map(provenance));
     let bytes = model.to_bytes()?;
     write_atomically(&args.out, Overwrite::forced(args.force), &bytes)?;
     rows.insert(

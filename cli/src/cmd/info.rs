@@ -14,7 +14,7 @@ use super::{pairs, print_json, table, thousands, ModelArgs};
 pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Print `Model::info()` as JSON (plus `file_bytes`) instead of tables.
+    /// Print `Model::info()` as JSON (plus `file_bytes` and `provenance`) instead of tables.
     #[arg(long)]
     pub json: bool,
 }
@@ -22,18 +22,20 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let loaded = args.model.load()?;
     let info = loaded.model.info();
+    let provenance = loaded.model.provenance().to_map()?;
     if args.json {
         let mut v = serde_json::to_value(&info)?;
         if let Value::Object(map) = &mut v {
             map.insert("file_bytes".into(), loaded.file_bytes.into());
+            map.insert("provenance".into(), Value::Object(provenance));
         }
         return print_json(&v);
     }
-    print!("{}", render(&args.model.model.display().to_string(), loaded.file_bytes, &info));
+    print!("{}", render(&args.model.model.display().to_string(), loaded.file_bytes, &info, &provenance));
     Ok(())
 }
 
-fn render(path: &str, file_bytes: u64, info: &ModelInfo) -> String {
+fn render(path: &str, file_bytes: u64, info: &ModelInfo, prov: &serde_json::Map<String, Value>) -> String {
     let hidden: Vec<String> = info.hidden.iter().map(|h| h.to_string()).collect();
     let embedding = if info.tied {
         format!("{} (tied to the output projection)", info.embedding_dim)
@@ -50,7 +52,7 @@ fn render(path: &str, file_bytes: u64, info: &ModelInfo) -> String {
         ("memory".into(), format!("{} bytes of weights once loaded", thousands(info.memory as u64))),
     ]);
     out += "\nprovenance\n";
-    out += &provenance(&info.provenance);
+    out += &provenance(prov);
 
     let mut weights = vec![["weight", "kind", "shape", "structure", "values", "indices", "bytes", "CF", "CF+idx"]
         .map(String::from)
