@@ -3,9 +3,9 @@
 use crate::error::{config_err, Error, Result};
 use crate::kernels::Kernels;
 use crate::lstm::{Gates, LstmLayer};
-use crate::Provenance;
 use crate::matrix::{MatVec, Matrix, ValueType, Weight};
 use crate::tokenizer::Tokenizer;
+use crate::Provenance;
 
 /// Where the input embedding comes from.
 #[derive(Debug, Clone, PartialEq)]

@@ -592,18 +592,19 @@ mod tests {
             tokens.push(format!("{n}e-1"));
             tokens.push(format!("{n}e1"));
         }
-        for t in [
-            "0", "-0", "0.0", "0e999999999999999999999999", "0.000e-5", "1e308", "1e309", "-1e309", "9.99e307",
-            "1.7976931348623157e308", "1.7976931348623158e308", "1.7976931348623159e308", "17976931348623157e292",
-            "1e-400", "1e999999999999999999999999", "1e-999999999999999999999999", "123.456", "18446744073709551616",
-        ] {
-            tokens.push(t.to_string());
-        }
+        let fixed = "0 -0 0.0 0e999999999999999999999999 0.000e-5 1e308 1e309 -1e309 9.99e307 1.7976931348623157e308 \
+            1.7976931348623158e308 1.7976931348623159e308 17976931348623157e292 1e-400 1e999999999999999999999999 \
+            1e-999999999999999999999999 123.456 18446744073709551616";
+        tokens.extend(fixed.split_whitespace().map(String::from));
         for t in &tokens {
             assert_eq!(finite_f64(t), t.parse::<f64>().unwrap().is_finite(), "{t}");
         }
         let overflow = tokens.iter().filter(|t| !finite_f64(t)).count();
-        assert!(overflow > 20 && overflow < tokens.len() - 20, "both sides are covered: {overflow} of {}", tokens.len());
+        assert!(
+            overflow > 20 && overflow < tokens.len() - 20,
+            "both sides are covered: {overflow} of {}",
+            tokens.len()
+        );
     }
 
     /// The provenance's reading: the text of the value, checked as `value` checks it.

@@ -502,7 +502,14 @@ impl Lm {
             })
             .collect::<Result<Vec<_>>>()?;
         let output = Weight::f32(self.output.to_matrix()?);
-        Ok(Model::new(tokenizer.clone(), embedding, layers, output, vec(&self.output_bias)?, Provenance::from_map(provenance))?)
+        Ok(Model::new(
+            tokenizer.clone(),
+            embedding,
+            layers,
+            output,
+            vec(&self.output_bias)?,
+            Provenance::from_map(provenance),
+        )?)
     }
 
     /// A dense trainable copy of a runtime model whose weights are all dense (what
