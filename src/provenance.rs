@@ -54,3 +54,30 @@ impl Serialize for Provenance {
         self.to_map().map_err(serde::ser::Error::custom)?.serialize(s)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_map_goes_through_its_text_and_back() {
+        let Value::Object(map) = json!({"trained": true, "test_ppl": 99.64, "cf": {"lstm": [25, 12.5]}, "n": null})
+        else {
+            unreachable!()
+        };
+        let p = Provenance::from_map(map.clone());
+        assert_eq!(p.to_map().unwrap(), map);
+        assert_eq!(serde_json::to_value(&p).unwrap(), Value::Object(map), "serialised as the object itself");
+        assert_eq!(Provenance::default().json(), "{}");
+        assert!(Provenance::default().to_map().unwrap().is_empty());
+    }
+
+    #[test]
+    fn checked_text_is_kept_as_written() {
+        let text = "{ \"b\": 1e3,\n \"a\": [1, 2] }";
+        let p = Provenance::from_checked(text);
+        assert_eq!(p.json(), text);
+        assert_eq!(p.to_map().unwrap()["b"], json!(1000.0));
+    }
+}
