@@ -11,6 +11,7 @@
 //! tails of its own vector width (a masked step, a padded buffer or a scalar loop:
 //! any length is valid input); matrix structure (Kronecker reshapes, CSR
 //! validation, the sparse layout's construction) lives in `dkp_lstm::matrix`.
+#![deny(missing_docs)]
 
 pub mod scalar;
 
