@@ -139,7 +139,6 @@ fn finite_f64(token: &str) -> bool {
 
 /// A cursor over one JSON text.
 pub struct Json<'a> {
-    source: &'a str,
     text: &'a [u8],
     pos: usize,
     depth: usize,
@@ -149,7 +148,7 @@ type Result<T> = std::result::Result<T, Fault>;
 
 impl<'a> Json<'a> {
     pub fn new(text: &'a str) -> Json<'a> {
-        Json { source: text, text: text.as_bytes(), pos: 0, depth: 0 }
+        Json { text: text.as_bytes(), pos: 0, depth: 0 }
     }
 
     /// Checks that only whitespace follows the value just read.
@@ -300,8 +299,8 @@ impl<'a> Json<'a> {
         let start = self.pos;
         let mut left = max;
         check(self, at, &mut left, max)?;
-        // Both ends are at ASCII bytes (a value's first and last), so on characters.
-        self.source.get(start..self.pos).ok_or_else(|| self.syntax("a value that does not end on a character"))
+        // The text is a `str` and both ends are at ASCII bytes (a value's first and last).
+        std::str::from_utf8(&self.text[start..self.pos]).map_err(|_| self.syntax("a value that is not UTF-8"))
     }
 
     /// The next value as a `serde_json::Value`, refused once it holds more than `max`
