@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The PTB campaign of docs/results.md: trains every experiments/*.toml that has no
-# finished model yet, two at a time (this machine has 2 cores), resuming any run that
-# left a checkpoint. Safe to interrupt and rerun; logs go to runs/NAME.log.
+# finished model yet, JOBS at a time (default 2: this machine has 2 cores), resuming any
+# run that left a checkpoint. Safe to interrupt and rerun; logs go to runs/NAME.log.
 #
 #   bash scripts/campaign.sh                   # every experiment, in the order below
 #   bash scripts/campaign.sh kp-25x lowrank-25x  # just these
+#   JOBS=1 bash scripts/campaign.sh dkp-25x-2x650-nocmr pruned-25x-2x650  # one after the other
+#
+# At 2×650, one run at a time gets more done: a run drops from ~1 090 tokens/s alone to
+# ~435 beside a second training, and two threads buy it only 5 % (docs/benchmarks.md,
+# "At the paper's scale"); small models still gain from running two at a time.
 #
 # Needs ../shared/data/ptb. Afterwards: python3 scripts/results.py --write docs/results.md
 set -euo pipefail
@@ -30,9 +35,11 @@ for name in "${runs[@]}"; do
 done
 
 cargo build --release -p dkp-cli
-# A copy, so rebuilding while the campaign runs does not replace a running binary.
+# A copy, so rebuilding while the campaign runs does not replace a running binary; put in
+# place by a rename, which a binary that an earlier campaign still runs does not prevent.
 mkdir -p runs/bin
-cp target/release/dkp runs/bin/dkp-campaign
+cp target/release/dkp runs/bin/dkp-campaign.new
+mv -f runs/bin/dkp-campaign.new runs/bin/dkp-campaign
 
 train() {
     local name=$1
@@ -47,4 +54,4 @@ train() {
         && echo "$name: finished" || echo "$name: FAILED (see runs/$name.log)"
 }
 export -f train
-printf '%s\n' "${runs[@]}" | xargs -P 2 -I{} bash -c 'train {}'
+printf '%s\n' "${runs[@]}" | xargs -P "${JOBS:-2}" -I{} bash -c 'train {}'
