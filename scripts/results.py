@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""The PTB results table of docs/results.md, measured from the trained model files.
+"""The PTB results tables of docs/results.md (2×200 and 2×650), measured from the model files.
 
 Every figure comes from the `dkp` CLI on the file itself: `dkp eval --json` on
 ptb.valid.txt and ptb.test.txt, `dkp info --json` for parameters, indices and bytes,
 `dkp bench --json` for native per-token latency (the lowest median of five rounds that
-take every model in turn). Runs
-whose model file does not exist yet are listed as such. Measurements are cached in
-runs/results-cache.json, keyed by the file's size and modification time, so rerunning
-after one more run finishes only measures that one (`--rebench` times every file again).
+take every model in turn). Runs whose model file does not exist yet are listed as such;
+a row whose file is gone (runs/ does not always survive a change of machine) keeps the
+line the document already has. Measurements are cached in runs/results-cache.json, keyed
+by the file's size and modification time, so rerunning after one more run finishes only
+measures that one (`--rebench` times every file again).
 
     python3 scripts/results.py                         # print the table
     python3 scripts/results.py --write docs/results.md # replace the table there
@@ -27,10 +28,9 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "..", "shared", "data", "ptb")
 CACHE = os.path.join(ROOT, "runs", "results-cache.json")
-BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 # (label, model file relative to the repository root, how it was made)
-ROWS = [
+ROWS_2X200 = [
     ("Dense 2×200 (baseline)", "runs/dense-2x200/model.safetensors", "`experiments/dense-2x200.toml`"),
     ("DKP 10x, CMR element", "runs/dkp-10x-cmr/model.safetensors", "`experiments/dkp-10x-cmr.toml`"),
     ("DKP 25x, CMR element 0.5", "runs/dkp-25x-cmr/model.safetensors", "`experiments/dkp-25x-cmr.toml`"),
@@ -46,7 +46,18 @@ ROWS = [
     ("Whole model ≤ 1 MB, v1", "runs/whole-model-1mb/model.safetensors", "`experiments/whole-model-1mb.toml`"),
     ("Whole model ≤ 1 MB, v2 (demo)", "runs/whole-model-1mb-v2/model.safetensors", "`experiments/whole-model-1mb-v2.toml`"),
 ]
-BASELINE = ROWS[0][1]
+
+# Zaremba's medium model on one session's budget (docs/results.md, "The paper's scale"),
+# with Thakker et al.'s figures at 25x beside each method (test perplexity against their
+# dense medium model).
+ROWS_2X650 = [
+    ("Dense 2×650 (baseline)", "runs/dense-2x650/model.safetensors", "`experiments/dense-2x650.toml`", "test 82.07 (Zaremba)"),
+    ("DKP 25x, no CMR", "runs/dkp-25x-2x650-nocmr/model.safetensors", "`experiments/dkp-25x-2x650-nocmr.toml`", "– (with CMR: +1.4 %)"),
+    ("Magnitude pruning 25x", "runs/pruned-25x-2x650/model.safetensors", "`experiments/pruned-25x-2x650.toml`", "+7.9 %"),
+]
+
+# (markers in the document, rows; the first row is the baseline the others are compared with)
+TABLES = [("results", ROWS_2X200), ("results-2x650", ROWS_2X650)]
 
 
 def dkp(binary, *args):
@@ -108,17 +119,35 @@ def save(cache):
     json.dump(cache, open(CACHE, "w"), indent=1)
 
 
-def table(results):
-    base = results.get(BASELINE)
+def markers(name):
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+
+
+def kept_lines(doc, name):
+    """The rows of the table `name` in the document, by their first cell."""
+    if doc is None:
+        return {}
+    begin, end = markers(name)
+    block = doc.split(begin, 1)[-1].split(end, 1)[0] if begin in doc else ""
+    return {line.split(" | ", 1)[0][2:]: line for line in block.splitlines() if line.startswith("| ")}
+
+
+def table(results, rows, kept):
+    base = results.get(rows[0][1])
+    paper = len(rows[0]) > 3
     head = [
-        "method", "valid ppl", "test ppl", "test vs dense", "LSTM CF", "LSTM CF+idx",
-        "model CF", "model CF+idx", "params", "file bytes", "µs/token LSTM", "µs/token all", "made by",
+        "method", "valid ppl", "test ppl", "test vs dense", *(["paper (medium, 39 epochs)"] if paper else []),
+        "LSTM CF", "LSTM CF+idx", "model CF", "model CF+idx", "params", "file bytes",
+        "µs/token LSTM", "µs/token all", "made by",
     ]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 2) + "---|"]
-    for label, path, how in ROWS:
+    for label, path, how, *theirs in rows:
         r = results.get(path)
         if r is None:
-            lines.append(f"| {label} | {progress(path)} |" + " |" * (len(head) - 3) + f" {how} |")
+            if not os.path.exists(os.path.join(ROOT, os.path.dirname(path))) and label in kept:
+                lines.append(kept[label])
+            else:
+                lines.append(f"| {label} | {progress(path)} |" + " |" * (len(head) - 3) + f" {how} |")
             continue
         lstm = r["lstm"]
         delta = f"{100 * (r['test'] / base['test'] - 1):+.1f} %" if base else "–"
@@ -131,6 +160,7 @@ def table(results):
             f"{r['valid']:.2f}",
             f"{r['test']:.2f}",
             delta,
+            *theirs,
             f"{lstm['cf']:.1f}",
             f"{lstm['cf_with_indices']:.1f}",
             f"{dense / r['params']:.2f}",
@@ -152,21 +182,25 @@ def main():
     args = ap.parse_args()
     cache = json.load(open(CACHE)) if os.path.exists(CACHE) else {}
     results = {}
-    for _, path, _ in ROWS:
-        if os.path.exists(os.path.join(ROOT, path)):
-            results[path] = measure(args.dkp, path, cache)
-            save(cache)
+    for _, rows in TABLES:
+        for path in (row[1] for row in rows):
+            if os.path.exists(os.path.join(ROOT, path)):
+                results[path] = measure(args.dkp, path, cache)
+                save(cache)
     bench(args.dkp, results, args.rebench)
     save(cache)
-    text = table(results)
-    if not args.write:
-        sys.stdout.write(text)
-        return
-    doc = open(args.write).read()
-    if BEGIN not in doc or END not in doc:
-        sys.exit(f"{args.write} has no {BEGIN} … {END} block")
-    new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{text}{END}", doc, flags=re.S)
-    open(args.write, "w").write(new)
+    doc = open(args.write).read() if args.write else None
+    for name, rows in TABLES:
+        text = table(results, rows, kept_lines(doc, name))
+        if doc is None:
+            sys.stdout.write(text + "\n")
+            continue
+        begin, end = markers(name)
+        if begin not in doc or end not in doc:
+            sys.exit(f"{args.write} has no {begin} … {end} block")
+        doc = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{text}{end}", doc, flags=re.S)
+    if doc is not None:
+        open(args.write, "w").write(doc)
 
 
 if __name__ == "__main__":
