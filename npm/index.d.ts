@@ -152,8 +152,8 @@ export interface WeightInfo {
   name: string;
   kind: WeightKind;
   shape: [number, number];
-  /** Storage precision of the values (I8: int8 with one absmax per row). */
-  dtype: 'F32' | 'F16' | 'I8';
+  /** Storage precision of the values (I8: int8 with one absmax per row; I4: int4 with one scale per row). */
+  dtype: 'F32' | 'F16' | 'I8' | 'I4';
   detail: string;
   values: number;
   indices: number;

@@ -91,8 +91,9 @@ pub enum Error {
         /// Which invariant is broken, and where.
         reason: String,
     },
-    /// An int8 tensor holds −128, or its row absmax is negative.
-    InvalidInt8 {
+    /// An int8 tensor holds −128, an int4 tensor −8 or a non-zero unused nibble, or a
+    /// row's scale (absmax) is negative.
+    InvalidQuantised {
         /// The tensor's name.
         name: String,
         /// Flat index of the first bad element.
@@ -184,7 +185,7 @@ impl fmt::Display for Error {
                 write!(f, "tensor `{name}` has shape {found:?}, expected {expected:?}")
             }
             Error::InvalidSparse { name, reason } => write!(f, "sparse matrix `{name}`: {reason}"),
-            Error::InvalidInt8 { name, index, reason } => {
+            Error::InvalidQuantised { name, index, reason } => {
                 write!(f, "tensor `{name}` at index {index}: {reason}")
             }
             Error::NonFinite { name, index } => {

@@ -557,7 +557,11 @@ fn int8_values_outside_the_symmetric_range() {
         t.2[index] = 0x80; // -128
         assert_eq!(
             f.load().unwrap_err(),
-            Error::InvalidInt8 { name: name.into(), index, reason: "-128 is outside the symmetric range -127..=127" },
+            Error::InvalidQuantised {
+                name: name.into(),
+                index,
+                reason: "-128 is outside the symmetric range -127..=127"
+            },
             "{name}"
         );
     }
@@ -570,7 +574,7 @@ fn int8_absmax_negative_missing_non_finite_or_misshapen() {
     assert_eq!(f.tensors[name].0, Dtype::F16, "absmaxes that fit f16 are written as f16");
     f.tensors.get_mut(name).unwrap().2[6..8].copy_from_slice(&half::f16::from_f32(-0.5).to_le_bytes());
     let reason = "a row's absmax must not be negative";
-    assert_eq!(f.load().unwrap_err(), Error::InvalidInt8 { name: name.into(), index: 3, reason });
+    assert_eq!(f.load().unwrap_err(), Error::InvalidQuantised { name: name.into(), index: 3, reason });
 
     let mut f = int8_file();
     f.tensors.get_mut("layers.0.w.s.values.absmax").unwrap().2[0..2].copy_from_slice(&0x7c00u16.to_le_bytes());
@@ -930,4 +934,76 @@ mod fuzzing {
             random_model(&spec).unwrap().to_bytes().unwrap()
         };
     }
+}
+
+/// An int4 file (dkp gates, dense embedding and output of 21 × 7 values) taken apart.
+fn int4_file() -> File {
+    let spec = RandomSpec {
+        kind: WeightKind::Dkp,
+        cf: 4.0,
+        dtype: dkp_lstm::ValueType::I4,
+        hidden: 7,
+        vocab: 21,
+        seed: 5,
+        ..RandomSpec::default()
+    };
+    File::parse(&random_model(&spec).unwrap().to_bytes().unwrap())
+}
+
+#[test]
+fn int4_values_outside_the_symmetric_range_or_with_a_stray_nibble() {
+    // −8 in the low and in the high nibble of a byte: the value's index is reported.
+    for (name, byte, nibble, index) in [("output.weight", 6, 0x08, 12), ("layers.0.w.a", 0, 0x80, 1)] {
+        let mut f = int4_file();
+        let t = f.tensors.get_mut(name).unwrap();
+        assert_eq!(t.0, Dtype::U8, "{name}: I4 values are packed in U8");
+        t.2[byte] = (t.2[byte] & if nibble == 0x08 { 0xf0 } else { 0x0f }) | nibble;
+        let reason = "-8 is outside the symmetric range -7..=7";
+        assert_eq!(f.load().unwrap_err(), Error::InvalidQuantised { name: name.into(), index, reason }, "{name}");
+    }
+    // The output layer's 21 × 7 values take 74 bytes, the last one's high nibble unused.
+    let mut f = int4_file();
+    let t = f.tensors.get_mut("output.weight").unwrap();
+    assert_eq!(t.1, vec![74]);
+    t.2[73] |= 0x30;
+    let reason = "the unused high nibble of the last byte must be 0";
+    assert_eq!(f.load().unwrap_err(), Error::InvalidQuantised { name: "output.weight".into(), index: 147, reason });
+}
+
+#[test]
+fn int4_scales_negative_missing_or_not_packed_as_bytes() {
+    let name = "output.weight.scale";
+    let mut f = int4_file();
+    assert_eq!(f.tensors[name].0, Dtype::F16, "scales that fit f16 are written as f16");
+    f.tensors.get_mut(name).unwrap().2[6..8].copy_from_slice(&half::f16::from_f32(-0.5).to_le_bytes());
+    let reason = "a row's scale must not be negative";
+    assert_eq!(f.load().unwrap_err(), Error::InvalidQuantised { name: name.into(), index: 3, reason });
+
+    let mut f = int4_file();
+    f.tensors.remove("layers.0.w.s.values.scale");
+    assert_eq!(f.load().unwrap_err(), Error::MissingTensor { name: "layers.0.w.s.values.scale".into() });
+
+    // Packed values must be U8 and hold ⌈n/2⌉ bytes.
+    let mut f = int4_file();
+    f.tensors.get_mut("layers.0.w.b").unwrap().0 = Dtype::I8;
+    assert_eq!(
+        f.load().unwrap_err(),
+        Error::WrongDtype { name: "layers.0.w.b".into(), found: "I8".into(), expected: "U8" }
+    );
+    let mut f = int4_file();
+    let t = f.tensors.get_mut("output.weight").unwrap();
+    t.1 = vec![21, 7];
+    t.2.resize(21 * 7, 0);
+    assert_eq!(
+        f.load().unwrap_err(),
+        Error::ShapeMismatch { name: "output.weight".into(), expected: vec![74], found: vec![21, 7] }
+    );
+    // An int8 file declared I4 is caught at its first tensor, whose shape is the matrix's
+    // rather than the packed bytes'.
+    let mut f = int8_file();
+    f.config(|c| c["embedding"]["dtype"] = json!("I4"));
+    assert_eq!(
+        f.load().unwrap_err(),
+        Error::ShapeMismatch { name: "embedding.weight".into(), expected: vec![80], found: vec![20, 8] }
+    );
 }

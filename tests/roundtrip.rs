@@ -50,34 +50,39 @@ fn tied_char_and_f16_models_round_trip() {
     assert!(bytes.len() < dense.to_bytes().unwrap().len());
 }
 
-/// An int8 file reads back to a model that writes the same bytes again (quantisation is
-/// idempotent), for every kind and both gate layouts; it is smaller than the f32 file (than
-/// the f16 one too where rows are long: each row's absmax costs 2 bytes) and predicts close
-/// to the f32 model it was made from.
+/// An int8 or int4 file reads back to a model that writes the same bytes again
+/// (quantisation is idempotent), for every kind and both gate layouts; it is smaller than
+/// the f32 file (an int8 dense one than the f16 one too, where rows are long: each row's
+/// scale costs 2 bytes; an int4 one than the int8 one) and predicts close to the f32 model
+/// it was made from.
 #[test]
-fn int8_models_of_every_kind_round_trip_exactly() {
-    for kind in WeightKind::ALL {
-        let cf = cf_of(kind);
-        for fused in [true, false] {
-            let s = RandomSpec { fused, output_kind: kind, output_cf: cf, ..spec(kind.name(), cf) };
-            let f32_model = random_model(&s).unwrap();
-            let i8_model = random_model(&RandomSpec { dtype: ValueType::I8, ..s.clone() }).unwrap();
-            let bytes = i8_model.to_bytes().unwrap();
-            let back = Model::from_bytes(&bytes).unwrap();
-            assert_eq!(back.to_bytes().unwrap(), bytes, "{kind}: a second round trip changes the file");
-            // The accounting counts the absmaxes as written, before and after quantisation.
-            let data = bytes.len() - 8 - u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-            assert_eq!((i8_model.tensor_bytes(), back.tensor_bytes()), (data, data), "{kind}");
-            let smaller = |dtype| {
-                bytes.len() < random_model(&RandomSpec { dtype, ..s.clone() }).unwrap().to_bytes().unwrap().len()
-            };
-            assert!(smaller(ValueType::F32), "{kind}");
-            assert!(kind != WeightKind::Dense || smaller(ValueType::F16), "{kind}");
-            let (mut a, mut b) = (Session::new(f32_model), Session::new(back));
-            a.feed_text("the cat of w3 w4");
-            b.feed_text("the cat of w3 w4");
-            let worst = a.log_probs().iter().zip(b.log_probs()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
-            assert!(worst < 0.05, "{kind} fused={fused}: int8 log-probs {worst} away from f32");
+fn quantised_models_of_every_kind_round_trip_exactly() {
+    for (dtype, tolerance) in [(ValueType::I8, 0.05), (ValueType::I4, 0.1)] {
+        for kind in WeightKind::ALL {
+            let cf = cf_of(kind);
+            for fused in [true, false] {
+                let s = RandomSpec { fused, output_kind: kind, output_cf: cf, ..spec(kind.name(), cf) };
+                let f32_model = random_model(&s).unwrap();
+                let q_model = random_model(&RandomSpec { dtype, ..s.clone() }).unwrap();
+                let bytes = q_model.to_bytes().unwrap();
+                let back = Model::from_bytes(&bytes).unwrap();
+                assert_eq!(back.to_bytes().unwrap(), bytes, "{dtype:?} {kind}: a second round trip changes the file");
+                // The accounting counts the scales as written, before and after quantisation.
+                let data = bytes.len() - 8 - u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+                assert_eq!((q_model.tensor_bytes(), back.tensor_bytes()), (data, data), "{dtype:?} {kind}");
+                let smaller = |than| {
+                    bytes.len()
+                        < random_model(&RandomSpec { dtype: than, ..s.clone() }).unwrap().to_bytes().unwrap().len()
+                };
+                assert!(smaller(ValueType::F32), "{dtype:?} {kind}");
+                assert!(dtype != ValueType::I8 || kind != WeightKind::Dense || smaller(ValueType::F16), "{kind}");
+                assert!(dtype != ValueType::I4 || smaller(ValueType::I8), "{kind}");
+                let (mut a, mut b) = (Session::new(f32_model), Session::new(back));
+                a.feed_text("the cat of w3 w4");
+                b.feed_text("the cat of w3 w4");
+                let worst = a.log_probs().iter().zip(b.log_probs()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+                assert!(worst < tolerance, "{dtype:?} {kind} fused={fused}: log-probs {worst} away from f32");
+            }
         }
     }
 }
@@ -95,7 +100,7 @@ fn converted_models_store_their_biases_in_two_bytes() {
     let f16 = random_model(&RandomSpec { dtype: ValueType::F16, ..spec("dkp", 4.0) }).unwrap();
     let before = f16.to_bytes().unwrap();
     assert_eq!(dtype_of(&before, "output.bias"), "F32");
-    for dtype in [ValueType::F16, ValueType::I8] {
+    for dtype in [ValueType::F16, ValueType::I8, ValueType::I4] {
         let mut m = f16.clone();
         m.store_as(dtype);
         let after = m.to_bytes().unwrap();

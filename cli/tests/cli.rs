@@ -222,6 +222,32 @@ fn convert_to_int8_quarters_the_dense_memory_and_records_the_converted_perplexit
 }
 
 #[test]
+fn convert_to_int4_halves_the_int8_values_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    random(d, "m.st", &["--hidden", "32", "--vocab", "300", "--kind", "dkp", "--cf", "4"]);
+    std::fs::write(d.join("t.txt"), TEXT.repeat(5)).unwrap();
+    ok(d, &["convert", "m.st", "--out", "q8.st", "--dtype", "i8"]);
+    ok(d, &["convert", "m.st", "--out", "q4.st", "--dtype", "i4", "--test", "t.txt"]);
+    let (i8_info, i4_info) = (ok_json(d, &["info", "q8.st", "--json"]), ok_json(d, &["info", "q4.st", "--json"]));
+    assert!(i4_info["weights"].as_array().unwrap().iter().all(|w| w["dtype"] == "I4"));
+    let size = |f: &str| std::fs::metadata(d.join(f)).unwrap().len();
+    assert!(size("q4.st") < size("q8.st"), "{} vs {}", size("q4.st"), size("q8.st"));
+    let eval = num(&ok_json(d, &["eval", "q4.st", "--text", "t.txt", "--json"]), "perplexity");
+    let recorded = num(&i4_info["provenance"], "test_ppl");
+    assert!((eval - recorded).abs() <= 1e-9 * eval, "{eval} vs {recorded}");
+    assert_eq!(i4_info["provenance"]["converted"]["dtype"], "i4");
+    assert!(num(&i4_info, "file_bytes") < num(&i8_info, "file_bytes"));
+    // Int4 of the int4 file: the same tensor bytes.
+    ok(d, &["convert", "q4.st", "--out", "q4b.st", "--dtype", "i4"]);
+    let data = |f: &str| {
+        let b = std::fs::read(d.join(f)).unwrap();
+        b[8 + u64::from_le_bytes(b[..8].try_into().unwrap()) as usize..].to_vec()
+    };
+    assert_eq!(data("q4b.st"), data("q4.st"));
+}
+
+#[test]
 fn kernels_from_flag_and_environment() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

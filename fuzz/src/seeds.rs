@@ -66,7 +66,7 @@ type Row = (WeightKind, f64, WeightKind, f64, Option<WeightKind>, bool, ValueTyp
 pub fn seed_specs() -> Vec<(String, RandomSpec)> {
     use WeightKind::*;
     #[rustfmt::skip]
-    let table: [Row; 17] = [
+    let table: [Row; 19] = [
         // kind, cf, output kind, output cf, embedding, fused, dtype, tokenizer, layers, hidden, vocab
         (Dense, 1.0, Dense, 1.0, Some(Dense), true, ValueType::F32, TokenizerKind::Word, 2, 8, 20),
         (Dense, 1.0, Dense, 1.0, None, false, ValueType::F16, TokenizerKind::Char, 1, 4, 12),
@@ -85,6 +85,9 @@ pub fn seed_specs() -> Vec<(String, RandomSpec)> {
         (Dkp, 4.0, Dense, 1.0, Some(Dense), true, ValueType::I8, TokenizerKind::Word, 2, 8, 20),
         (Dense, 1.0, Dkp, 2.0, None, false, ValueType::I8, TokenizerKind::Char, 1, 8, 16),
         (DHmd, 3.0, Sparse, 2.0, Some(LowRank), true, ValueType::I8, TokenizerKind::Word, 1, 8, 20),
+        // Int4: packed values with an unused nibble where a count is odd (21 × 7).
+        (Dkp, 4.0, Dkp, 2.0, None, true, ValueType::I4, TokenizerKind::Word, 2, 7, 21),
+        (Dense, 1.0, Sparse, 2.0, Some(Hmd), false, ValueType::I4, TokenizerKind::Char, 1, 5, 12),
     ];
     let mut rows: Vec<_> = table.to_vec();
     // Kinds added after this table (WeightKind::ALL grows with the format) still get a
@@ -130,6 +133,7 @@ pub fn seed_specs() -> Vec<(String, RandomSpec)> {
                         ValueType::F32 => "f32",
                         ValueType::F16 => "f16",
                         ValueType::I8 => "i8",
+                        ValueType::I4 => "i4",
                     },
                     match tokenizer {
                         TokenizerKind::Word => "word",

@@ -103,8 +103,9 @@ pub struct WeightSpec<K = WeightKind> {
     pub rows: usize,
     /// Columns of the full matrix.
     pub cols: usize,
-    /// Storage precision of the values (`F32`, `F16` or `I8`, the last with an `.absmax`
-    /// tensor of row scales beside each values tensor); CSR indices are U8, U16, I32 or
+    /// Storage precision of the values (`F32`, `F16`, `I8` with an `.absmax` tensor of row
+    /// scales beside each values tensor, or `I4`, packed two a byte in a U8 tensor, with a
+    /// `.scale` tensor of row scales); CSR indices are U8, U16, I32 or
     /// I64 (the writer uses the narrowest of U8 and U16 that the columns allow, I32 otherwise).
     pub dtype: ValueType,
     /// Shape `[m1, n1]` of the Kronecker factor A (`kp`, `dkp`).
@@ -165,6 +166,11 @@ pub mod names {
     /// The row absmaxes that go with the `I8` values tensor `values`.
     pub fn absmax(values: &str) -> String {
         format!("{values}.absmax")
+    }
+
+    /// The row scales that go with the `I4` values tensor `values`.
+    pub fn scale(values: &str) -> String {
+        format!("{values}.scale")
     }
 
     /// `prefix.suffix`.

@@ -21,7 +21,7 @@ use crate::error::{config_err, Error, Result};
 use crate::lstm::{Gates, LstmLayer};
 use crate::matrix::LowRank;
 use crate::matrix::{dense_bounds, dequantise, fits_f16, quantise, Csr, Dense, DenseI8, Doped, Hmd, Kron};
-use crate::matrix::{MatVec, Matrix, Q_MAX};
+use crate::matrix::{dequantise4, pack4, quantise4, unpack4, MatVec, Matrix, Quantised, Q_MAX};
 use crate::matrix::{ValueType, Weight, WeightKind};
 use crate::model::{Embedding, Model, MAX_DIM, MAX_LAYERS};
 use crate::tokenizer::Tokenizer;
@@ -99,7 +99,7 @@ fn tensor_bytes(model: &Model) -> usize {
 /// Bytes of the bias tensors in the file.
 pub fn bias_bytes(model: &Model) -> usize {
     let biases: usize = model.layers().iter().map(|l| l.bias.len()).sum::<usize>() + model.output_bias().len();
-    bias_type(model).size() * biases
+    bias_type(model).bits() / 8 * biases
 }
 
 /// How the writer stores the biases: F16 when every weight is stored below f32 and every
@@ -164,9 +164,9 @@ fn sort_header(file: Vec<u8>) -> Vec<u8> {
 
 /// Bytes a weight occupies in a file.
 pub fn weight_bytes(w: &Weight) -> usize {
-    if w.dtype == ValueType::I8 {
-        // Whether a tensor's absmaxes take 2 or 4 bytes each depends on its values: count
-        // the tensors the writer makes (about one byte per value, briefly).
+    if matches!(w.dtype, ValueType::I8 | ValueType::I4) {
+        // Whether a tensor's scales take 2 or 4 bytes each depends on its values: count
+        // the tensors the writer makes (about a byte or half a byte per value, briefly).
         let mut tensors = vec![];
         push_matrix(&mut tensors, "w", w);
         return tensors.iter().map(|t| t.3.len()).sum();
@@ -175,7 +175,7 @@ pub fn weight_bytes(w: &Weight) -> usize {
         let (_, row_dtype, rows) = row_index(s);
         s.nnz() * col_index_dtype(s.cols()).size() + row_dtype.size() * rows.len()
     });
-    w.matrix.storage().values * w.dtype.size() + index_bytes
+    w.matrix.storage().values * w.dtype.bits() / 8 + index_bytes
 }
 
 /// Column indices are written in the narrowest dtype that holds them: U8 up to 256
@@ -310,8 +310,8 @@ fn push_matrix(out: &mut Vec<Written>, prefix: &str, w: &Weight) {
     }
 }
 
-/// A values tensor in `dtype`; for `I8` quantised row by row (`bounds`, only built
-/// then) and followed by its absmax tensor.
+/// A values tensor in `dtype`; for `I8` and `I4` quantised row by row (`bounds`, only
+/// built then) and followed by its tensor of row scales.
 fn push_values(
     out: &mut Vec<Written>,
     name: String,
@@ -323,7 +323,15 @@ fn push_values(
     match dtype {
         ValueType::I8 => {
             let q = quantise(v, &bounds());
-            push_int8(out, name, &q.q, shape, &q.absmax);
+            push_int8(out, name, &q.q, shape, &q.scale);
+        }
+        ValueType::I4 => {
+            // Packed, the tensor's shape is its byte count; the config gives the matrix's.
+            let Quantised { q, scale } = quantise4(v, &bounds());
+            let packed = pack4(&q);
+            let scale_name = names::scale(&name);
+            out.push((name, Dtype::U8, vec![packed.len()], packed));
+            push_scales(out, scale_name, &scale);
         }
         _ => out.push(values_tensor(name, v, shape, dtype)),
     }
@@ -334,8 +342,13 @@ fn push_values(
 fn push_int8(out: &mut Vec<Written>, name: String, q: &[i8], shape: Vec<usize>, absmax: &[f32]) {
     let absmax_name = names::absmax(&name);
     out.push((name, Dtype::I8, shape, q.iter().map(|&v| v as u8).collect()));
-    let dtype = if fits_f16(absmax) { ValueType::F16 } else { ValueType::F32 };
-    out.push(values_tensor(absmax_name, absmax, vec![absmax.len()], dtype));
+    push_scales(out, absmax_name, absmax);
+}
+
+/// Row scales in F16 when every one is exactly an f16, else in F32.
+fn push_scales(out: &mut Vec<Written>, name: String, scale: &[f32]) {
+    let dtype = if fits_f16(scale) { ValueType::F16 } else { ValueType::F32 };
+    out.push(values_tensor(name, scale, vec![scale.len()], dtype));
 }
 
 /// An F32 or F16 tensor.
@@ -500,10 +513,12 @@ impl<'a, 'd> Reader<'a, 'd> {
             enum Stored {
                 Float(Vec<f32>),
                 Int8(Vec<i8>),
+                Int4(Vec<i8>),
             }
             let values_name = names::join(prefix, names::SPARSE_VALUES);
             let stored = match spec.dtype {
                 ValueType::I8 => Stored::Int8(this.int8(&values_name, &[nnz])?),
+                ValueType::I4 => Stored::Int4(this.int4(&values_name, nnz)?),
                 dtype => Stored::Float(this.typed_values(&values_name, &[nnz], Some(dtype))?),
             };
             let col_idx = this.indices(&names::join(prefix, names::SPARSE_COL_IDX), nnz)?;
@@ -517,21 +532,21 @@ impl<'a, 'd> Reader<'a, 'd> {
             } else {
                 this.indices(&ptr_name, rows + 1)?
             };
+            // Rows of quantised values need valid row pointers; if they are not, the values
+            // are left unscaled for `Csr::new` to report the pointers precisely.
+            let bounds: Vec<usize> = row_ptr.iter().map(|&p| p as usize).collect();
+            let valid =
+                bounds.first() == Some(&0) && bounds.last() == Some(&nnz) && bounds.windows(2).all(|w| w[0] <= w[1]);
+            let (bounds, unscaled) = if valid { (bounds, None) } else { (vec![0, nnz], Some(vec![1.0])) };
             let values = match stored {
                 Stored::Float(values) => values,
                 Stored::Int8(q) => {
                     let absmax = this.absmax(&values_name, rows)?;
-                    // Rows of values need valid row pointers; if they are not, the values
-                    // are left unscaled for `Csr::new` to report the pointers precisely.
-                    let bounds: Vec<usize> = row_ptr.iter().map(|&p| p as usize).collect();
-                    let valid = bounds.first() == Some(&0)
-                        && bounds.last() == Some(&nnz)
-                        && bounds.windows(2).all(|w| w[0] <= w[1]);
-                    if valid {
-                        dequantise(&q, &absmax, &bounds)
-                    } else {
-                        dequantise(&q, &[1.0], &[0, nnz])
-                    }
+                    dequantise(&q, unscaled.as_ref().unwrap_or(&absmax), &bounds)
+                }
+                Stored::Int4(q) => {
+                    let scale = this.scale(&values_name, rows)?;
+                    dequantise4(&q, unscaled.as_ref().unwrap_or(&scale), &bounds)
                 }
             };
             Csr::new(rows, cols, row_ptr, col_idx, values)
@@ -582,6 +597,10 @@ impl<'a, 'd> Reader<'a, 'd> {
                 let q = self.int8(name, &[rows, cols])?;
                 dequantise(&q, &self.absmax(name, rows)?, &dense_bounds(rows, cols))
             }
+            ValueType::I4 => {
+                let q = self.int4(name, rows * cols)?;
+                dequantise4(&q, &self.scale(name, rows)?, &dense_bounds(rows, cols))
+            }
             dtype => self.typed_values(name, &[rows, cols], Some(dtype))?,
         };
         Ok(Dense::new(rows, cols, data).expect("shape checked"))
@@ -595,7 +614,7 @@ impl<'a, 'd> Reader<'a, 'd> {
         }
         let q: Vec<i8> = t.data.iter().map(|&b| b as i8).collect();
         if let Some(index) = q.iter().position(|&v| v < -Q_MAX) {
-            return Err(Error::InvalidInt8 {
+            return Err(Error::InvalidQuantised {
                 name: name.into(),
                 index,
                 reason: "-128 is outside the symmetric range -127..=127",
@@ -604,14 +623,31 @@ impl<'a, 'd> Reader<'a, 'd> {
         Ok(q)
     }
 
+    /// The `n` integers of an `I4` tensor (U8, two a byte), each in `−7..=7`.
+    fn int4(&mut self, name: &str, n: usize) -> Result<Vec<i8>> {
+        let t = self.tensor(name, &[n.div_ceil(2)])?;
+        if t.dtype != Dtype::U8 {
+            return Err(Error::WrongDtype { name: name.into(), found: t.dtype.name().into(), expected: "U8" });
+        }
+        unpack4(t.data, n).map_err(|(index, reason)| Error::InvalidQuantised { name: name.into(), index, reason })
+    }
+
     /// The row absmaxes of the `I8` tensor `values`: F16 or F32, finite, ≥ 0.
     fn absmax(&mut self, values: &str, rows: usize) -> Result<Vec<f32>> {
-        let name = names::absmax(values);
-        let absmax = self.typed_values(&name, &[rows], None)?;
-        if let Some(index) = absmax.iter().position(|&m| m < 0.0) {
-            return Err(Error::InvalidInt8 { name, index, reason: "a row's absmax must not be negative" });
+        self.row_scales(names::absmax(values), rows, "a row's absmax must not be negative")
+    }
+
+    /// The row scales of the `I4` tensor `values`: F16 or F32, finite, ≥ 0.
+    fn scale(&mut self, values: &str, rows: usize) -> Result<Vec<f32>> {
+        self.row_scales(names::scale(values), rows, "a row's scale must not be negative")
+    }
+
+    fn row_scales(&mut self, name: String, rows: usize, negative: &'static str) -> Result<Vec<f32>> {
+        let scale = self.typed_values(&name, &[rows], None)?;
+        if let Some(index) = scale.iter().position(|&m| m < 0.0) {
+            return Err(Error::InvalidQuantised { name, index, reason: negative });
         }
-        Ok(absmax)
+        Ok(scale)
     }
 
     fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
@@ -628,6 +664,7 @@ impl<'a, 'd> Reader<'a, 'd> {
                 Some(ValueType::F16) => "F16",
                 Some(ValueType::F32) => "F32",
                 Some(ValueType::I8) => "I8",
+                Some(ValueType::I4) => "U8",
                 None => "F32 or F16",
             },
         };

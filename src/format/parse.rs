@@ -238,7 +238,7 @@ fn spec<K>(j: &mut Json, at: &Path, mut kind: impl FnMut(&mut Json, &Path) -> Re
         dense_rows: None,
         nnz: None,
     };
-    let dtypes = [("F32", ValueType::F32), ("F16", ValueType::F16), ("I8", ValueType::I8)];
+    let dtypes = [("F32", ValueType::F32), ("F16", ValueType::F16), ("I8", ValueType::I8), ("I4", ValueType::I4)];
     j.object(at, |j, key| {
         let at = Path::Field(at, key);
         match f.field(key)? {
@@ -321,7 +321,7 @@ mod tests {
         );
         assert_eq!(
             edit(&|c| c["output"]["dtype"] = json!("F64")),
-            data("output.dtype", "unknown variant `F64`, expected one of `F32`, `F16`, `I8`")
+            data("output.dtype", "unknown variant `F64`, expected one of `F32`, `F16`, `I8`, `I4`")
         );
         assert_eq!(
             edit(&|c| drop(c["layers"][0].as_object_mut().unwrap().remove("hidden"))),

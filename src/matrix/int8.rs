@@ -23,8 +23,9 @@ pub fn level(q: i8) -> f32 {
 pub struct Quantised {
     /// The integers, `−127..=127`.
     pub q: Vec<i8>,
-    /// Each row's largest magnitude (≥ 0, finite).
-    pub absmax: Vec<f32>,
+    /// Each row's scale, the magnitude of its top level (≥ 0, finite): for int8 the row's
+    /// largest magnitude, for int4 the one [`crate::matrix::quantise4`] chose.
+    pub scale: Vec<f32>,
 }
 
 /// Whether every value is exactly an f16, so that a file stores them in 2 bytes each
@@ -36,7 +37,7 @@ pub fn fits_f16(values: &[f32]) -> bool {
 
 /// Whether `m` (≥ 0) is 0 or a normal f16: then rounding it to f16 keeps the 11 bits
 /// that matter next to 7-bit integers, and the absmax costs 2 bytes per row.
-fn f16_normal(m: f32) -> bool {
+pub(super) fn f16_normal(m: f32) -> bool {
     m == 0.0 || (half::f16::MIN_POSITIVE.to_f32()..=half::f16::MAX.to_f32()).contains(&m)
 }
 
@@ -57,7 +58,7 @@ pub fn quantise(values: &[f32], bounds: &[usize]) -> Quantised {
         let grid = |v: f32| (v / m * Q_MAX as f32).round().clamp(-127.0, 127.0) as i8;
         q.extend(row.iter().map(|&v| if m > 0.0 { grid(v) } else { 0 }));
     }
-    Quantised { q, absmax }
+    Quantised { q, scale: absmax }
 }
 
 /// The values of quantised rows.
@@ -105,8 +106,8 @@ impl DenseI8 {
     }
     /// Quantises an f32 matrix row by row.
     pub fn quantise(rows: usize, cols: usize, data: &[f32]) -> DenseI8 {
-        let Quantised { q, absmax, .. } = quantise(data, &dense_bounds(rows, cols));
-        DenseI8 { rows, cols, q, absmax }
+        let Quantised { q, scale } = quantise(data, &dense_bounds(rows, cols));
+        DenseI8 { rows, cols, q, absmax: scale }
     }
     /// The integers, row-major.
     pub fn q(&self) -> &[i8] {
@@ -189,10 +190,10 @@ mod tests {
         for (scale, f16) in [(1.0, true), (1e-5, false), (1e7, false)] {
             let (values, bounds) = rows(&mut rng, scale);
             let first = quantise(&values, &bounds);
-            assert_eq!(fits_f16(&first.absmax), f16, "scale {scale}");
-            let back = dequantise(&first.q, &first.absmax, &bounds);
+            assert_eq!(fits_f16(&first.scale), f16, "scale {scale}");
+            let back = dequantise(&first.q, &first.scale, &bounds);
             assert_eq!(quantise(&back, &bounds), first, "scale {scale}: requantising changed the integers or scales");
-            for (b, &m) in bounds.windows(2).zip(&first.absmax) {
+            for (b, &m) in bounds.windows(2).zip(&first.scale) {
                 let row = &first.q[b[0]..b[1]];
                 assert!(row.iter().all(|&q| q >= -Q_MAX));
                 if m > 0.0 {

@@ -1,8 +1,9 @@
-//! Weight kinds behind one matrix–vector trait: dense (f32 or int8), Kronecker, low-rank, HMD, sparse, doped.
+//! Weight kinds behind one matrix–vector trait: dense (f32 or int8), Kronecker, low-rank, HMD, sparse, doped; int8 and int4 storage.
 
 mod csr;
 mod dense;
 mod hmd;
+mod int4;
 mod int8;
 mod kind;
 mod kron;
@@ -12,6 +13,7 @@ mod weight;
 pub use csr::Csr;
 pub use dense::Dense;
 pub use hmd::Hmd;
+pub use int4::{dequantise4, pack4, quantise4, unpack4, Q4_MAX};
 pub use int8::{dense_bounds, dequantise, fits_f16, quantise, DenseI8, Quantised, Q_MAX};
 pub use kind::{UnknownKind, WeightKind};
 pub use kron::Kron;

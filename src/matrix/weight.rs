@@ -14,15 +14,20 @@ pub enum ValueType {
     /// stay int8 in memory and compute on integers, the factors of the other kinds are
     /// widened to f32 when loaded.
     I8,
+    /// Symmetric int4 with one scale per row, two values a byte
+    /// (`crate::matrix::quantise4`): every kind's values are widened to f32 when loaded,
+    /// a dense matrix's too, so it suits the compressed kinds (use `I8` for dense).
+    I4,
 }
 
 impl ValueType {
-    /// Bytes per stored value (an `I8` tensor's row absmaxes come on top).
-    pub fn size(self) -> usize {
+    /// Bits per stored value (the row scales of `I8` and `I4` tensors come on top).
+    pub fn bits(self) -> usize {
         match self {
-            ValueType::F32 => 4,
-            ValueType::F16 => 2,
-            ValueType::I8 => 1,
+            ValueType::F32 => 32,
+            ValueType::F16 => 16,
+            ValueType::I8 => 8,
+            ValueType::I4 => 4,
         }
     }
 }

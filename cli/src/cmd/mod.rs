@@ -17,13 +17,16 @@ use anyhow::{anyhow, Context, Result};
 use dkp_lstm::{Kernels, Model, ValueType};
 
 /// Storage precision of weight values, as flags spell it (`docs/format.md`: `F32`, `F16`,
-/// `I8`); computation is f32, or integer for int8 dense matrices.
+/// `I8`, `I4`); computation is f32, or integer for int8 dense matrices.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum Dtype {
     F32,
     F16,
     /// Symmetric int8 with one absmax per row.
     I8,
+    /// Symmetric int4 with one scale per row, two values a byte: for compressed kinds
+    /// (a dense matrix stored so is computed in f32).
+    I4,
 }
 
 impl From<Dtype> for ValueType {
@@ -32,6 +35,7 @@ impl From<Dtype> for ValueType {
             Dtype::F32 => ValueType::F32,
             Dtype::F16 => ValueType::F16,
             Dtype::I8 => ValueType::I8,
+            Dtype::I4 => ValueType::I4,
         }
     }
 }
