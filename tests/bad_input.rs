@@ -41,8 +41,10 @@ struct File {
 
 impl File {
     /// The file with every sparse part's row lengths (`s.row_len`, the writer's form where
-    /// rows are short) turned into the equivalent I32 row pointers (`s.row_ptr`), so that
-    /// edits see one layout; [`File::raw`] keeps the file as written.
+    /// rows are short) turned into the equivalent I32 row pointers (`s.row_ptr`), and its
+    /// column gaps (`s.col_gap`, the writer's form for wide matrices) into I32 column
+    /// indices (`s.col_idx`), so that edits see one layout; [`File::raw`] keeps the file as
+    /// written.
     fn parse(bytes: &[u8]) -> File {
         let mut f = File::raw(bytes);
         let lengths: Vec<String> = f.tensors.keys().filter(|n| n.ends_with(".s.row_len")).cloned().collect();
@@ -58,6 +60,29 @@ impl File {
             let ptr_name = name.replace(".s.row_len", ".s.row_ptr");
             f.tensors.insert(ptr_name.clone(), (Dtype::I32, vec![ptr.len()], vec![]));
             f.set_i32s(&ptr_name, &ptr);
+        }
+        let gaps: Vec<String> = f.tensors.keys().filter(|n| n.ends_with(".s.col_gap")).cloned().collect();
+        for name in gaps {
+            // docs/format.md: a gap is its bytes' sum, every byte but its last being 255.
+            let ptr = f.i32s(&name.replace(".s.col_gap", ".s.row_ptr"));
+            let mut bytes = f.tensors.remove(&name).unwrap().2.into_iter().map(i32::from);
+            let mut cols = vec![];
+            for row in ptr.windows(2) {
+                let mut col = 0;
+                for _ in row[0]..row[1] {
+                    loop {
+                        let b = bytes.next().expect("the writer's gaps cover every entry");
+                        col += b;
+                        if b < 255 {
+                            break;
+                        }
+                    }
+                    cols.push(col);
+                }
+            }
+            let idx_name = name.replace(".s.col_gap", ".s.col_idx");
+            f.tensors.insert(idx_name.clone(), (Dtype::I32, vec![cols.len()], vec![]));
+            f.set_i32s(&idx_name, &cols);
         }
         f
     }
@@ -733,14 +758,65 @@ fn csr_column_indices_are_written_in_the_narrowest_dtype_and_read_in_any_index_d
         ..RandomSpec::default()
     };
     let written = random_model(&spec).unwrap().to_bytes().unwrap();
-    let mixed = File::parse(&written);
-    assert_eq!(mixed.tensors["layers.0.w.s.col_idx"].0, Dtype::U16);
+    let mut mixed = File::parse(&written);
+    // Written as column gaps (below), presented as column indices by File::parse.
+    let col = mixed.i32s("layers.0.w.s.col_idx");
+    let t = mixed.tensors.get_mut("layers.0.w.s.col_idx").unwrap();
+    t.0 = Dtype::U16;
+    t.2 = col.iter().flat_map(|&c| (c as u16).to_le_bytes()).collect();
     assert_eq!(mixed.tensors["output.s.col_idx"].0, Dtype::U8);
     assert!(mixed.load().unwrap().to_bytes().unwrap() == written, "read back, written the same");
     let mut wide = File::of("dkp", 4.0);
     let col = wide.i32s("layers.0.w.s.col_idx");
     wide.set_i32s("layers.0.w.s.col_idx", &col);
     assert_eq!(wide.load().unwrap().to_bytes().unwrap(), valid("dkp", 4.0));
+}
+
+/// A model whose gate matrices have 258 columns (hidden 129): the writer stores their
+/// columns as gaps within rows, one byte an entry.
+fn wide_file() -> File {
+    let spec = RandomSpec { kind: WeightKind::Dkp, cf: 8.0, hidden: 129, vocab: 30, seed: 5, ..RandomSpec::default() };
+    File::raw(&random_model(&spec).unwrap().to_bytes().unwrap())
+}
+
+#[test]
+fn csr_column_gaps_are_the_writers_form_for_wide_matrices_and_are_checked() {
+    let name = "layers.0.w.s.col_gap";
+    let f = wide_file();
+    let nnz = f.tensors["layers.0.w.s.values"].1[0];
+    assert_eq!(f.tensors[name].0, Dtype::U8);
+    assert!(f.tensors[name].1[0] >= nnz && f.tensors[name].1[0] < 2 * nnz, "{:?} for {nnz}", f.tensors[name].1);
+    assert!(!f.tensors.contains_key("layers.0.w.s.col_idx"));
+    assert!(f.load().is_ok());
+    // Gaps that add up beyond the columns.
+    let mut g = wide_file();
+    g.tensors.get_mut(name).unwrap().2.iter_mut().for_each(|b| *b = 200);
+    assert!(sparse_reason(g.load(), name).contains("beyond the 258 columns"));
+    // A byte of 255 continues its gap into the next byte: at the end nothing is left.
+    let mut g = wide_file();
+    *g.tensors.get_mut(name).unwrap().2.last_mut().unwrap() = 255;
+    assert!(sparse_reason(g.load(), name).starts_with("the gaps end in row"));
+    // A byte after the last gap.
+    let mut g = wide_file();
+    let t = g.tensors.get_mut(name).unwrap();
+    t.1[0] += 1;
+    t.2.push(0);
+    assert_eq!(sparse_reason(g.load(), name), "extra bytes after the last row's gaps: 1");
+    // Fewer bytes than entries, or not bytes.
+    let mut g = wide_file();
+    let t = g.tensors.get_mut(name).unwrap();
+    t.1 = vec![nnz - 1];
+    t.2.truncate(nnz - 1);
+    assert!(sparse_reason(g.load(), name).contains("one byte or more each"));
+    let mut g = wide_file();
+    let t = g.tensors.get_mut(name).unwrap();
+    t.0 = Dtype::I8;
+    assert_eq!(g.load().unwrap_err(), Error::WrongDtype { name: name.into(), found: "I8".into(), expected: "U8" });
+    // Both forms at once: the indices are read, the gaps refused as unexpected.
+    let mut both = wide_file();
+    let parsed = File::parse(&both.bytes());
+    both.tensors.insert("layers.0.w.s.col_idx".into(), parsed.tensors["layers.0.w.s.col_idx"].clone());
+    assert_eq!(both.load().unwrap_err(), Error::UnexpectedTensor { name: name.into() });
 }
 
 #[test]

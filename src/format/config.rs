@@ -158,6 +158,8 @@ pub mod names {
     pub const SPARSE_VALUES: &str = "s.values";
     /// Column indices of the sparse part.
     pub const SPARSE_COL_IDX: &str = "s.col_idx";
+    /// Column gaps within rows of the sparse part, the alternative to its column indices.
+    pub const SPARSE_COL_GAP: &str = "s.col_gap";
     /// Row pointers of the sparse part.
     pub const SPARSE_ROW_PTR: &str = "s.row_ptr";
     /// Row lengths of the sparse part, the alternative to its row pointers.

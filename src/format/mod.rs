@@ -172,8 +172,9 @@ pub fn weight_bytes(w: &Weight) -> usize {
         return tensors.iter().map(|t| t.3.len()).sum();
     }
     let index_bytes = sparse_part(&w.matrix).map_or(0, |s| {
+        let (_, col_dtype, cols) = col_index(s);
         let (_, row_dtype, rows) = row_index(s);
-        s.nnz() * col_index_dtype(s.cols()).size() + row_dtype.size() * rows.len()
+        col_dtype.size() * cols.len() + row_dtype.size() * rows.len()
     });
     w.matrix.storage().values * w.dtype.bits() / 8 + index_bytes
 }
@@ -188,6 +189,68 @@ fn col_index_dtype(cols: usize) -> Dtype {
         257..=65_536 => Dtype::U16,
         _ => Dtype::I32,
     }
+}
+
+/// How the writer stores S's columns: as gaps within rows (bytes, below) where that takes
+/// fewer bytes than column indices in the narrowest dtype, as it does for an LSTM matrix of
+/// 400 or 1 300 columns whose rows hold a dozen to fifty entries (half the bytes of U16
+/// indices); else as column indices. Returns the tensor's suffix, dtype and values.
+fn col_index(s: &Csr) -> (&'static str, Dtype, Vec<u32>) {
+    let dtype = col_index_dtype(s.cols());
+    let gaps = col_gaps(s);
+    if gaps.len() < s.nnz() * dtype.size() {
+        return (names::SPARSE_COL_GAP, Dtype::U8, gaps.into_iter().map(u32::from).collect());
+    }
+    (names::SPARSE_COL_IDX, dtype, s.col_idx().to_vec())
+}
+
+/// Each entry's column minus the previous one in its row (the first entry's: its column),
+/// in bytes: a gap `g` is `⌊g / 255⌋` bytes of 255 followed by `g mod 255`, so that the
+/// rare gap beyond a byte costs one byte more per 255 rather than a wider dtype for all.
+fn col_gaps(s: &Csr) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.nnz());
+    for r in s.row_ptr().windows(2) {
+        let mut prev = 0;
+        for &c in &s.col_idx()[r[0] as usize..r[1] as usize] {
+            let gap = c - std::mem::replace(&mut prev, c);
+            out.extend(std::iter::repeat_n(255, (gap / 255) as usize));
+            out.push((gap % 255) as u8);
+        }
+    }
+    out
+}
+
+/// Columns from the gap bytes of [`col_gaps`] along valid `row_ptr`, or why they do not
+/// make `row_ptr`'s entries within `cols` columns (where, by row and byte).
+fn columns_from_gaps(bytes: &[u8], row_ptr: &[u32], cols: usize) -> std::result::Result<Vec<u32>, String> {
+    let mut out = Vec::with_capacity(*row_ptr.last().unwrap_or(&0) as usize);
+    let mut at = 0;
+    for (r, b) in row_ptr.windows(2).enumerate() {
+        let mut col = 0u64;
+        for k in b[0]..b[1] {
+            loop {
+                let Some(&g) = bytes.get(at) else {
+                    return Err(format!("the gaps end in row {r} at its entry {} of {}", k - b[0], b[1] - b[0]));
+                };
+                col += u64::from(g);
+                at += 1;
+                if g < 255 {
+                    break;
+                }
+            }
+            if col >= cols as u64 {
+                return Err(format!(
+                    "the gaps of row {r} reach column {col} at byte {}, beyond the {cols} columns",
+                    at - 1
+                ));
+            }
+            out.push(col as u32);
+        }
+    }
+    if at < bytes.len() {
+        return Err(format!("extra bytes after the last row's gaps: {}", bytes.len() - at));
+    }
+    Ok(out)
 }
 
 /// How the writer stores where S's rows start: as row lengths in U8 or U16 when the longest
@@ -275,7 +338,8 @@ fn push_matrix(out: &mut Vec<Written>, prefix: &str, w: &Weight) {
     let sparse = |out: &mut Vec<_>, s: &Csr| {
         let bounds = || s.row_ptr().iter().map(|&p| p as usize).collect();
         push_values(out, name(names::SPARSE_VALUES), s.values(), vec![s.nnz()], w.dtype, bounds);
-        out.push(index_tensor(name(names::SPARSE_COL_IDX), s.col_idx(), col_index_dtype(s.cols())));
+        let (suffix, dtype, cols) = col_index(s);
+        out.push(index_tensor(name(suffix), &cols, dtype));
         let (suffix, dtype, rows) = row_index(s);
         out.push(index_tensor(name(suffix), &rows, dtype));
     };
@@ -521,7 +585,13 @@ impl<'a, 'd> Reader<'a, 'd> {
                 ValueType::I4 => Stored::Int4(this.int4(&values_name, nnz)?),
                 dtype => Stored::Float(this.typed_values(&values_name, &[nnz], Some(dtype))?),
             };
-            let col_idx = this.indices(&names::join(prefix, names::SPARSE_COL_IDX), nnz)?;
+            // Column indices, or gaps within rows where the file has those instead (with
+            // both, the gaps are left unread and reported as an unexpected tensor).
+            let (idx_name, gap_name) =
+                (names::join(prefix, names::SPARSE_COL_IDX), names::join(prefix, names::SPARSE_COL_GAP));
+            let gaps = this.st.tensor(&idx_name).is_none() && this.st.tensor(&gap_name).is_some();
+            let col_idx = if gaps { vec![] } else { this.indices(&idx_name, nnz)? };
+            let gap_bytes = if gaps { this.gap_bytes(&gap_name, nnz)? } else { &[] };
             // Row pointers, or row lengths where the file has those instead (with both,
             // the lengths are left unread and reported as an unexpected tensor).
             let (ptr_name, len_name) =
@@ -538,6 +608,14 @@ impl<'a, 'd> Reader<'a, 'd> {
             let valid =
                 bounds.first() == Some(&0) && bounds.last() == Some(&nnz) && bounds.windows(2).all(|w| w[0] <= w[1]);
             let (bounds, unscaled) = if valid { (bounds, None) } else { (vec![0, nnz], Some(vec![1.0])) };
+            // Gaps become columns along valid rows; along invalid ones, zeros stand in for
+            // them, for `Csr::new` to report the row pointers.
+            let col_idx = match (gaps, valid) {
+                (true, true) => columns_from_gaps(gap_bytes, &row_ptr, cols)
+                    .map_err(|reason| Error::InvalidSparse { name: gap_name, reason })?,
+                (true, false) => vec![0; nnz],
+                (false, _) => col_idx,
+            };
             let values = match stored {
                 Stored::Float(values) => values,
                 Stored::Int8(q) => {
@@ -711,6 +789,23 @@ impl<'a, 'd> Reader<'a, 'd> {
             .collect()
     }
 
+    /// The bytes of a sparse part's column gaps: a U8 vector of at least `nnz` of them
+    /// (one per entry, and one more per 255 of a longer gap).
+    fn gap_bytes(&mut self, name: &str, nnz: usize) -> Result<&'d [u8]> {
+        let t = self.st.tensor(name).ok_or_else(|| Error::MissingTensor { name: name.into() })?;
+        if t.dtype != Dtype::U8 {
+            return Err(Error::WrongDtype { name: name.into(), found: t.dtype.name().into(), expected: "U8" });
+        }
+        if t.shape.len() != 1 || t.shape[0] < nnz {
+            return Err(Error::InvalidSparse {
+                name: name.into(),
+                reason: format!("shape {:?}: the gaps of {nnz} entries take one byte or more each", t.shape),
+            });
+        }
+        self.used.insert(name.to_string());
+        Ok(t.data)
+    }
+
     fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<&'a Tensor<'d>> {
         let t = self.st.tensor(name).ok_or_else(|| Error::MissingTensor { name: name.into() })?;
         if t.shape != shape {
@@ -740,5 +835,37 @@ fn st_dtype(d: Dtype) -> safetensors::Dtype {
         Dtype::F64 => St::F64,
         Dtype::I64 => St::I64,
         Dtype::U64 => St::U64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+
+    #[test]
+    fn column_gaps_escape_long_gaps_and_decode_back() {
+        let s = Csr::new(3, 1000, vec![0, 3, 3, 4], vec![3, 258, 600, 999], vec![1.0; 4]).unwrap();
+        let bytes = col_gaps(&s);
+        assert_eq!(bytes, [3, 255, 0, 255, 87, 255, 255, 255, 234]);
+        assert_eq!(columns_from_gaps(&bytes, s.row_ptr(), 1000), Ok(s.col_idx().to_vec()));
+        // Written as gaps only where that is smaller: here 9 bytes against 8 of U16.
+        assert_eq!(col_index(&s).0, names::SPARSE_COL_IDX);
+        let short = Csr::new(2, 400, vec![0, 3, 4], vec![3, 258, 300, 399], vec![1.0; 4]).unwrap();
+        assert_eq!(col_index(&short), (names::SPARSE_COL_GAP, Dtype::U8, vec![3, 255, 0, 42, 255, 144]));
+        assert_eq!(
+            columns_from_gaps(&bytes, s.row_ptr(), 999),
+            Err("the gaps of row 2 reach column 999 at byte 8, beyond the 999 columns".into())
+        );
+        assert_eq!(
+            columns_from_gaps(&bytes[..6], s.row_ptr(), 1000),
+            Err("the gaps end in row 2 at its entry 0 of 1".into())
+        );
+        assert_eq!(
+            columns_from_gaps(&[&bytes[..], &[7]].concat(), s.row_ptr(), 1000),
+            Err("extra bytes after the last row's gaps: 1".into())
+        );
     }
 }
