@@ -148,7 +148,7 @@ impl<'d> Container<'d> {
             }
         }
         // The tensors tile the data section in offset order: no overlap, no gap, no tail.
-        entries.sort_by_key(|e| e.offsets);
+        entries.sort_unstable_by_key(|e| e.offsets);
         let mut next = 0u64;
         let mut tensors = HashMap::with_capacity(entries.len());
         for Entry { name, dtype, shape, offsets: [start, end] } in entries {

@@ -368,7 +368,7 @@ fn to_sampling(temperature: &JsValue, top_k: &JsValue, options: &JsValue) -> JsR
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
+    v.sort_unstable_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
