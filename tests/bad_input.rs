@@ -559,18 +559,15 @@ fn nan_in_f16_weights() {
     assert_eq!(f.load().unwrap_err(), Error::NonFinite { name: "output.weight".into(), index: 5 });
 }
 
-/// An int8 file (dkp gates, dense embedding and output) taken apart.
-fn int8_file() -> File {
-    let spec = RandomSpec {
-        kind: WeightKind::Dkp,
-        cf: 4.0,
-        dtype: dkp_lstm::ValueType::I8,
-        hidden: 8,
-        vocab: 20,
-        seed: 5,
-        ..RandomSpec::default()
-    };
+/// A file stored in `dtype` (dkp gates, dense embedding and output) taken apart.
+fn quantised_file(dtype: dkp_lstm::ValueType, hidden: usize, vocab: usize) -> File {
+    let spec = RandomSpec { kind: WeightKind::Dkp, cf: 4.0, dtype, hidden, vocab, seed: 5, ..RandomSpec::default() };
     File::parse(&random_model(&spec).unwrap().to_bytes().unwrap())
+}
+
+/// An int8 file, hidden 8, vocabulary 20.
+fn int8_file() -> File {
+    quantised_file(dkp_lstm::ValueType::I8, 8, 20)
 }
 
 #[test]
@@ -1012,18 +1009,9 @@ mod fuzzing {
     }
 }
 
-/// An int4 file (dkp gates, dense embedding and output of 21 × 7 values) taken apart.
+/// An int4 file whose embedding and output layer hold 21 × 7 values, an odd count.
 fn int4_file() -> File {
-    let spec = RandomSpec {
-        kind: WeightKind::Dkp,
-        cf: 4.0,
-        dtype: dkp_lstm::ValueType::I4,
-        hidden: 7,
-        vocab: 21,
-        seed: 5,
-        ..RandomSpec::default()
-    };
-    File::parse(&random_model(&spec).unwrap().to_bytes().unwrap())
+    quantised_file(dkp_lstm::ValueType::I4, 7, 21)
 }
 
 #[test]

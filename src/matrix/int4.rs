@@ -116,31 +116,16 @@ mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
+    use super::super::int8::tests::rows;
     use super::*;
     use crate::matrix::fits_f16;
     use crate::sample::Rng;
-
-    /// Rows of every length from 0, values of several magnitudes, a zero row, and rows
-    /// with one outlier (where the chosen scale lies below the largest magnitude).
-    fn rows(rng: &mut Rng, scale: f32) -> (Vec<f32>, Vec<usize>) {
-        let mut bounds = vec![0];
-        let mut values = vec![];
-        for r in 0..16 {
-            let m = if r == 5 { 0.0 } else { scale * 10f32.powi(r % 4 - 2) };
-            values.extend((0..r).map(|_| rng.symmetric(m)));
-            if r >= 12 {
-                values.push(m * 8.0);
-            }
-            bounds.push(values.len());
-        }
-        (values, bounds)
-    }
 
     #[test]
     fn quantisation_is_idempotent_and_reaches_the_ends_of_the_range() {
         let mut rng = Rng::new(4);
         for (scale, f16) in [(1.0, true), (1e-5, false), (1e7, false)] {
-            let (values, bounds) = rows(&mut rng, scale);
+            let (values, bounds) = rows(&mut rng, scale, true);
             let first = quantise4(&values, &bounds);
             assert_eq!(fits_f16(&first.scale), f16, "scale {scale}");
             let back = dequantise4(&first.q, &first.scale, &bounds);

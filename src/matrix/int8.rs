@@ -164,20 +164,25 @@ impl MatVec for DenseI8 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
     use crate::sample::Rng;
 
-    /// Rows of every length from 0, values of several magnitudes, a zero row.
-    fn rows(rng: &mut Rng, scale: f32) -> (Vec<f32>, Vec<usize>) {
+    /// Rows of every length from 0, values of several magnitudes, a zero row; with
+    /// `outliers`, four more rows that each end in one value 8 times their magnitude
+    /// (where int4's chosen scale lies below the largest magnitude).
+    pub(in crate::matrix) fn rows(rng: &mut Rng, scale: f32, outliers: bool) -> (Vec<f32>, Vec<usize>) {
         let mut bounds = vec![0];
         let mut values = vec![];
-        for r in 0..12 {
+        for r in 0..if outliers { 16 } else { 12 } {
             let m = if r == 5 { 0.0 } else { scale * 10f32.powi(r % 4 - 2) };
             values.extend((0..r).map(|_| rng.symmetric(m)));
+            if r >= 12 {
+                values.push(m * 8.0);
+            }
             bounds.push(values.len());
         }
         (values, bounds)
@@ -188,7 +193,7 @@ mod tests {
         let mut rng = Rng::new(8);
         // Absmaxes within f16's normal range, and some beyond it (then kept in f32).
         for (scale, f16) in [(1.0, true), (1e-5, false), (1e7, false)] {
-            let (values, bounds) = rows(&mut rng, scale);
+            let (values, bounds) = rows(&mut rng, scale, false);
             let first = quantise(&values, &bounds);
             assert_eq!(fits_f16(&first.scale), f16, "scale {scale}");
             let back = dequantise(&first.q, &first.scale, &bounds);
