@@ -51,7 +51,7 @@ ROWS_2X200 = [
 # with Thakker et al.'s figures at 25x beside each method (test perplexity against their
 # dense medium model).
 ROWS_2X650 = [
-    ("Dense 2×650 (baseline)", "runs/dense-2x650/model.safetensors", "`experiments/dense-2x650.toml`", "test 82.07 (Zaremba)"),
+    ("Dense 2×650 (baseline)", "runs/dense-2x650/model.safetensors", "`experiments/dense-2x650.toml`", "test 82.7 (Zaremba)"),
     ("DKP 25x, no CMR", "runs/dkp-25x-2x650-nocmr/model.safetensors", "`experiments/dkp-25x-2x650-nocmr.toml`", "– (with CMR: +1.4 %)"),
     ("Magnitude pruning 25x", "runs/pruned-25x-2x650/model.safetensors", "`experiments/pruned-25x-2x650.toml`", "+7.9 %"),
 ]
