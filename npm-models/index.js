@@ -5,5 +5,5 @@
 
 export { metadata } from './metadata.js';
 
-/** The Penn Treebank whole-model DKP LSTM (int8 safetensors, about 0.48 MB). */
+/** The Penn Treebank whole-model DKP LSTM (int8 safetensors, about 0.45 MB). */
 export const modelUrl = new URL('./ptb-whole-model.safetensors', import.meta.url);

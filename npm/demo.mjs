@@ -1,5 +1,5 @@
 // A short tour of the dkp-lstm package in Node on a trained model: the shipped
-// whole-model DKP language model of Penn Treebank (distilled, int8, 0.48 MB, www/models/), its next-word
+// whole-model DKP language model of Penn Treebank (distilled, int8, 0.45 MB, www/models/), its next-word
 // predictions, the perplexity of a sentence, a sampled continuation and the time per
 // token, on the build the loader picks. Run after scripts/build-wasm.sh:
 // `node npm/demo.mjs [MODEL.safetensors]` (scripts/run.sh does both);
