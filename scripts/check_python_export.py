@@ -61,6 +61,39 @@ def csr(dense):
     return dense[rows, cols].astype(np.float32), cols.astype(np.int32), np.cumsum(row_ptr).astype(np.int32)
 
 
+def quantise_rows(values, bounds, qmax):
+    """docs/format.md, int8 and int4 values: per row a scale (here the row's largest
+    magnitude), q = round(v / scale * qmax); the value read is scale * fl32(q / qmax)."""
+    q = np.zeros(len(values), np.int8)
+    scale = np.zeros(len(bounds) - 1, np.float32)
+    for r in range(len(bounds) - 1):
+        row = values[bounds[r]:bounds[r + 1]]
+        scale[r] = np.abs(row).max() if len(row) else 0
+        if scale[r] > 0:
+            q[bounds[r]:bounds[r + 1]] = np.clip(np.round(row / scale[r] * qmax), -qmax, qmax)
+    rows = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
+    return q, scale, scale[rows] * (q.astype(np.float32) / np.float32(qmax))
+
+
+def pack4(q):
+    """docs/format.md, int4 values: two a byte, the first in the low nibble."""
+    q = np.append(q, np.int8(0)) if len(q) % 2 else q
+    n = q.astype(np.int16) & 0xF
+    return (n[0::2] | (n[1::2] << 4)).astype(np.uint8)
+
+
+def col_gaps(col_idx, row_ptr):
+    """docs/format.md, s.col_gap: each entry's distance from the previous one in its row,
+    a gap g written as g // 255 bytes of 255 and then g % 255."""
+    out = []
+    for r in range(len(row_ptr) - 1):
+        prev = 0
+        for c in col_idx[row_ptr[r]:row_ptr[r + 1]]:
+            g, prev = int(c) - prev, int(c)
+            out += [255] * (g // 255) + [g % 255]
+    return np.array(out, np.uint8)
+
+
 def build(rng, variant):
     v, e, h = len(VOCAB), 8, 6
     f32 = lambda *s: rng.uniform(-0.5, 0.5, s).astype(np.float32)
@@ -78,13 +111,37 @@ def build(rng, variant):
     s = f32(4 * h, e + h) * (rng.uniform(size=(4 * h, e + h)) < 0.1)
     if variant == "f16":
         a, b, s = (m.astype(np.float16).astype(np.float32) for m in (a, b, s))
-    w0 = np.kron(a, b) + s
     values, col_idx, row_ptr = csr(s)
     t.update({"layers.0.w.a": a.astype(dtype), "layers.0.w.b": b.astype(dtype),
               "layers.0.w.s.values": values.astype(dtype), "layers.0.w.s.col_idx": col_idx,
               "layers.0.w.s.row_ptr": row_ptr, "layers.0.bias": f32(4 * h)})
+    # The doped layer's values quantised: int8 with absmaxes, or int4 packed with scales
+    # and S's columns as gaps; the reference computes with the values as the format reads them.
+    if variant in ("i8", "i4"):
+        qmax = 127 if variant == "i8" else 7
+        parts = [("layers.0.w.a", a, np.arange(0, a.size + 1, a.shape[1])),
+                 ("layers.0.w.b", b, np.arange(0, b.size + 1, b.shape[1])),
+                 ("layers.0.w.s.values", values, row_ptr)]
+        for name, m, bounds in parts:
+            q, scale, read = quantise_rows(m.reshape(-1), bounds, qmax)
+            if variant == "i8":
+                t[name], t[name + ".absmax"] = q.reshape(m.shape), scale
+            else:
+                t[name], t[name + ".scale"] = pack4(q), scale
+            if name.endswith(".a"):
+                a = read.reshape(a.shape)
+            elif name.endswith(".b"):
+                b = read.reshape(b.shape)
+            else:
+                s = np.zeros_like(s)
+                s[np.repeat(np.arange(4 * h), np.diff(row_ptr)), col_idx] = read
+        if variant == "i4":
+            t["layers.0.w.s.col_gap"] = col_gaps(col_idx, row_ptr)
+            del t["layers.0.w.s.col_idx"]
+    w0 = np.kron(a, b) + s
+    layer0_dtype = {"f16": "F16", "i8": "I8", "i4": "I4"}.get(variant, "F32")
     specs.append({"input": e, "hidden": h, "w": {"kind": "dkp", "rows": 4 * h, "cols": e + h,
-                  "dtype": "F16" if variant == "f16" else "F32", "a": [4, 2], "b": [6, n2], "nnz": int(values.size)}})
+                  "dtype": layer0_dtype, "a": [4, 2], "b": [6, n2], "nnz": int(values.size)}})
     layers.append((w0, t["layers.0.bias"]))
     # Layer 1: dense, split gates (as PyTorch's weight_ih / weight_hh).
     w_ih, w_hh = f32(4 * h, h), f32(4 * h, h)
@@ -118,7 +175,7 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         text = Path(d) / "text.txt"
         text.write_text(TEXT)
-        for variant in ["f32", "f16", "tied"]:
+        for variant in ["f32", "f16", "tied", "i8", "i4"]:
             tensors, meta, expected = build(rng, variant)
             path = Path(d) / f"{variant}.safetensors"
             save_file(tensors, str(path), metadata=meta)
