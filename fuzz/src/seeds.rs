@@ -66,7 +66,7 @@ type Row = (WeightKind, f64, WeightKind, f64, Option<WeightKind>, bool, ValueTyp
 pub fn seed_specs() -> Vec<(String, RandomSpec)> {
     use WeightKind::*;
     #[rustfmt::skip]
-    let table: [Row; 19] = [
+    let table: [Row; 20] = [
         // kind, cf, output kind, output cf, embedding, fused, dtype, tokenizer, layers, hidden, vocab
         (Dense, 1.0, Dense, 1.0, Some(Dense), true, ValueType::F32, TokenizerKind::Word, 2, 8, 20),
         (Dense, 1.0, Dense, 1.0, None, false, ValueType::F16, TokenizerKind::Char, 1, 4, 12),
@@ -88,6 +88,8 @@ pub fn seed_specs() -> Vec<(String, RandomSpec)> {
         // Int4: packed values with an unused nibble where a count is odd (21 × 7).
         (Dkp, 4.0, Dkp, 2.0, None, true, ValueType::I4, TokenizerKind::Word, 2, 7, 21),
         (Dense, 1.0, Sparse, 2.0, Some(Hmd), false, ValueType::I4, TokenizerKind::Char, 1, 5, 12),
+        // Gates of 258 columns: S's columns written as gaps (`s.col_gap`).
+        (Dkp, 8.0, Dense, 1.0, None, true, ValueType::I8, TokenizerKind::Char, 1, 129, 12),
     ];
     let mut rows: Vec<_> = table.to_vec();
     // Kinds added after this table (WeightKind::ALL grows with the format) still get a
