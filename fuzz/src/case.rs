@@ -119,6 +119,7 @@ pub fn variant(e: &Error) -> &'static str {
         Error::ShapeMismatch { .. } => "ShapeMismatch",
         Error::InvalidSparse { .. } => "InvalidSparse",
         Error::NonFinite { .. } => "NonFinite",
+        Error::InvalidQuantised { .. } => "InvalidQuantised",
         Error::VocabMismatch { .. } => "VocabMismatch",
         Error::NonFiniteOutput { .. } => "NonFiniteOutput",
         Error::EmptyText => "EmptyText",
