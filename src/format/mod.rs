@@ -587,11 +587,17 @@ impl<'a, 'd> Reader<'a, 'd> {
             };
             // Column indices, or gaps within rows where the file has those instead (with
             // both, the gaps are left unread and reported as an unexpected tensor).
+            enum Columns<'b> {
+                Indices(Vec<u32>),
+                Gaps(&'b [u8]),
+            }
             let (idx_name, gap_name) =
                 (names::join(prefix, names::SPARSE_COL_IDX), names::join(prefix, names::SPARSE_COL_GAP));
-            let gaps = this.st.tensor(&idx_name).is_none() && this.st.tensor(&gap_name).is_some();
-            let col_idx = if gaps { vec![] } else { this.indices(&idx_name, nnz)? };
-            let gap_bytes = if gaps { this.gap_bytes(&gap_name, nnz)? } else { &[] };
+            let columns = if this.st.tensor(&idx_name).is_none() && this.st.tensor(&gap_name).is_some() {
+                Columns::Gaps(this.gap_bytes(&gap_name, nnz)?)
+            } else {
+                Columns::Indices(this.indices(&idx_name, nnz)?)
+            };
             // Row pointers, or row lengths where the file has those instead (with both,
             // the lengths are left unread and reported as an unexpected tensor).
             let (ptr_name, len_name) =
@@ -610,11 +616,11 @@ impl<'a, 'd> Reader<'a, 'd> {
             let (bounds, unscaled) = if valid { (bounds, None) } else { (vec![0, nnz], Some(vec![1.0])) };
             // Gaps become columns along valid rows; along invalid ones, zeros stand in for
             // them, for `Csr::new` to report the row pointers.
-            let col_idx = match (gaps, valid) {
-                (true, true) => columns_from_gaps(gap_bytes, &row_ptr, cols)
+            let col_idx = match columns {
+                Columns::Indices(col_idx) => col_idx,
+                Columns::Gaps(bytes) if valid => columns_from_gaps(bytes, &row_ptr, cols)
                     .map_err(|reason| Error::InvalidSparse { name: gap_name, reason })?,
-                (true, false) => vec![0; nnz],
-                (false, _) => col_idx,
+                Columns::Gaps(_) => vec![0; nnz],
             };
             let values = match stored {
                 Stored::Float(values) => values,
