@@ -128,7 +128,10 @@ fn weight_info(name: String, w: &Weight) -> WeightInfo {
         detail.push(format!("rank {r}"));
     }
     if let Some(nnz) = spec.nnz {
-        detail.push(format!("S {nnz} nnz ({:.2}%)", 100.0 * nnz as f64 / dense as f64));
+        // Hundredths of a percent, rounded, in integers: float formatting would cost the
+        // WebAssembly module 20 KB (docs/benchmarks.md).
+        let h = (20_000 * nnz as u128 + dense as u128) / (2 * dense.max(1) as u128);
+        detail.push(format!("S {nnz} nnz ({}.{:02}%)", h / 100, h % 100));
     }
     WeightInfo {
         name,

@@ -136,9 +136,22 @@ pub fn kron_min_params(rows: usize, cols: usize) -> Option<([usize; 2], [usize; 
 /// The stored-number budget for compressing `rows × cols` by `cf`.
 pub fn budget(rows: usize, cols: usize, cf: f64) -> Result<f64> {
     if !(cf.is_finite() && cf >= 1.0) {
-        return Err(Error::InvalidArgument { name: "cf", reason: format!("{cf} is not a number ≥ 1") });
+        return Err(Error::InvalidArgument { name: "cf", reason: "must be a finite number ≥ 1".into() });
     }
     Ok(rows as f64 * cols as f64 / cf)
+}
+
+/// A compression factor (finite, ≥ 1) for messages, rounded to two decimals without float
+/// formatting, whose code would cost the WebAssembly module 20 KB (docs/benchmarks.md):
+/// `25`, `12.5`, `3.33`.
+fn cf_text(cf: f64) -> String {
+    let h = (cf * 100.0).round() as u64;
+    let (whole, frac) = (h / 100, h % 100);
+    match frac {
+        0 => whole.to_string(),
+        f if f % 10 == 0 => format!("{whole}.{}", f / 10),
+        f => format!("{whole}.{f:02}"),
+    }
 }
 
 /// Non-zeros that fit in `budget` stored numbers, under `acc`.
@@ -156,12 +169,12 @@ fn nnz_within(budget: f64, rows: usize, acc: Accounting) -> f64 {
 /// (see [`hmd_split`]); `dhmd` plans its HMD part on half the budget (at least on the
 /// smallest HMD, one dense row and rank 1) and gives the rest to S.
 pub fn plan(kind: WeightKind, rows: usize, cols: usize, cf: f64, acc: Accounting) -> Result<Plan> {
-    let what = || format!("a {kind} {rows}x{cols} matrix at {cf}x compression");
+    let budget = budget(rows, cols, cf)?;
+    let what = || format!("a {kind} {rows}x{cols} matrix at {}x compression", cf_text(cf));
     let unreachable = |reason: String| Error::Unreachable { what: what(), reason };
     if rows == 0 || cols == 0 {
         return Err(unreachable("the matrix is empty".into()));
     }
-    let budget = budget(rows, cols, cf)?;
     let min_split = || kron_min_params(rows, cols).expect("a non-empty matrix has a split");
     match kind {
         WeightKind::Dense => Ok(Plan::Dense),
@@ -211,7 +224,10 @@ pub fn plan(kind: WeightKind, rows: usize, cols: usize, cf: f64, acc: Accounting
             }
             let smallest = hmd_values(rows, cols, 1, 1);
             if smallest > budget {
-                return Err(unreachable(format!("one dense row and a rank-1 block already hold {smallest} values")));
+                return Err(unreachable(format!(
+                    "one dense row and a rank-1 block already hold {} values",
+                    smallest as u64
+                )));
             }
             if kind == WeightKind::Hmd {
                 let (dense_rows, rank) = hmd_split(rows, cols, budget);
@@ -227,6 +243,16 @@ pub fn plan(kind: WeightKind, rows: usize, cols: usize, cf: f64, acc: Accounting
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cf_text_rounds_to_two_decimals() {
+        let texts: Vec<String> = [1.0, 25.0, 12.5, 3.25, 3.333, 4.999, 1e6].into_iter().map(cf_text).collect();
+        assert_eq!(texts, ["1", "25", "12.5", "3.25", "3.33", "5", "1000000"]);
+        let e = plan(WeightKind::Kp, 4, 4, 16.0, Accounting::Values).unwrap_err().to_string();
+        assert_eq!(e, "cannot build a kp 4x4 matrix at 16x compression: the smallest Kronecker split holds 8 values");
+        let e = plan(WeightKind::Kp, 4, 4, 0.5, Accounting::Values).unwrap_err().to_string();
+        assert_eq!(e, "invalid `cf`: must be a finite number ≥ 1");
+    }
 
     #[test]
     fn min_params_split_of_a_medium_lstm() {

@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::format::MAX_ELEMENTS;
 use crate::lstm::{Gates, LstmLayer};
-use crate::matrix::{Csr, Dense, Doped, Hmd, Kron, LowRank, Matrix};
+use crate::matrix::{checked, Csr, Dense, Doped, Hmd, Kron, LowRank, Matrix};
 use crate::matrix::{ValueType, Weight, WeightKind};
 use crate::model::{Embedding, Model, MAX_DIM, MAX_LAYERS};
 use crate::plan::{plan, Accounting, Plan};
@@ -183,18 +183,18 @@ pub fn random_model(spec: &RandomSpec) -> Result<Model> {
 pub fn random_matrix(p: Plan, rows: usize, cols: usize, rng: &mut Rng) -> Matrix {
     let scale = 1.0 / (cols as f32).sqrt();
     let mut dense =
-        |r: usize, c: usize, a: f32| Dense::new(r, c, (0..r * c).map(|_| rng.symmetric(a)).collect()).expect("sized");
+        |r: usize, c: usize, a: f32| checked(Dense::new(r, c, (0..r * c).map(|_| rng.symmetric(a)).collect()));
     let kron = |dense: &mut dyn FnMut(usize, usize, f32) -> Dense, a: [usize; 2], b: [usize; 2]| {
         let s = scale.sqrt();
-        Matrix::Kron(Kron::new(dense(a[0], a[1], s), dense(b[0], b[1], s)).expect("planned"))
+        Matrix::Kron(checked(Kron::new(dense(a[0], a[1], s), dense(b[0], b[1], s))))
     };
     let low_rank = |dense: &mut dyn FnMut(usize, usize, f32) -> Dense, rows: usize, rank: usize| {
         let s = (scale / (rank as f32).sqrt()).sqrt();
-        LowRank::new(dense(rows, rank, s), dense(rank, cols, s)).expect("planned")
+        checked(LowRank::new(dense(rows, rank, s), dense(rank, cols, s)))
     };
     let hmd = |dense: &mut dyn FnMut(usize, usize, f32) -> Dense, dense_rows: usize, rank: usize| {
         let top = dense(dense_rows, cols, scale);
-        Matrix::Hmd(Hmd::new(top, low_rank(dense, rows - dense_rows, rank)).expect("planned"))
+        Matrix::Hmd(checked(Hmd::new(top, low_rank(dense, rows - dense_rows, rank))))
     };
     // The structured part first, then the co-matrix of a doped kind (in that order from
     // the generator, so a seed gives the same base doped or not).
@@ -209,7 +209,7 @@ pub fn random_matrix(p: Plan, rows: usize, cols: usize, rng: &mut Rng) -> Matrix
         Plan::Sparse { nnz } => return Matrix::Sparse(random_csr(rows, cols, nnz, scale, rng)),
     };
     match doping {
-        Some(nnz) => Matrix::Doped(Doped::new(base, random_csr(rows, cols, nnz, scale, rng)).expect("same shape")),
+        Some(nnz) => Matrix::Doped(checked(Doped::new(base, random_csr(rows, cols, nnz, scale, rng)))),
         None => base,
     }
 }
@@ -237,5 +237,5 @@ pub fn random_csr(rows: usize, cols: usize, nnz: usize, scale: f32, rng: &mut Rn
         }
         row_ptr.push(col_idx.len() as u32);
     }
-    Csr::new(rows, cols, row_ptr, col_idx, values).expect("built sorted and in range")
+    checked(Csr::new(rows, cols, row_ptr, col_idx, values))
 }

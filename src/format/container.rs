@@ -118,7 +118,7 @@ impl<'d> Container<'d> {
         let Some(prefix) = bytes.get(..8) else {
             return Err(Error::Truncated { needed: 8, found });
         };
-        let n = u64::from_le_bytes(prefix.try_into().expect("8 bytes"));
+        let n = u64::from_le_bytes(super::le(prefix));
         // The safetensors spec requires the header to start with `{`; checking it first
         // tells a text or JSON file (whose first 8 bytes read as a huge length) from a
         // real container with an oversized header.

@@ -20,7 +20,7 @@ pub use parse::{MAX_PROVENANCE_VALUES, MAX_SIZE, MAX_VOCAB};
 use crate::error::{config_err, Error, Result};
 use crate::lstm::{Gates, LstmLayer};
 use crate::matrix::LowRank;
-use crate::matrix::{dense_bounds, dequantise, fits_f16, quantise, Csr, Dense, DenseI8, Doped, Hmd, Kron};
+use crate::matrix::{checked, dense_bounds, dequantise, fits_f16, quantise, Csr, Dense, DenseI8, Doped, Hmd, Kron};
 use crate::matrix::{dequantise4, pack4, quantise4, unpack4, MatVec, Matrix, Quantised, Q_MAX};
 use crate::matrix::{ValueType, Weight, WeightKind};
 use crate::model::{Embedding, Model, MAX_DIM, MAX_LAYERS};
@@ -649,7 +649,7 @@ impl<'a, 'd> Reader<'a, 'd> {
                 let name = names::join(prefix, names::DENSE);
                 let q = self.int8(&name, &[rows, cols])?;
                 let absmax = self.absmax(&name, rows)?;
-                Matrix::DenseI8(DenseI8::new(rows, cols, q, absmax).expect("shapes and values checked"))
+                Matrix::DenseI8(checked(DenseI8::new(rows, cols, q, absmax)))
             }
             WeightKind::Dense => {
                 Matrix::Dense(self.dense(&names::join(prefix, names::DENSE), rows, cols, spec.dtype)?)
@@ -687,7 +687,7 @@ impl<'a, 'd> Reader<'a, 'd> {
             }
             dtype => self.typed_values(name, &[rows, cols], Some(dtype))?,
         };
-        Ok(Dense::new(rows, cols, data).expect("shape checked"))
+        Ok(checked(Dense::new(rows, cols, data)))
     }
 
     /// The integers of an `I8` tensor, each in `−127..=127`.
@@ -754,13 +754,11 @@ impl<'a, 'd> Reader<'a, 'd> {
         };
         let v: Vec<f32> = match (t.dtype, dtype) {
             (Dtype::F32, None | Some(ValueType::F32)) => {
-                t.data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect()
+                t.data.chunks_exact(4).map(|b| f32::from_le_bytes(le(b))).collect()
             }
-            (Dtype::F16, None | Some(ValueType::F16)) => t
-                .data
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes(b.try_into().expect("2 bytes")).to_f32())
-                .collect(),
+            (Dtype::F16, None | Some(ValueType::F16)) => {
+                t.data.chunks_exact(2).map(|b| half::f16::from_le_bytes(le(b)).to_f32()).collect()
+            }
             _ => return Err(wrong()),
         };
         if let Some(index) = v.iter().position(|x| !x.is_finite()) {
@@ -772,9 +770,9 @@ impl<'a, 'd> Reader<'a, 'd> {
     fn indices(&mut self, name: &str, len: usize) -> Result<Vec<u32>> {
         let t = self.tensor(name, &[len])?;
         let v: Vec<i64> = match t.dtype {
-            Dtype::I32 => t.data.chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().expect("4")) as i64).collect(),
-            Dtype::I64 => t.data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8"))).collect(),
-            Dtype::U16 => t.data.chunks_exact(2).map(|b| u16::from_le_bytes(b.try_into().expect("2")) as i64).collect(),
+            Dtype::I32 => t.data.chunks_exact(4).map(|b| i32::from_le_bytes(le(b)) as i64).collect(),
+            Dtype::I64 => t.data.chunks_exact(8).map(|b| i64::from_le_bytes(le(b))).collect(),
+            Dtype::U16 => t.data.chunks_exact(2).map(|b| u16::from_le_bytes(le(b)) as i64).collect(),
             Dtype::U8 => t.data.iter().map(|&b| b as i64).collect(),
             d => {
                 return Err(Error::WrongDtype {
@@ -844,6 +842,13 @@ fn st_dtype(d: Dtype) -> safetensors::Dtype {
     }
 }
 
+/// `N` bytes of a `chunks_exact(N)` item as an array, for `from_le_bytes`. Not
+/// `try_into().expect(..)`, whose failure path prints its error through `Debug`.
+fn le<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut a = [0; N];
+    a.copy_from_slice(bytes);
+    a
+}
 #[cfg(test)]
 mod tests {
     #[cfg(target_arch = "wasm32")]

@@ -100,7 +100,7 @@ impl DenseI8 {
             return Err(format!("value {} at position {i} is outside -127..=127", q[i]));
         }
         if let Some(r) = absmax.iter().position(|m| !(m.is_finite() && *m >= 0.0)) {
-            return Err(format!("row {r}'s absmax {} is not a finite number ≥ 0", absmax[r]));
+            return Err(format!("row {r}'s absmax is negative, NaN or infinite"));
         }
         Ok(DenseI8 { rows, cols, q, absmax })
     }
@@ -120,7 +120,7 @@ impl DenseI8 {
     /// The values in f32.
     pub fn to_f32(&self) -> Dense {
         let data = dequantise(&self.q, &self.absmax, &dense_bounds(self.rows, self.cols));
-        Dense::new(self.rows, self.cols, data).expect("rows·cols values")
+        super::checked(Dense::new(self.rows, self.cols, data))
     }
     fn view(&self) -> Q8<'_> {
         Q8 { q: &self.q, absmax: &self.absmax }
@@ -223,6 +223,6 @@ pub(super) mod tests {
         assert_eq!(err(vec![1, 2, 3], vec![1.0; 2]), "3 values cannot fill a 2x2 matrix");
         assert_eq!(err(vec![1; 4], vec![1.0]), "1 row scales for 2 rows");
         assert_eq!(err(vec![1, -128, 0, 0], vec![1.0; 2]), "value -128 at position 1 is outside -127..=127");
-        assert_eq!(err(vec![1; 4], vec![1.0, -1.0]), "row 1's absmax -1 is not a finite number ≥ 0");
+        assert_eq!(err(vec![1; 4], vec![1.0, -1.0]), "row 1's absmax is negative, NaN or infinite");
     }
 }

@@ -92,6 +92,13 @@ pub enum Matrix {
     Doped(Doped),
 }
 
+/// The matrix a constructor built from parts the caller has already checked. Not
+/// `expect`, which would print the error through `Debug`: string escaping and its Unicode
+/// tables, 14 KB of the WebAssembly module (docs/benchmarks.md).
+pub(crate) fn checked<T>(built: Result<T, String>) -> T {
+    built.unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// `base + S`: a Kronecker, low-rank or HMD matrix doped with a sparse co-matrix.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Doped {
@@ -150,7 +157,7 @@ impl Matrix {
         for (r, out) in data.chunks_exact_mut(cols.max(1)).enumerate().take(rows) {
             self.row(r, out);
         }
-        Dense::new(rows, cols, data).expect("row() fills a rows x cols buffer")
+        checked(Dense::new(rows, cols, data))
     }
 
     fn inner(&self) -> &dyn MatVec {

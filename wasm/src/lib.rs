@@ -49,6 +49,11 @@ extern "C" {
     #[wasm_bindgen(js_namespace = Reflect, js_name = set, catch)]
     fn reflect_set(target: &JsValue, key: &JsValue, value: &JsValue) -> Result<bool, JsValue>;
 
+    /// `String(v)`: a JS number in messages as JavaScript writes it (`Infinity`, `1e+21`),
+    /// and without Rust's float formatting, 20 KB of this module (docs/benchmarks.md).
+    #[wasm_bindgen(js_name = String)]
+    fn js_string(v: f64) -> String;
+
     /// `JSON.parse`: the provenance is JSON text that the reader checked.
     #[wasm_bindgen(js_namespace = JSON, js_name = parse, catch)]
     fn json_parse(text: &str) -> Result<JsValue, JsValue>;
@@ -340,7 +345,7 @@ fn count(name: &'static str, v: &JsValue, max: usize) -> JsResult<usize> {
     if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= max as f64 {
         Ok(v as usize)
     } else {
-        Err(invalid(name, format!("{v} is not an integer in 0..={max}")))
+        Err(invalid(name, format!("{} is not an integer in 0..={max}", js_string(v))))
     }
 }
 
@@ -350,7 +355,7 @@ fn to_seed(seed: &JsValue) -> JsResult<u64> {
     if seed.is_finite() && seed >= 0.0 && seed.fract() == 0.0 && seed <= 2f64.powi(53) {
         Ok(seed as u64)
     } else {
-        Err(invalid("seed", format!("{seed} is not an integer in 0..=2^53")))
+        Err(invalid("seed", format!("{} is not an integer in 0..=2^53", js_string(seed))))
     }
 }
 
@@ -358,7 +363,7 @@ fn to_sampling(temperature: &JsValue, top_k: &JsValue, options: &JsValue) -> JsR
     let temperature = number("temperature", temperature)?;
     // f32's range: a larger finite f64 would become an infinite f32 temperature.
     if !(temperature.is_finite() && (0.0..=f32::MAX as f64).contains(&temperature)) {
-        return Err(invalid("temperature", format!("{temperature} is not a finite number ≥ 0")));
+        return Err(invalid("temperature", format!("{} is not a finite number ≥ 0", js_string(temperature))));
     }
     Ok(Sampling {
         temperature: temperature as f32,
