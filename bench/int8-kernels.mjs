@@ -8,7 +8,7 @@ const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
 const shapes = [[10000, 200], [800, 400], [2600, 1300]];
 console.log('| build | matrix | f32 gemv µs | int8 gemv_q8 µs | f32 / int8 (paired median) |\n| --- | --- | ---: | ---: | ---: |');
 for (const simd of [true, false]) {
-  const api = await mod.load({ simd });
+  const api = await mod.loadTools({ simd });
   for (const [rows, cols] of shapes) {
     const iters = Math.max(5, Math.round(2e8 / (rows * cols * (simd ? 1 : 4))));
     const f32 = [], q8 = [];

@@ -107,12 +107,12 @@ after(async () => {
   if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
-test('the production build emitted the worker, the three .wasm builds and the model as hashed assets', () => {
+test('the production build emitted the worker, the four .wasm builds and the model as hashed assets', () => {
   const html = readFileSync(join(DIST, 'index.html'), 'utf8');
   assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/, 'no inline script (the CSP has no unsafe-inline)');
   const assets = readdirSync(join(DIST, 'assets'));
-  // SIMD, scalar and the tools module (which `loadTools` would fetch).
-  assert.equal(assets.filter((f) => /^dkp_lstm_wasm_bg-[\w-]+\.wasm$/.test(f)).length, 3, `three builds: ${assets}`);
+  // SIMD, scalar and the tools modules of both (which `loadTools` would fetch).
+  assert.equal(assets.filter((f) => /^dkp_lstm_wasm_bg-[\w-]+\.wasm$/.test(f)).length, 4, `four builds: ${assets}`);
   assert.equal(assets.filter((f) => /^ptb-whole-model-[\w-]+\.safetensors$/.test(f)).length, 1, `the model: ${assets}`);
   assert.ok(assets.some((f) => /^model-worker-[\w-]+\.js$/.test(f)), `the worker: ${assets}`);
 });

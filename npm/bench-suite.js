@@ -22,6 +22,7 @@ export async function runSuite(load, loadTools, { tokens = 200, iters = 200, log
   const { randomModel } = await loadTools();
   for (const simd of [true, false]) {
     const m = await load({ simd });
+    const { benchKernel } = await loadTools({ simd });
     for (const { name, spec } of MODELS) {
       const model = m.Model.load(randomModel(spec));
       const { file_bytes, lstm_cf, total_cf } = model.info();
@@ -46,8 +47,8 @@ export async function runSuite(load, loadTools, { tokens = 200, iters = 200, log
     for (const [name, [rows, cols]] of kernels) {
       // The same number of multiply-adds per run at every size.
       const calls = Math.max(10, Math.round(iters * (KERNEL_SHAPE[0] * KERNEL_SHAPE[1]) / (rows * cols)));
-      m.benchKernel(name, rows, cols, 10); // warm-up
-      const runs = [0, 1, 2, 3, 4].map(() => m.benchKernel(name, rows, cols, calls).us_per_call);
+      benchKernel(name, rows, cols, 10); // warm-up
+      const runs = [0, 1, 2, 3, 4].map(() => benchKernel(name, rows, cols, calls).us_per_call);
       runs.sort((a, b) => a - b);
       const row = { variant: m.variant, kernel: name, rows, cols, us_per_call: runs[2] };
       results.kernels.push(row);

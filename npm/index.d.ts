@@ -14,22 +14,23 @@ export interface LoadOptions {
 export interface DkpLstm {
   Model: ModelClass;
   buildInfo(): BuildInfo;
-  /** Mean time of one rows×cols matrix–vector product on this build's kernels. */
-  benchKernel(name: KernelName, rows: number, cols: number, iters: number): { us_per_call: number };
   variant: Variant;
 }
 
 /** Loads (once per variant) and returns the module. */
 export function load(options?: LoadOptions): Promise<DkpLstm>;
 
-/** The tools module: a build of its own, loaded only by those who call `loadTools`. */
+/** The tools module: a module of its own, loaded only by those who call `loadTools`. */
 export interface DkpLstmTools {
   /** A random-weight model file ("trained": false in its provenance). */
   randomModel(spec?: RandomSpec): Uint8Array;
+  /** Mean time of one rows×cols matrix–vector product on this build's kernels. */
+  benchKernel(name: KernelName, rows: number, cols: number, iters: number): { us_per_call: number };
+  variant: Variant;
 }
 
-/** Loads (once) and returns the tools module; `wasm` replaces where its .wasm comes from. */
-export function loadTools(options?: { wasm?: LoadOptions['wasm'] }): Promise<DkpLstmTools>;
+/** Loads (once per variant) and returns the tools module of the build `simd` picks, as for `load`. */
+export function loadTools(options?: LoadOptions): Promise<DkpLstmTools>;
 
 /** Whether this engine runs WebAssembly SIMD128. */
 export function simdSupported(): boolean;

@@ -1,6 +1,7 @@
 // Loader of the dkp-lstm WebAssembly modules. `load` picks the SIMD128 build where the
 // engine validates SIMD code, else the scalar build; `loadTools` loads the tools module
-// (`randomModel`), a build of its own so that the runtime an app ships stays small. Each
+// (`randomModel`, `benchKernel`) of the same build, a module of its own so that the
+// runtime an app ships stays small. Each
 // is instantiated from bytes (read from disk in Node, fetched in browsers and workers)
 // so that neither the server's MIME type nor a bundler's asset handling matters.
 
@@ -31,7 +32,11 @@ const BUILDS = {
     glue: () => import('./scalar/dkp_lstm_wasm.js'),
     wasm: () => new URL('./scalar/dkp_lstm_wasm_bg.wasm', import.meta.url),
   },
-  tools: {
+  'tools-simd': {
+    glue: () => import('./tools-simd/dkp_lstm_wasm.js'),
+    wasm: () => new URL('./tools-simd/dkp_lstm_wasm_bg.wasm', import.meta.url),
+  },
+  'tools-scalar': {
     glue: () => import('./tools/dkp_lstm_wasm.js'),
     wasm: () => new URL('./tools/dkp_lstm_wasm_bg.wasm', import.meta.url),
   },
@@ -45,21 +50,27 @@ const instances = new Map();
  * replaces where the chosen build's .wasm comes from (URL, bytes or a compiled module).
  */
 export async function load({ simd = 'auto', wasm } = {}) {
-  if (simd !== 'auto' && typeof simd !== 'boolean') {
-    throw new TypeError(`dkp-lstm: load({ simd }) takes 'auto', true or false, not ${String(simd)}`);
-  }
-  const variant = (simd === 'auto' ? simdSupported() : simd) ? 'simd' : 'scalar';
-  const { Model, buildInfo, benchKernel } = await instance(variant, wasm);
-  return { Model, buildInfo, benchKernel, variant };
+  const variant = pick('load', simd);
+  const { Model, buildInfo } = await instance(variant, wasm);
+  return { Model, buildInfo, variant };
 }
 
 /**
  * Loads the tools module: `randomModel(spec)`, random-weight model files for tests,
- * demos and benchmarks. `wasm` as for `load`.
+ * demos and benchmarks, and `benchKernel`, this build's kernels timed on random
+ * matrices. `simd` and `wasm` as for `load`.
  */
-export async function loadTools({ wasm } = {}) {
-  const { randomModel } = await instance('tools', wasm);
-  return { randomModel };
+export async function loadTools({ simd = 'auto', wasm } = {}) {
+  const variant = pick('loadTools', simd);
+  const { randomModel, benchKernel } = await instance(`tools-${variant}`, wasm);
+  return { randomModel, benchKernel, variant };
+}
+
+function pick(name, simd) {
+  if (simd !== 'auto' && typeof simd !== 'boolean') {
+    throw new TypeError(`dkp-lstm: ${name}({ simd }) takes 'auto', true or false, not ${String(simd)}`);
+  }
+  return (simd === 'auto' ? simdSupported() : simd) ? 'simd' : 'scalar';
 }
 
 function instance(variant, wasm) {

@@ -28,7 +28,7 @@ const MAX_TOKENS = 2 ** 20;
 // is attached.
 let port = null;
 
-let dkp = null; // the loaded package: { Model, buildInfo, benchKernel, variant }
+let dkp = null; // the loaded package: { Model, buildInfo, variant }
 let model = null;
 let tokenizer = null; // the model's tokenizer kind, which decides where a text may be cut
 // The text the model's last perplexity call scored: its tokens are in the binding's

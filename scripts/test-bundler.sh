@@ -62,7 +62,8 @@ JS
 check_publish pkg package.json README.md index.js index.d.ts read-url.js worker-client.js worker.d.ts model-worker.js \
   simd/dkp_lstm_wasm.js simd/dkp_lstm_wasm.d.ts simd/dkp_lstm_wasm_bg.wasm \
   scalar/dkp_lstm_wasm.js scalar/dkp_lstm_wasm.d.ts scalar/dkp_lstm_wasm_bg.wasm \
-  tools/dkp_lstm_wasm.js tools/dkp_lstm_wasm.d.ts tools/dkp_lstm_wasm_bg.wasm
+  tools/dkp_lstm_wasm.js tools/dkp_lstm_wasm.d.ts tools/dkp_lstm_wasm_bg.wasm \
+  tools-simd/dkp_lstm_wasm.js tools-simd/dkp_lstm_wasm.d.ts tools-simd/dkp_lstm_wasm_bg.wasm
 check_publish pkg-models package.json README.md index.js index.d.ts metadata.js ptb-whole-model.safetensors
 
 # --- both tarballs in the Vite app ---

@@ -130,7 +130,7 @@ fn weight_info(name: String, w: &Weight) -> WeightInfo {
     if let Some(nnz) = spec.nnz {
         // Hundredths of a percent, rounded, in integers: float formatting would cost the
         // WebAssembly module 20 KB (docs/benchmarks.md).
-        let h = (20_000 * nnz as u128 + dense as u128) / (2 * dense.max(1) as u128);
+        let h = (20_000 * nnz as u64 + dense as u64) / (2 * dense.max(1) as u64);
         detail.push(format!("S {nnz} nnz ({}.{:02}%)", h / 100, h % 100));
     }
     WeightInfo {

@@ -15,6 +15,16 @@ pub enum TokenizerKind {
     Char,
 }
 
+impl TokenizerKind {
+    /// Its name in model files (the serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenizerKind::Word => "word",
+            TokenizerKind::Char => "char",
+        }
+    }
+}
+
 /// A tokenizer and its vocabulary.
 #[derive(Debug, Clone)]
 pub struct Tokenizer {
@@ -287,6 +297,13 @@ mod tests {
     fn word() -> Tokenizer {
         let v = ["<unk>", "<eos>", "the", "cat", "N", "mr.", "sat"];
         Tokenizer::new(TokenizerKind::Word, v.iter().map(|s| s.to_string()).collect(), "<unk>", Some("<eos>")).unwrap()
+    }
+
+    #[test]
+    fn kind_names_are_the_serde_names() {
+        for k in [TokenizerKind::Word, TokenizerKind::Char] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.name());
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ const { randomModel } = await loadTools();
 
 for (const variant of ['simd', 'scalar']) {
   const wasm = await load({ simd: variant === 'simd' });
+  const { benchKernel } = await loadTools({ simd: variant === 'simd' });
   const bytes = randomModel({ kind: 'dkp', cf: 4, hidden: 16, vocab: 40, seed: 3 });
   const sentinel = wasm.Model.load(bytes);
   sentinel.feed('the cat');
@@ -110,7 +111,7 @@ for (const variant of ['simd', 'scalar']) {
       ['gemv', -1, 8, 1], ['gemv', 1.5, 8, 1], ['gemv', NaN, 8, 1], ['kp', 2 ** 20, 2 ** 20, 1], ['dkp', '8', 8, 1],
       ['gemv', 8, 8, Infinity],
     ]) {
-      refuses(`benchKernel(${args.map(String).join(', ')})`, () => wasm.benchKernel(...args));
+      refuses(`benchKernel(${args.map(String).join(', ')})`, () => benchKernel(...args));
     }
   });
 }

@@ -13,7 +13,9 @@ const REL_TOL = 1e-3;
 const simd = await load({ simd: true });
 const scalar = await load({ simd: false });
 const builds = [simd, scalar];
-// Random model files come from the tools module, one for both builds.
+// The tools modules of both builds; random model files come from the one `loadTools`
+// picks, for both builds.
+const tools = { simd: await loadTools({ simd: true }), scalar: await loadTools({ simd: false }) };
 const { randomModel } = await loadTools();
 
 function spec(kind, extra = {}) {
@@ -174,7 +176,7 @@ for (const build of builds) {
     assert.throws(() => model.setSeed(1.5), /invalid `seed`/);
     assert.throws(() => model.sampleNext(Number.NaN, 0), /invalid `temperature`/);
     assert.throws(() => model.bench(0), /invalid `n`/);
-    assert.throws(() => build.benchKernel('fft', 4, 4, 1), /invalid `name`/);
+    assert.throws(() => tools[build.variant].benchKernel('fft', 4, 4, 1), /invalid `name`/);
 
     // Still alive: nothing above trapped the instance.
     model.feedToken(3);
@@ -190,6 +192,8 @@ test('the tools module refuses bad specs with readable Errors and keeps working'
   assert.equal((await loadTools()).randomModel, randomModel, 'instantiated once');
   assert.deepEqual(randomModel(spec('dkp')), randomModel(spec('dkp')), 'seeded: the same file');
   assert.equal(simd.randomModel, undefined, 'the runtime modules do not carry it');
+  assert.equal(simd.benchKernel, undefined, 'nor benchKernel');
+  assert.deepEqual(tools.simd.randomModel(spec('dkp')), tools.scalar.randomModel(spec('dkp')), 'both builds write the same file');
 });
 
 for (const kind of KINDS) {
@@ -208,10 +212,11 @@ for (const kind of KINDS) {
 }
 
 test('benchKernel times every kernel on both builds', () => {
-  for (const build of builds) {
+  for (const [variant, t] of Object.entries(tools)) {
+    assert.equal(t.variant, variant);
     for (const name of ['gemv', 'gemv_q8', 'kp', 'dkp']) {
-      const { us_per_call } = build.benchKernel(name, 256, 128, 5);
-      assert.ok(us_per_call > 0 && Number.isFinite(us_per_call), `${build.variant} ${name}: ${us_per_call}`);
+      const { us_per_call } = t.benchKernel(name, 256, 128, 5);
+      assert.ok(us_per_call > 0 && Number.isFinite(us_per_call), `${variant} ${name}: ${us_per_call}`);
     }
   }
 });

@@ -21,6 +21,16 @@ pub enum ValueType {
 }
 
 impl ValueType {
+    /// Its name in model files and `dkp info --json` (the serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueType::F32 => "F32",
+            ValueType::F16 => "F16",
+            ValueType::I8 => "I8",
+            ValueType::I4 => "I4",
+        }
+    }
+
     /// Bits per stored value (the row scales of `I8` and `I4` tensors come on top).
     pub fn bits(self) -> usize {
         match self {
@@ -45,5 +55,17 @@ impl Weight {
     /// An f32-stored weight.
     pub fn f32(matrix: Matrix) -> Weight {
         Weight { matrix, dtype: ValueType::F32 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_serde_names() {
+        for v in [ValueType::F32, ValueType::F16, ValueType::I8, ValueType::I4] {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.name());
+        }
     }
 }

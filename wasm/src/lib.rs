@@ -2,14 +2,14 @@
 //!
 //! Thin by design: logic stays in `dkp_lstm`. Exported functions turn the core's
 //! [`Error`] into a JS `Error` with the same message (through `?`), validate the
-//! plain numbers JavaScript passes in, and return plain objects through
-//! serde-wasm-bindgen. Nothing reachable from JavaScript input unwraps, so no panic
+//! plain numbers JavaScript passes in, and return plain objects ([`js`]). Nothing reachable from JavaScript input unwraps, so no panic
 //! (which would trap the whole instance) crosses the boundary.
 //!
-//! `randomModel` (random-weight model files, with the file writer behind them) is built
-//! only with the `tools` feature: the package ships it as a module of its own
+//! `randomModel` (random-weight model files, with the file writer behind them) and
+//! `benchKernel` (kernel timings on random matrices, with the planner behind them) are
+//! built only with the `tools` feature: the package ships them as a module of its own
 //! (`loadTools()`), so that the module an app loads to read and run models does not
-//! carry a quarter more code for it (docs/benchmarks.md).
+//! carry their code (docs/benchmarks.md).
 //!
 //! Numbers and texts arrive as `JsValue`, not `usize`/`u32`/`&str`: wasm-bindgen would
 //! wrap a negative or fractional JS number into a huge or truncated integer, and
@@ -18,14 +18,12 @@
 //! option objects) and a bad one is an `Error` naming the argument.
 
 use dkp_lstm::format::FORMAT_VERSION;
-use dkp_lstm::info::ModelInfo;
-use dkp_lstm::matrix::DenseI8;
-use dkp_lstm::plan::{plan, Accounting, Plan};
-use dkp_lstm::random::{random_matrix, MAX_RANDOM_VALUES};
 use dkp_lstm::sample::{Rng, Sampling};
-use dkp_lstm::{Error, Kernels, MatVec, Matrix, Perplexity, Prediction, Session, WeightKind};
-use serde::Serialize;
+use dkp_lstm::{Error, Kernels, Session};
+use js::{numbers, Obj};
 use wasm_bindgen::prelude::*;
+
+mod js;
 
 #[wasm_bindgen]
 extern "C" {
@@ -45,10 +43,6 @@ extern "C" {
     #[wasm_bindgen(js_namespace = Reflect, js_name = get, catch)]
     fn reflect_get(target: &JsValue, key: &JsValue) -> Result<JsValue, JsValue>;
 
-    /// `Reflect.set`, on objects this module made.
-    #[wasm_bindgen(js_namespace = Reflect, js_name = set, catch)]
-    fn reflect_set(target: &JsValue, key: &JsValue, value: &JsValue) -> Result<bool, JsValue>;
-
     /// `String(v)`: a JS number in messages as JavaScript writes it (`Infinity`, `1e+21`),
     /// and without Rust's float formatting, 20 KB of this module (docs/benchmarks.md).
     #[wasm_bindgen(js_name = String)]
@@ -64,7 +58,7 @@ type JsResult<T> = Result<T, JsError>;
 #[cfg(feature = "tools")]
 mod tools;
 #[cfg(feature = "tools")]
-pub use tools::random_model_bytes;
+pub use tools::{bench_kernel, random_model_bytes};
 
 /// A language model with its recurrent state and its sampling generator.
 #[wasm_bindgen]
@@ -86,11 +80,13 @@ impl Model {
     /// provenance (read from its JSON text by `JSON.parse`).
     pub fn info(&self) -> JsResult<JsValue> {
         let model = self.session.model();
-        let info = to_js(&Info { model: model.info(), file_bytes: self.file_bytes, format_version: FORMAT_VERSION })?;
-        let failed = |_| JsError::new("the provenance could not be read");
-        let provenance = json_parse(model.provenance().json()).map_err(failed)?;
-        reflect_set(&info, &"provenance".into(), &provenance).map_err(failed)?;
-        Ok(info)
+        let provenance =
+            json_parse(model.provenance().json()).map_err(|_| JsError::new("the provenance could not be read"))?;
+        Ok(js::model_info(&model.info())
+            .set("file_bytes", self.file_bytes as f64)
+            .set("format_version", FORMAT_VERSION)
+            .set("provenance", provenance)
+            .build())
     }
 
     /// Zeroes the state, as at the start of a text.
@@ -104,7 +100,7 @@ impl Model {
         let t0 = now();
         let enc = self.session.feed_text(&text);
         let ms = now() - t0;
-        to_js(&Fed { tokens: enc.ids.len(), unknown: enc.unknown, ms })
+        Ok(Obj::new().set("tokens", enc.ids.len() as f64).set("unknown", enc.unknown as f64).set("ms", ms).build())
     }
 
     /// Feeds one token by id.
@@ -113,8 +109,7 @@ impl Model {
         let id = count("id", &id, u32::MAX as usize)? as u32;
         let t0 = now();
         self.session.feed(id)?;
-        let ms = now() - t0;
-        to_js(&Elapsed { ms })
+        Ok(Obj::new().set("ms", now() - t0).build())
     }
 
     /// The `k` most likely next tokens, most likely first.
@@ -124,7 +119,7 @@ impl Model {
         let k = count("k", &k, MAX_COUNT)?;
         let t0 = now();
         let predictions = self.session.top_k(k);
-        to_js(&Top { predictions, ms: now() - t0 })
+        Ok(Obj::new().set("predictions", js::predictions(&predictions)).set("ms", now() - t0).build())
     }
 
     /// Perplexity of a text read from a fresh state; the state is left after the text.
@@ -135,7 +130,7 @@ impl Model {
         let t0 = now();
         let score = self.session.perplexity(&text)?;
         let ms = now() - t0;
-        to_js(&Scored { score, ms })
+        Ok(js::perplexity(&score).set("ms", ms).build())
     }
 
     /// Seeds the generator used by `sampleNext`.
@@ -153,7 +148,7 @@ impl Model {
         let t0 = now();
         let id = self.session.sample_next(sampling, &mut self.rng);
         let ms = now() - t0;
-        to_js(&Sampled { id, token: self.token(id), ms })
+        Ok(Obj::new().set("id", id).set("token", self.token(id)).set("ms", ms).build())
     }
 
     /// Samples `n` tokens from the current state with a fresh generator seeded by
@@ -177,7 +172,8 @@ impl Model {
             ms.push(now() - t0);
         }
         let text = self.session.model().tokenizer().decode(&ids);
-        to_js(&Generated { text, tokens: ids.iter().map(|&id| self.token(id)).collect(), ms })
+        let tokens = js::array(ids.iter().map(|&id| self.token(id)));
+        Ok(Obj::new().set("text", text).set("tokens", tokens).set("ms", numbers(ms)).build())
     }
 
     /// Median per-token times over `n` random tokens, split into the LSTM layers and
@@ -203,12 +199,12 @@ impl Model {
             total.push(1e3 * (t2 - t0));
         }
         self.session.restore(&saved);
-        to_js(&Bench {
-            us_per_token: median(total.clone()),
-            lstm_us_per_token: median(lstm),
-            output_us_per_token: median(output),
-            samples_us: total,
-        })
+        Ok(Obj::new()
+            .set("us_per_token", median(total.clone()))
+            .set("lstm_us_per_token", median(lstm))
+            .set("output_us_per_token", median(output))
+            .set("samples_us", numbers(total))
+            .build())
     }
 
     fn token(&self, id: u32) -> String {
@@ -233,45 +229,11 @@ impl Model {
 /// Whether this build uses SIMD128, its kernel set and the package version.
 #[wasm_bindgen(js_name = buildInfo)]
 pub fn build_info() -> JsResult<JsValue> {
-    to_js(&BuildInfo {
-        simd: cfg!(target_feature = "simd128"),
-        kernels: Kernels::best().name,
-        version: env!("CARGO_PKG_VERSION"),
-    })
-}
-
-/// Mean time of one `rows × cols` matrix–vector product over `iters` calls: `gemv`
-/// dense, `kp` A⊗B and `dkp` A⊗B + S (both at 25x compression), on this build's kernels.
-#[wasm_bindgen(js_name = benchKernel)]
-pub fn bench_kernel(name: JsValue, rows: JsValue, cols: JsValue, iters: JsValue) -> JsResult<JsValue> {
-    let name = text("name", &name)?;
-    let (rows, cols) = (count("rows", &rows, MAX_COUNT)?, count("cols", &cols, MAX_COUNT)?);
-    let iters = count("iters", &iters, MAX_COUNT)?;
-    if rows == 0 || cols == 0 || rows as u64 * cols as u64 > MAX_RANDOM_VALUES || iters == 0 {
-        let reason =
-            format!("{rows}x{cols} over {iters} calls; need sides ≥ 1, at most {MAX_RANDOM_VALUES} values, ≥ 1 call");
-        return Err(invalid("shape", reason));
-    }
-    let shape = match name.as_str() {
-        "gemv" | "gemv_q8" => Plan::Dense,
-        "kp" => plan(WeightKind::Kp, rows, cols, 25.0, Accounting::Values)?,
-        "dkp" => plan(WeightKind::Dkp, rows, cols, 25.0, Accounting::Values)?,
-        _ => return Err(invalid("name", format!("`{name}` is not one of gemv, gemv_q8, kp, dkp"))),
-    };
-    let mut rng = Rng::new(1);
-    let mut m = random_matrix(shape, rows, cols, &mut rng);
-    if name == "gemv_q8" {
-        m = Matrix::DenseI8(DenseI8::quantise(rows, cols, m.to_dense().data()));
-    }
-    let x: Vec<f32> = (0..cols).map(|_| rng.symmetric(1.0)).collect();
-    let (mut y, mut scratch) = (vec![0.0; rows], vec![0.0; m.scratch_len()]);
-    let kernels = Kernels::best();
-    let t0 = now();
-    for _ in 0..iters {
-        m.matvec(&kernels, &x, &mut y, &mut scratch);
-        std::hint::black_box(&mut y);
-    }
-    to_js(&KernelBench { us_per_call: 1e3 * (now() - t0) / iters as f64 })
+    Ok(Obj::new()
+        .set("simd", cfg!(target_feature = "simd128"))
+        .set("kernels", Kernels::best().name)
+        .set("version", env!("CARGO_PKG_VERSION"))
+        .build())
 }
 
 /// The core's error for a bad argument, as a JS `Error`.
@@ -375,78 +337,4 @@ fn to_sampling(temperature: &JsValue, top_k: &JsValue, options: &JsValue) -> JsR
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_unstable_by(f64::total_cmp);
     v[v.len() / 2]
-}
-
-/// A plain JS object: maps become objects and 64-bit integers numbers.
-fn to_js<T: Serialize>(value: &T) -> JsResult<JsValue> {
-    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| JsError::new(&e.to_string()))
-}
-
-// The shapes JavaScript sees; `npm/index.d.ts` declares the same.
-
-#[derive(Serialize)]
-struct Info {
-    #[serde(flatten)]
-    model: ModelInfo,
-    file_bytes: usize,
-    format_version: u32,
-}
-
-#[derive(Serialize)]
-struct Fed {
-    tokens: usize,
-    unknown: usize,
-    ms: f64,
-}
-
-#[derive(Serialize)]
-struct Elapsed {
-    ms: f64,
-}
-
-#[derive(Serialize)]
-struct Top {
-    predictions: Vec<Prediction>,
-    ms: f64,
-}
-
-#[derive(Serialize)]
-struct Scored {
-    #[serde(flatten)]
-    score: Perplexity,
-    ms: f64,
-}
-
-#[derive(Serialize)]
-struct Sampled {
-    id: u32,
-    token: String,
-    ms: f64,
-}
-
-#[derive(Serialize)]
-struct Generated {
-    text: String,
-    tokens: Vec<String>,
-    ms: Vec<f64>,
-}
-
-#[derive(Serialize)]
-struct Bench {
-    us_per_token: f64,
-    lstm_us_per_token: f64,
-    output_us_per_token: f64,
-    samples_us: Vec<f64>,
-}
-
-#[derive(Serialize)]
-struct BuildInfo {
-    simd: bool,
-    kernels: &'static str,
-    version: &'static str,
-}
-
-#[derive(Serialize)]
-struct KernelBench {
-    us_per_call: f64,
 }

@@ -1,10 +1,14 @@
 //! What only the tools module (the `tools` feature; `loadTools()` in the package) has:
-//! `randomModel`, random-weight model files for tests, demos and benchmarks.
+//! `randomModel`, random-weight model files for tests, demos and benchmarks, and
+//! `benchKernel`, the kernels timed on random matrices.
 
-use super::{fields, invalid, to_seed, JsResult};
-use dkp_lstm::random::{random_model, RandomSpec};
-use dkp_lstm::TokenizerKind;
-use dkp_lstm::WeightKind;
+use super::js::Obj;
+use super::{count, fields, invalid, now, text, to_seed, JsResult, MAX_COUNT};
+use dkp_lstm::matrix::DenseI8;
+use dkp_lstm::plan::{plan, Accounting, Plan};
+use dkp_lstm::random::{random_matrix, random_model, RandomSpec, MAX_RANDOM_VALUES};
+use dkp_lstm::sample::Rng;
+use dkp_lstm::{Kernels, MatVec, Matrix, TokenizerKind, WeightKind};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
@@ -35,6 +39,40 @@ pub fn random_model_bytes(spec: JsValue) -> JsResult<Vec<u8>> {
     // `random_model` validates the spec before allocating: running out of wasm memory
     // traps the instance.
     Ok(random_model(&spec)?.to_bytes()?)
+}
+
+/// Mean time of one `rows × cols` matrix–vector product over `iters` calls: `gemv`
+/// dense, `kp` A⊗B and `dkp` A⊗B + S (both at 25x compression), on this build's kernels.
+#[wasm_bindgen(js_name = benchKernel)]
+pub fn bench_kernel(name: JsValue, rows: JsValue, cols: JsValue, iters: JsValue) -> JsResult<JsValue> {
+    let name = text("name", &name)?;
+    let (rows, cols) = (count("rows", &rows, MAX_COUNT)?, count("cols", &cols, MAX_COUNT)?);
+    let iters = count("iters", &iters, MAX_COUNT)?;
+    if rows == 0 || cols == 0 || rows as u64 * cols as u64 > MAX_RANDOM_VALUES || iters == 0 {
+        let reason =
+            format!("{rows}x{cols} over {iters} calls; need sides ≥ 1, at most {MAX_RANDOM_VALUES} values, ≥ 1 call");
+        return Err(invalid("shape", reason));
+    }
+    let shape = match name.as_str() {
+        "gemv" | "gemv_q8" => Plan::Dense,
+        "kp" => plan(WeightKind::Kp, rows, cols, 25.0, Accounting::Values)?,
+        "dkp" => plan(WeightKind::Dkp, rows, cols, 25.0, Accounting::Values)?,
+        _ => return Err(invalid("name", format!("`{name}` is not one of gemv, gemv_q8, kp, dkp"))),
+    };
+    let mut rng = Rng::new(1);
+    let mut m = random_matrix(shape, rows, cols, &mut rng);
+    if name == "gemv_q8" {
+        m = Matrix::DenseI8(DenseI8::quantise(rows, cols, m.to_dense().data()));
+    }
+    let x: Vec<f32> = (0..cols).map(|_| rng.symmetric(1.0)).collect();
+    let (mut y, mut scratch) = (vec![0.0; rows], vec![0.0; m.scratch_len()]);
+    let kernels = Kernels::best();
+    let t0 = now();
+    for _ in 0..iters {
+        m.matvec(&kernels, &x, &mut y, &mut scratch);
+        std::hint::black_box(&mut y);
+    }
+    Ok(Obj::new().set("us_per_call", 1e3 * (now() - t0) / iters as f64).build())
 }
 
 /// A JS object of named fields (`undefined` or `null`: every field unset) as `T`; a

@@ -6,8 +6,8 @@
 
 use dkp_lstm::random::{random_model, RandomSpec};
 #[cfg(feature = "tools")]
-use dkp_lstm_wasm::random_model_bytes;
-use dkp_lstm_wasm::{bench_kernel, build_info, Model};
+use dkp_lstm_wasm::{bench_kernel, random_model_bytes};
+use dkp_lstm_wasm::{build_info, Model};
 use serde_json::{json, Value};
 use wasm_bindgen::{JsError, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -56,6 +56,31 @@ fn info_is_a_plain_object_with_file_facts() {
     assert!(info["weights"].as_array().unwrap().iter().any(|w| w["kind"] == "dkp"));
 }
 
+/// `v` with every number as an f64: JavaScript has no integers, serde_json does.
+fn floats(v: Value) -> Value {
+    match v {
+        Value::Number(n) => json!(n.as_f64().unwrap()),
+        Value::Array(a) => Value::Array(a.into_iter().map(floats).collect()),
+        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, floats(v))).collect()),
+        v => v,
+    }
+}
+
+/// The object built field by field (`src/js.rs`) is the core's `ModelInfo` as serde
+/// writes it (`dkp info --json`), plus the file facts and the provenance.
+#[test]
+fn info_is_the_cores_model_info() {
+    for kind in ["dense", "dkp", "hmd", "sparse"] {
+        let (bytes, m) = model(kind);
+        let core = dkp_lstm::Model::from_bytes(&bytes).unwrap();
+        let mut want = serde_json::to_value(core.info()).unwrap();
+        want["file_bytes"] = json!(bytes.len());
+        want["format_version"] = json!(dkp_lstm::format::FORMAT_VERSION);
+        want["provenance"] = serde_json::to_value(core.provenance()).unwrap();
+        assert_eq!(floats(plain(m.info())), floats(want), "{kind}");
+    }
+}
+
 #[test]
 fn predictions_match_the_core() {
     let (bytes, mut m) = model("dkp");
@@ -90,10 +115,6 @@ fn errors_carry_the_core_message() {
     assert!(message(m.set_seed(JsValue::from(f64::NAN)).unwrap_err()).starts_with("invalid `seed`"));
     assert!(message(m.sample_next(JsValue::from(-1.0), JsValue::from(0.0)).unwrap_err())
         .starts_with("invalid `temperature`"));
-    assert!(message(
-        bench_kernel(JsValue::from("gemv"), JsValue::from(0.0), JsValue::from(4.0), JsValue::from(1.0)).unwrap_err()
-    )
-    .starts_with("invalid `shape`"));
     // The model still answers after every error above.
     // Wrong types and non-integers are refused, not coerced.
     assert_eq!(message(m.top_k(JsValue::from("3")).unwrap_err()), "invalid `k`: expected a number, got string");
@@ -129,9 +150,16 @@ fn generation_is_deterministic_and_bench_restores_the_state() {
     assert!(greedy["token"].is_string() && top.as_array().unwrap().len() == 40);
 }
 
+/// The tools module's `benchKernel`: every kernel timed, bad shapes and names refused.
+#[cfg(feature = "tools")]
 #[test]
 fn kernel_bench_runs_every_kernel() {
-    for name in ["gemv", "kp", "dkp"] {
+    let bench = |name: &str, rows: f64| {
+        bench_kernel(JsValue::from(name), JsValue::from(rows), JsValue::from(4.0), JsValue::from(1.0))
+    };
+    assert!(message(bench("gemv", 0.0).unwrap_err()).starts_with("invalid `shape`"));
+    assert!(message(bench("fft", 4.0).unwrap_err()).starts_with("invalid `name`"));
+    for name in ["gemv", "gemv_q8", "kp", "dkp"] {
         let us =
             plain(bench_kernel(JsValue::from(name), JsValue::from(256.0), JsValue::from(128.0), JsValue::from(3.0)))
                 ["us_per_call"]
