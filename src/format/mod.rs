@@ -843,9 +843,9 @@ fn st_dtype(d: Dtype) -> safetensors::Dtype {
 }
 
 /// `N` bytes of a `chunks_exact(N)` item as an array, for `from_le_bytes`. Not
-/// `try_into().expect(..)`, whose failure path prints its error through `Debug` (8 KB of
-/// the WebAssembly module with the `expect`s of `checked`), nor `copy_from_slice`, a
-/// `memcpy` call per value at this crate's opt-level: twice the load time of a model.
+/// `try_into().expect(..)`, whose failure path prints its error through `Debug` (see
+/// `checked`), nor `copy_from_slice`, a `memcpy` call per value at this crate's
+/// opt-level: twice the load time of a model.
 #[inline(always)]
 fn le<const N: usize>(bytes: &[u8]) -> [u8; N] {
     bytes.try_into().unwrap_or_else(|_| unreachable!("chunks of N bytes"))

@@ -93,8 +93,8 @@ pub enum Matrix {
 }
 
 /// The matrix a constructor built from parts the caller has already checked. Not
-/// `expect`, which would print the error through `Debug`: string escaping and its Unicode
-/// tables, 14 KB of the WebAssembly module (docs/benchmarks.md).
+/// `expect`, which would print the error through `Debug`: string escaping and Unicode's
+/// printable tables in the WebAssembly module (docs/benchmarks.md).
 pub(crate) fn checked<T>(built: Result<T, String>) -> T {
     built.unwrap_or_else(|e| panic!("{e}"))
 }

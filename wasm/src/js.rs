@@ -28,7 +28,8 @@ impl Obj {
         Obj(new_object())
     }
 
-    /// Sets `key`; numbers go in as `f64`, so none becomes a `BigInt`.
+    /// Sets `key`. Callers pass counts as `f64`, the one number type that reaches
+    /// JavaScript as a number on every target (a `u64` becomes a `BigInt`).
     pub fn set(self, key: &str, value: impl Into<JsValue>) -> Obj {
         reflect_set(&self.0, key, &value.into());
         self

@@ -2,8 +2,9 @@
 //!
 //! Thin by design: logic stays in `dkp_lstm`. Exported functions turn the core's
 //! [`Error`] into a JS `Error` with the same message (through `?`), validate the
-//! plain numbers JavaScript passes in, and return plain objects ([`js`]). Nothing reachable from JavaScript input unwraps, so no panic
-//! (which would trap the whole instance) crosses the boundary.
+//! plain numbers JavaScript passes in, and return plain objects built field by field
+//! ([`js`]). Nothing reachable from JavaScript input unwraps, so no panic (which would
+//! trap the whole instance) crosses the boundary.
 //!
 //! `randomModel` (random-weight model files, with the file writer behind them) and
 //! `benchKernel` (kernel timings on random matrices, with the planner behind them) are
