@@ -186,6 +186,10 @@ impl<'a> Json<'a> {
 
     /// Reads an object, calling `entry` with each key; `entry` must read (or skip) the value.
     pub fn object(&mut self, at: &Path, mut entry: impl FnMut(&mut Self, &str) -> Result<()>) -> Result<()> {
+        self.object_dyn(at, &mut entry)
+    }
+
+    fn object_dyn(&mut self, at: &Path, entry: &mut dyn FnMut(&mut Self, &str) -> Result<()>) -> Result<()> {
         self.expect(Kind::Object, at)?;
         self.nest()?;
         self.pos += 1;
@@ -214,6 +218,10 @@ impl<'a> Json<'a> {
 
     /// Reads an array, calling `element` with each index; `element` must read the value.
     pub fn array(&mut self, at: &Path, mut element: impl FnMut(&mut Self, usize) -> Result<()>) -> Result<()> {
+        self.array_dyn(at, &mut element)
+    }
+
+    fn array_dyn(&mut self, at: &Path, element: &mut dyn FnMut(&mut Self, usize) -> Result<()>) -> Result<()> {
         self.expect(Kind::Array, at)?;
         self.nest()?;
         self.pos += 1;
