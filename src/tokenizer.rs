@@ -243,7 +243,7 @@ enum WordId {
 /// a cased letter before it and none after it, either side skipping case-ignorable
 /// characters). Written out because `str::to_lowercase` carries a string-slicing panic
 /// whose message prints a `char` with `Debug`, which brings Unicode's printable tables
-/// into the WebAssembly module (docs/benchmarks.md, "Where the last 65 KB went").
+/// into the WebAssembly module (docs/benchmarks.md, "Where 71 KB went").
 fn lowercase(word: &str) -> String {
     /// Whether the first character of `it` that is not case-ignorable is cased.
     fn cased_next<'a>(it: impl Iterator<Item = &'a char>) -> bool {
