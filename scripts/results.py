@@ -54,6 +54,8 @@ ROWS_2X650 = [
     ("Dense 2×650 (baseline)", "runs/dense-2x650/model.safetensors", "`experiments/dense-2x650.toml`", "test 82.7 (Zaremba)"),
     ("DKP 25x, no CMR", "runs/dkp-25x-2x650-nocmr/model.safetensors", "`experiments/dkp-25x-2x650-nocmr.toml`", "– (with CMR: +1.4 %)"),
     ("Magnitude pruning 25x", "runs/pruned-25x-2x650/model.safetensors", "`experiments/pruned-25x-2x650.toml`", "+7.9 %"),
+    ("DKP 25x, CMR per element", "runs/dkp-25x-2x650-cmr-element/model.safetensors", "`experiments/dkp-25x-2x650-cmr-element.toml`", "+1.4 %"),
+    ("DKP 25x, CMR on the whole term", "runs/dkp-25x-2x650-cmr-term/model.safetensors", "`experiments/dkp-25x-2x650-cmr-term.toml`", "–"),
 ]
 
 # (markers in the document, rows; the first row is the baseline the others are compared with)
