@@ -246,21 +246,23 @@ enum WordId {
 /// into the WebAssembly module (docs/benchmarks.md, "Where 71 KB went").
 fn lowercase(word: &str) -> String {
     /// Whether the first character of `it` that is not case-ignorable is cased.
-    fn cased_next<'a>(it: impl Iterator<Item = &'a char>) -> bool {
-        let mut it = it.skip_while(|&&c| case_ignorable(c));
+    fn cased_next(it: impl Iterator<Item = char>) -> bool {
+        let mut it = it.skip_while(|&c| case_ignorable(c));
         // Cased: lowercase, uppercase or titlecase (Lt: the Latin digraphs and the Greek
         // capitals with prosgegrammeni).
-        it.next().is_some_and(|&c| {
+        it.next().is_some_and(|c| {
             c.is_lowercase()
                 || c.is_uppercase()
                 || matches!(c, 'ǅ' | 'ǈ' | 'ǋ' | 'ǲ' | 'ᾈ'..='ᾏ' | 'ᾘ'..='ᾟ' | 'ᾨ'..='ᾯ' | 'ᾼ' | 'ῌ' | 'ῼ')
         })
     }
-    let chars: Vec<char> = word.chars().collect();
     let mut out = String::with_capacity(word.len());
-    for (i, &c) in chars.iter().enumerate() {
+    for (i, c) in word.char_indices() {
         if c == 'Σ' {
-            let last = cased_next(chars[..i].iter().rev()) && !cased_next(chars[i + 1..].iter());
+            // `get`, not indexing: `i` is a char boundary, and indexing's panic path is
+            // what this function avoids.
+            let (before, after) = (word.get(..i).unwrap_or(""), word.get(i + c.len_utf8()..).unwrap_or(""));
+            let last = cased_next(before.chars().rev()) && !cased_next(after.chars());
             out.push(if last { 'ς' } else { 'σ' });
         } else {
             out.extend(c.to_lowercase());
