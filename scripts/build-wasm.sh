@@ -12,7 +12,7 @@ wasm-opt --version 2>/dev/null | grep -q "version 132" || { echo "[build-wasm] w
 # modules (`randomModel` and the file writer, `benchKernel` and the planner; for tests,
 # demos and benchmarks, in both builds so that `benchKernel` times each) have none.
 # docs/benchmarks.md, "Where the WebAssembly bytes go", has the breakdown.
-BUDGET_KB=230
+BUDGET_KB=200
 MAX_WASM_BYTES=$((BUDGET_KB * 1024))
 
 # Assembled aside and moved into place at the end, so that pkg/ is never half-built

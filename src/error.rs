@@ -182,7 +182,7 @@ impl fmt::Display for Error {
                 write!(f, "tensor `{name}` has dtype {found}, expected {expected}")
             }
             Error::ShapeMismatch { name, expected, found } => {
-                write!(f, "tensor `{name}` has shape {found:?}, expected {expected:?}")
+                write!(f, "tensor `{name}` has shape {}, expected {}", Dims(found), Dims(expected))
             }
             Error::InvalidSparse { name, reason } => write!(f, "sparse matrix `{name}`: {reason}"),
             Error::InvalidQuantised { name, index, reason } => {
@@ -215,4 +215,33 @@ impl std::error::Error for Error {}
 
 pub(crate) fn config_err(field: impl Into<String>, reason: impl Into<String>) -> Error {
     Error::InvalidConfig { field: field.into(), reason: reason.into() }
+}
+
+/// A shape as `{:?}` prints it (`[650, 2600]`), written out so that messages about shapes
+/// keep `Debug`'s list formatting out of the WebAssembly module.
+pub(crate) struct Dims<'a>(pub &'a [usize]);
+
+impl fmt::Display for Dims<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dims_print_as_debug_does() {
+        for d in [&[][..], &[7], &[650, 2600], &[1, 0, usize::MAX]] {
+            assert_eq!(Dims(d).to_string(), format!("{d:?}"));
+        }
+    }
 }

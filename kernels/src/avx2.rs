@@ -32,7 +32,7 @@ fn gemm_q8(w: &Q8, x: &[f32], y: &mut [f32], batch: usize) {
 }
 
 fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    assert_eq!(x.len(), y.len(), "axpy: x and y differ in length");
+    assert!(x.len() == y.len(), "axpy: x and y differ in length");
     // SAFETY: only reachable through `detect`, which checked AVX2 and FMA; lengths checked above.
     unsafe { axpy_avx2(a, x, y) }
 }

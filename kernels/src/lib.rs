@@ -219,7 +219,7 @@ pub(crate) fn gemm_q8_frame(
 ) {
     let Q8 { q, absmax } = *w;
     let Some((n, m)) = scalar::batch_shape(q.len(), x, y, batch) else { return };
-    assert_eq!(absmax.len(), m, "gemm_q8: one absmax per row");
+    assert!(absmax.len() == m, "gemm_q8: one absmax per row");
     let mut xq = [0i16; Q8_GROUP * Q8_BLOCK];
     let mut factor = [0.0f32; Q8_GROUP];
     let (xs, ys) = (x.chunks(Q8_GROUP * n), y.chunks_mut(Q8_GROUP * m));

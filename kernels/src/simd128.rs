@@ -192,7 +192,7 @@ pub fn sell(m: &Sell, x: &[f32], y: &mut [f32]) {
 
 /// `y += a·x`.
 pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    assert_eq!(x.len(), y.len(), "axpy: x and y differ in length");
+    assert!(x.len() == y.len(), "axpy: x and y differ in length");
     let av = f32x4_splat(a);
     let mut yc = y.chunks_exact_mut(4);
     let mut xc = x.chunks_exact(4);

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use super::json::{Fault, Json, Path};
-use crate::error::{Error, Result};
+use crate::error::{Dims, Error, Result};
 
 /// Largest safetensors header accepted (the vocabulary lives there).
 pub const MAX_HEADER_BYTES: u64 = 64 << 20;
@@ -162,8 +162,9 @@ impl<'d> Container<'d> {
             let len = elements.and_then(|n| n.checked_mul(dtype.size()));
             if len.map(|l| l as u64) != Some(end - start) {
                 return Err(not(&format!(
-                    "`{name}` ({} {shape:?}) needs {} bytes, its offsets give {}",
+                    "`{name}` ({} {}) needs {} bytes, its offsets give {}",
                     dtype.name(),
+                    Dims(&shape),
                     len.map_or("more than usize::MAX".into(), |l| l.to_string()),
                     end - start
                 )));

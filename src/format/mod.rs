@@ -9,6 +9,7 @@ mod container;
 mod json;
 mod parse;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 pub use config::{names, Config, EmbeddingSpec, LayerSpec, TokenizerSpec, WeightSpec, FORMAT_NAME, FORMAT_VERSION};
@@ -17,11 +18,11 @@ use container::{Container, Dtype, Tensor};
 use json::Fault;
 pub use parse::{MAX_PROVENANCE_VALUES, MAX_SIZE, MAX_VOCAB};
 
-use crate::error::{config_err, Error, Result};
+use crate::error::{config_err, Dims, Error, Result};
 use crate::lstm::{Gates, LstmLayer};
 use crate::matrix::LowRank;
-use crate::matrix::{checked, dense_bounds, dequantise, fits_f16, quantise, Csr, Dense, DenseI8, Doped, Hmd, Kron};
-use crate::matrix::{dequantise4, pack4, quantise4, unpack4, MatVec, Matrix, Quantised, Q_MAX};
+use crate::matrix::{absmaxes, checked, dense_bounds, dequantise, fits_f16, quantise, Csr, Dense, DenseI8, Doped, Hmd};
+use crate::matrix::{dequantise4, pack4, quantise4, scales4, unpack4, Kron, MatVec, Matrix, Quantised, Q_MAX};
 use crate::matrix::{ValueType, Weight, WeightKind};
 use crate::model::{Embedding, Model, MAX_DIM, MAX_LAYERS};
 use crate::tokenizer::Tokenizer;
@@ -162,21 +163,29 @@ fn sort_header(file: Vec<u8>) -> Vec<u8> {
     [&(text.len() as u64).to_le_bytes()[..], &text, &file[8 + n..]].concat()
 }
 
-/// Bytes a weight occupies in a file.
+/// Bytes a weight occupies in a file, counted without writing it: `info()` in the
+/// browser needs the count, and the writer (quantisation, byte encoding) stays out of
+/// the WebAssembly module.
 pub fn weight_bytes(w: &Weight) -> usize {
-    if matches!(w.dtype, ValueType::I8 | ValueType::I4) {
-        // Whether a tensor's scales take 2 or 4 bytes each depends on its values: count
-        // the tensors the writer makes (about a byte or half a byte per value, briefly).
-        let mut tensors = vec![];
-        push_matrix(&mut tensors, "w", w);
-        return tensors.iter().map(|t| t.3.len()).sum();
-    }
+    // Row scales take 2 bytes each when every one is exactly an f16, else 4.
+    let scales = |s: &[f32]| s.len() * if fits_f16(s) { 2 } else { 4 };
+    let values: usize = match w.dtype {
+        ValueType::F32 | ValueType::F16 => w.matrix.storage().values * w.dtype.bits() / 8,
+        ValueType::I8 | ValueType::I4 => value_tensors(w)
+            .iter()
+            .map(|t| match (&t.values, w.dtype) {
+                (Values::I8(d), _) => d.q().len() + scales(d.absmax()),
+                (Values::F32 { data, rows }, ValueType::I8) => data.len() + scales(&absmaxes(data, &rows.bounds())),
+                (Values::F32 { data, rows }, _) => data.len().div_ceil(2) + scales(&scales4(data, &rows.bounds())),
+            })
+            .sum(),
+    };
     let index_bytes = sparse_part(&w.matrix).map_or(0, |s| {
         let (_, col_dtype, cols) = col_index(s);
         let (_, row_dtype, rows) = row_index(s);
         col_dtype.size() * cols.len() + row_dtype.size() * rows.len()
     });
-    w.matrix.storage().values * w.dtype.bits() / 8 + index_bytes
+    values + index_bytes
 }
 
 /// Column indices are written in the narrowest dtype that holds them: U8 up to 256
@@ -329,48 +338,99 @@ fn spec_of(w: &Weight) -> WeightSpec {
     spec
 }
 
-fn push_matrix(out: &mut Vec<Written>, prefix: &str, w: &Weight) {
-    let name = |s: &str| names::join(prefix, s);
-    let dense = |out: &mut Vec<_>, suffix: &str, d: &Dense| {
-        let bounds = || dense_bounds(d.rows(), d.cols());
-        push_values(out, name(suffix), d.data(), vec![d.rows(), d.cols()], w.dtype, bounds);
-    };
-    let sparse = |out: &mut Vec<_>, s: &Csr| {
-        let bounds = || s.row_ptr().iter().map(|&p| p as usize).collect();
-        push_values(out, name(names::SPARSE_VALUES), s.values(), vec![s.nnz()], w.dtype, bounds);
-        let (suffix, dtype, cols) = col_index(s);
-        out.push(index_tensor(name(suffix), &cols, dtype));
-        let (suffix, dtype, rows) = row_index(s);
-        out.push(index_tensor(name(suffix), &rows, dtype));
-    };
-    let low_rank = |out: &mut Vec<_>, l: &LowRank| {
-        dense(out, names::LOW_RANK_U, l.u());
-        dense(out, names::LOW_RANK_V, l.v());
-    };
-    let structured = |out: &mut Vec<_>, m: &Matrix| match m {
-        Matrix::Dense(d) => dense(out, names::DENSE, d),
-        Matrix::DenseI8(d) if w.dtype == ValueType::I8 => {
-            push_int8(out, name(names::DENSE), d.q(), vec![d.rows(), d.cols()], d.absmax());
+/// A tensor of a weight's values as the writer lays it out: its name's suffix, its shape
+/// and its values. The writer and the byte count ([`weight_bytes`]) both go by it.
+struct ValueTensor<'a> {
+    suffix: &'static str,
+    shape: Vec<usize>,
+    values: Values<'a>,
+}
+
+enum Values<'a> {
+    /// Values to store in the weight's dtype, and their rows (for the row scales of `I8`
+    /// and `I4`): `rows × cols` dense, or along a CSR's row pointers.
+    F32 { data: Cow<'a, [f32]>, rows: Rows<'a> },
+    /// A dense int8 matrix's own integers and absmaxes, stored as they are.
+    I8(&'a DenseI8),
+}
+
+enum Rows<'a> {
+    Dense(usize, usize),
+    Csr(&'a [u32]),
+}
+
+impl Rows<'_> {
+    /// Where each row starts in the values, and the end.
+    fn bounds(&self) -> Vec<usize> {
+        match *self {
+            Rows::Dense(rows, cols) => dense_bounds(rows, cols),
+            Rows::Csr(row_ptr) => row_ptr.iter().map(|&p| p as usize).collect(),
         }
-        Matrix::DenseI8(d) => dense(out, names::DENSE, &d.to_f32()),
-        Matrix::Kron(k) => {
-            dense(out, names::KRON_A, k.a());
-            dense(out, names::KRON_B, k.b());
+    }
+}
+
+/// The value tensors of `w` in file order (a doped weight's structured part first, then
+/// S's values, whose index tensors follow them in the file).
+fn value_tensors(w: &Weight) -> Vec<ValueTensor<'_>> {
+    fn dense<'a>(out: &mut Vec<ValueTensor<'a>>, suffix: &'static str, d: &'a Dense) {
+        let (rows, cols) = (d.rows(), d.cols());
+        let values = Values::F32 { data: Cow::Borrowed(d.data()), rows: Rows::Dense(rows, cols) };
+        out.push(ValueTensor { suffix, shape: vec![rows, cols], values });
+    }
+    fn structured<'a>(out: &mut Vec<ValueTensor<'a>>, m: &'a Matrix, dtype: ValueType) {
+        match m {
+            Matrix::Dense(d) => dense(out, names::DENSE, d),
+            Matrix::DenseI8(d) if dtype == ValueType::I8 => {
+                out.push(ValueTensor { suffix: names::DENSE, shape: vec![d.rows(), d.cols()], values: Values::I8(d) })
+            }
+            Matrix::DenseI8(d) => {
+                let (rows, cols) = (d.rows(), d.cols());
+                let data = Cow::Owned(dequantise(d.q(), d.absmax(), &dense_bounds(rows, cols)));
+                let values = Values::F32 { data, rows: Rows::Dense(rows, cols) };
+                out.push(ValueTensor { suffix: names::DENSE, shape: vec![rows, cols], values });
+            }
+            Matrix::Kron(k) => {
+                dense(out, names::KRON_A, k.a());
+                dense(out, names::KRON_B, k.b());
+            }
+            Matrix::LowRank(l) => {
+                dense(out, names::LOW_RANK_U, l.u());
+                dense(out, names::LOW_RANK_V, l.v());
+            }
+            Matrix::Hmd(h) => {
+                dense(out, names::HMD_DENSE, h.dense());
+                dense(out, names::LOW_RANK_U, h.low_rank().u());
+                dense(out, names::LOW_RANK_V, h.low_rank().v());
+            }
+            Matrix::Sparse(_) => {}
+            Matrix::Doped(_) => unreachable!("doping does not nest"),
         }
-        Matrix::LowRank(l) => low_rank(out, l),
-        Matrix::Hmd(h) => {
-            dense(out, names::HMD_DENSE, h.dense());
-            low_rank(out, h.low_rank());
-        }
-        Matrix::Sparse(s) => sparse(out, s),
-        Matrix::Doped(_) => unreachable!("doping does not nest"),
-    };
+    }
+    let mut out = vec![];
     match &w.matrix {
-        Matrix::Doped(d) => {
-            structured(out, d.base());
-            sparse(out, d.s());
+        Matrix::Doped(d) => structured(&mut out, d.base(), w.dtype),
+        m => structured(&mut out, m, w.dtype),
+    }
+    if let Some(s) = sparse_part(&w.matrix) {
+        let values = Values::F32 { data: Cow::Borrowed(s.values()), rows: Rows::Csr(s.row_ptr()) };
+        out.push(ValueTensor { suffix: names::SPARSE_VALUES, shape: vec![s.nnz()], values });
+    }
+    out
+}
+
+fn push_matrix(out: &mut Vec<Written>, prefix: &str, w: &Weight) {
+    for t in value_tensors(w) {
+        let name = names::join(prefix, t.suffix);
+        match t.values {
+            Values::I8(d) => push_int8(out, name, d.q(), t.shape, d.absmax()),
+            Values::F32 { data, rows } => push_values(out, name, &data, t.shape, w.dtype, || rows.bounds()),
         }
-        m => structured(out, m),
+    }
+    if let Some(s) = sparse_part(&w.matrix) {
+        let (suffix, dtype, cols) = col_index(s);
+        out.push(index_tensor(names::join(prefix, suffix), &cols, dtype));
+        let (suffix, dtype, rows) = row_index(s);
+        out.push(index_tensor(names::join(prefix, suffix), &rows, dtype));
     }
 }
 
@@ -536,7 +596,7 @@ impl<'a, 'd> Reader<'a, 'd> {
             if a[0].checked_mul(b[0]) != Some(rows) || a[1].checked_mul(b[1]) != Some(cols) {
                 return Err(config_err(
                     field("a"),
-                    format!("factors {a:?} and {b:?} do not make a {rows}x{cols} matrix"),
+                    format!("factors {} and {} do not make a {rows}x{cols} matrix", Dims(&a), Dims(&b)),
                 ));
             }
             let a = this.dense(&names::join(prefix, names::KRON_A), a[0], a[1], spec.dtype)?;
@@ -803,7 +863,7 @@ impl<'a, 'd> Reader<'a, 'd> {
         if t.shape.len() != 1 || t.shape[0] < nnz {
             return Err(Error::InvalidSparse {
                 name: name.into(),
-                reason: format!("shape {:?}: the gaps of {nnz} entries take one byte or more each", t.shape),
+                reason: format!("shape {}: the gaps of {nnz} entries take one byte or more each", Dims(&t.shape)),
             });
         }
         self.used.insert(name.to_string());
@@ -857,6 +917,45 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
+
+    /// `weight_bytes` counts what the writer writes, scales in F32 included: a row whose
+    /// largest magnitude is beyond f16's range, or a subnormal f16, or one that int4's
+    /// search shrinks into the subnormals.
+    #[test]
+    fn weight_bytes_count_what_the_writer_writes() {
+        let rows = [[70_000.0, -1.0, 0.5], [1e-6, 2e-7, 0.0], [0.0; 3], [1.0, -0.25, 0.125], [7e-5, 1e-6, 1e-6]];
+        let mut matrices = vec![];
+        for pick in [&[3usize, 0][..], &[1, 2], &[3, 3], &[4, 2], &[0, 1, 2, 3, 4]] {
+            let data: Vec<f32> = pick.iter().flat_map(|&r| rows[r]).collect();
+            let d = Dense::new(pick.len(), 3, data).unwrap();
+            let s = Csr::from_dense_where(&d, |r, c, _| (r + c) % 2 == 0);
+            let k = Kron::new(d.clone(), Dense::new(1, 2, vec![3.0, -4e-6]).unwrap()).unwrap();
+            matrices.extend([
+                Matrix::Dense(d.clone()),
+                Matrix::DenseI8(DenseI8::quantise(d.rows(), d.cols(), d.data())),
+                Matrix::Sparse(s.clone()),
+                Matrix::Doped(
+                    Doped::new(
+                        Matrix::Kron(k.clone()),
+                        Csr::from_dense_where(
+                            &Dense::new(pick.len(), 6, vec![0.5; pick.len() * 6]).unwrap(),
+                            |r, c, _| r == c,
+                        ),
+                    )
+                    .unwrap(),
+                ),
+            ]);
+        }
+        for m in matrices {
+            for dtype in [ValueType::F32, ValueType::F16, ValueType::I8, ValueType::I4] {
+                let w = Weight { matrix: m.clone(), dtype };
+                let mut written = vec![];
+                push_matrix(&mut written, "w", &w);
+                let bytes: usize = written.iter().map(|t| t.3.len()).sum();
+                assert_eq!(weight_bytes(&w), bytes, "{dtype:?} {:?}", m.kind());
+            }
+        }
+    }
 
     #[test]
     fn column_gaps_escape_long_gaps_and_decode_back() {

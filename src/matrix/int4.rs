@@ -38,13 +38,28 @@ fn error(row: &[f32], scale: f32) -> f64 {
     row.iter().zip(grid(row, scale)).map(|(&v, q)| (v as f64 - (scale * level4(q)) as f64).powi(2)).sum()
 }
 
-/// Quantises `values` row by row to `−7..=7` (`bounds` as in [`Quantised`]), each row's
-/// scale chosen for the least squared error (module docs). When every scale is 0 or a
-/// normal f16, the scales are rounded to f16 before the integers are chosen, as for int8.
+/// Quantises `values` row by row to `−7..=7` (`bounds` as in [`Quantised`]), on the row
+/// scales of [`scales4`].
 pub fn quantise4(values: &[f32], bounds: &[usize]) -> Quantised {
     let rows = bounds.windows(2).map(|b| &values[b[0]..b[1]]);
+    let scale = scales4(values, bounds);
+    let mut q = Vec::with_capacity(values.len());
+    for (row, &s) in rows.zip(&scale) {
+        if s > 0.0 {
+            q.extend(grid(row, s));
+        } else {
+            q.extend(row.iter().map(|_| 0));
+        }
+    }
+    Quantised { q, scale }
+}
+
+/// The row scales [`quantise4`] stores: each row's chosen for the least squared error
+/// (module docs), rounded to f16 when every one is 0 or a normal f16, as for int8. Apart
+/// from `quantise4` so that a file's bytes can be counted without quantising.
+pub fn scales4(values: &[f32], bounds: &[usize]) -> Vec<f32> {
+    let rows = bounds.windows(2).map(|b| &values[b[0]..b[1]]);
     let mut scale: Vec<f32> = rows
-        .clone()
         .map(|row| {
             let top = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             if top == 0.0 {
@@ -64,15 +79,7 @@ pub fn quantise4(values: &[f32], bounds: &[usize]) -> Quantised {
     if scale.iter().all(|&m| f16_normal(m)) {
         scale.iter_mut().for_each(|m| *m = half::f16::from_f32(*m).to_f32());
     }
-    let mut q = Vec::with_capacity(values.len());
-    for (row, &s) in rows.zip(&scale) {
-        if s > 0.0 {
-            q.extend(grid(row, s));
-        } else {
-            q.extend(row.iter().map(|_| 0));
-        }
-    }
-    Quantised { q, scale }
+    scale
 }
 
 /// The values of 4-bit rows.

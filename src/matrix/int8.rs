@@ -42,15 +42,10 @@ pub(super) fn f16_normal(m: f32) -> bool {
 }
 
 /// Quantises `values` row by row (`bounds` as in [`Quantised`], from 0 to
-/// `values.len()`). When every row's absmax is 0 or a normal f16, the absmaxes are
-/// rounded to f16 before the integers are chosen (and those rows then still reach ±127,
-/// as f16 rounding moves 127 by less than 0.07).
+/// `values.len()`), on the row scales of [`absmaxes`].
 pub fn quantise(values: &[f32], bounds: &[usize]) -> Quantised {
     let rows = bounds.windows(2).map(|b| &values[b[0]..b[1]]);
-    let mut absmax: Vec<f32> = rows.clone().map(|row| row.iter().fold(0.0f32, |m, v| m.max(v.abs()))).collect();
-    if absmax.iter().all(|&m| f16_normal(m)) {
-        absmax.iter_mut().for_each(|m| *m = half::f16::from_f32(*m).to_f32());
-    }
+    let absmax = absmaxes(values, bounds);
     let mut q = Vec::with_capacity(values.len());
     for (row, &m) in rows.zip(&absmax) {
         // `v / m · 127` rather than `v · (127 / m)`: for v = m·level(q) it is within a few
@@ -59,6 +54,19 @@ pub fn quantise(values: &[f32], bounds: &[usize]) -> Quantised {
         q.extend(row.iter().map(|&v| if m > 0.0 { grid(v) } else { 0 }));
     }
     Quantised { q, scale: absmax }
+}
+
+/// The row scales [`quantise`] stores: each row's largest magnitude, rounded to f16 when
+/// every one is 0 or a normal f16 (those rows then still reach ±127, as f16 rounding
+/// moves 127 by less than 0.07). Apart from `quantise` so that a file's bytes can be
+/// counted without quantising.
+pub fn absmaxes(values: &[f32], bounds: &[usize]) -> Vec<f32> {
+    let rows = bounds.windows(2).map(|b| &values[b[0]..b[1]]);
+    let mut absmax: Vec<f32> = rows.map(|row| row.iter().fold(0.0f32, |m, v| m.max(v.abs()))).collect();
+    if absmax.iter().all(|&m| f16_normal(m)) {
+        absmax.iter_mut().for_each(|m| *m = half::f16::from_f32(*m).to_f32());
+    }
+    absmax
 }
 
 /// The values of quantised rows.

@@ -3,6 +3,9 @@
 use std::collections::HashMap;
 
 use crate::error::{config_err, Error, Result};
+use lowercase::lowercase;
+
+mod lowercase;
 
 /// How text is split into tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -238,53 +241,6 @@ enum WordId {
     Dropped,
 }
 
-/// `word` lowercased as `str::to_lowercase` does it: each character by its Unicode
-/// mapping, and a capital sigma as final ς where it ends a word (Unicode's Final_Sigma:
-/// a cased letter before it and none after it, either side skipping case-ignorable
-/// characters). Written out because `str::to_lowercase` carries a string-slicing panic
-/// whose message prints a `char` with `Debug`, which brings Unicode's printable tables
-/// into the WebAssembly module (docs/benchmarks.md, "Where 71 KB went").
-fn lowercase(word: &str) -> String {
-    /// Whether the first character of `it` that is not case-ignorable is cased.
-    fn cased_next(it: impl Iterator<Item = char>) -> bool {
-        let mut it = it.skip_while(|&c| case_ignorable(c));
-        // Cased: lowercase, uppercase or titlecase (Lt: the Latin digraphs and the Greek
-        // capitals with prosgegrammeni).
-        it.next().is_some_and(|c| {
-            c.is_lowercase()
-                || c.is_uppercase()
-                || matches!(c, 'ǅ' | 'ǈ' | 'ǋ' | 'ǲ' | 'ᾈ'..='ᾏ' | 'ᾘ'..='ᾟ' | 'ᾨ'..='ᾯ' | 'ᾼ' | 'ῌ' | 'ῼ')
-        })
-    }
-    let mut out = String::with_capacity(word.len());
-    for (i, c) in word.char_indices() {
-        if c == 'Σ' {
-            // `get`, not indexing: `i` is a char boundary, and indexing's panic path is
-            // what this function avoids.
-            let (before, after) = (word.get(..i).unwrap_or(""), word.get(i + c.len_utf8()..).unwrap_or(""));
-            let last = cased_next(before.chars().rev()) && !cased_next(after.chars());
-            out.push(if last { 'ς' } else { 'σ' });
-        } else {
-            out.extend(c.to_lowercase());
-        }
-    }
-    out
-}
-
-/// Unicode's Case_Ignorable characters of the Latin, Greek and Cyrillic blocks, the
-/// combining blocks and general punctuation: those that stand next to a sigma in real
-/// words. Other scripts' marks (Hebrew, Arabic, Indic…), which the standard library also
-/// skips, are not listed: they matter only between a Greek letter and a sigma.
-fn case_ignorable(c: char) -> bool {
-    matches!(c,
-        '\'' | '.' | ':' | '^' | '`' | '¨' | '\u{ad}' | '¯' | '´' | '·' | '¸'
-        | '\u{2b0}'..='\u{36f}' | '\u{374}'..='\u{375}' | '\u{37a}' | '\u{384}'..='\u{385}' | '\u{387}'
-        | '\u{483}'..='\u{489}' | '\u{1ab0}'..='\u{1add}' | '\u{1ae0}'..='\u{1aeb}' | '\u{1dc0}'..='\u{1dff}'
-        | '\u{1fbd}' | '\u{1fbf}'..='\u{1fc1}' | '\u{1fcd}'..='\u{1fcf}' | '\u{1fdd}'..='\u{1fdf}' | '\u{1fed}'..='\u{1fef}' | '\u{1ffd}'..='\u{1ffe}'
-        | '\u{200b}'..='\u{200f}' | '\u{2018}'..='\u{2019}' | '\u{2024}' | '\u{2027}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}'
-        | '\u{2066}'..='\u{206f}' | '\u{20d0}'..='\u{20f0}' | '\u{fe00}'..='\u{fe0f}' | '\u{fe13}' | '\u{fe20}'..='\u{fe2f}' | '\u{feff}')
-}
-
 /// PTB writes every number as `N`: digits with optional separators, like `1,000`,
 /// `3.5`, `12/31` or `-4`.
 fn is_number(w: &str) -> bool {
@@ -346,43 +302,6 @@ mod tests {
         // 5. the rest: unknown, and counted.
         let e = t.encode("dog. the Zebra");
         assert_eq!((e.words, e.unknown), (3, 2));
-    }
-
-    /// `lowercase` against the standard library's `str::to_lowercase`, which it stands in
-    /// for: every character alone and after a capital letter; and the final-sigma rule
-    /// with every character of the Latin, Greek and Cyrillic blocks, the combining blocks
-    /// and general punctuation beside the sigma (other scripts' marks between a Greek
-    /// letter and a sigma are where the two may differ: `case_ignorable`).
-    #[test]
-    fn lowercase_is_str_to_lowercase() {
-        for c in (0..=0x10ffff).filter_map(char::from_u32) {
-            for w in [c.to_string(), format!("A{c}")] {
-                assert_eq!(lowercase(&w), w.to_lowercase(), "{w:?}");
-            }
-            if matches!(c as u32, 0..=0x52f | 0x1ab0..=0x1aff | 0x1dc0..=0x206f | 0x20d0..=0x20ff | 0xfe00..=0xfe2f | 0xfeff)
-            {
-                for w in [format!("{c}Σ"), format!("ΑΣ{c}Α"), format!("Α{c}Σ")] {
-                    assert_eq!(lowercase(&w), w.to_lowercase(), "{w:?}");
-                }
-            }
-        }
-        for w in [
-            "ΟΔΥΣΣΕΥΣ",
-            "ΣΑΣ",
-            "Σ",
-            "ΑΣ.",
-            "ΑΣ'Α",
-            "Α'Σ",
-            "ΑΣ\u{301}",
-            "Α\u{301}Σ",
-            "1Σ",
-            "ΑΣ1",
-            "ᾼΣ",
-            "Émile",
-            "İSTANBUL",
-        ] {
-            assert_eq!(lowercase(w), w.to_lowercase(), "{w:?}");
-        }
     }
 
     #[test]
