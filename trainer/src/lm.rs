@@ -9,7 +9,7 @@ use dkp_lstm::{Embedding, Gates, LstmLayer, MatVec, Matrix, Model, Provenance, T
 
 use crate::config::{CmrConfig, CmrMode, TrainConfig};
 use crate::error::{Error, Result};
-use crate::ops::{cross_entropy, lstm_layer, projected_cross_entropy, SoftTargets};
+use crate::ops::{cross_entropy, lstm_layer, projected_cross_entropy, CoMatrix, SoftTargets};
 use crate::rng::{RandomVec, Rng};
 use crate::weights::WeightParam;
 
@@ -113,11 +113,15 @@ enum Ready<'a> {
     Paths(&'a WeightParam),
 }
 
-/// Transposed gate weights for a window: `(I+H) × 4H`, or `(I+H) × 8H` holding the
-/// structured part and then the co-matrix when co-matrix dropout needs them apart.
+/// Transposed gate weights for a window, as co-matrix dropout needs them.
 enum Gate {
+    /// `Wᵀ`, `(I+H) × 4H`.
     One(Tensor),
-    Two(Tensor),
+    /// The structured part and S side by side, `(I+H) × 8H`: dropout per element.
+    Parts(Tensor),
+    /// `baseᵀ` and `(base + S/(1 − p))ᵀ`, each `(I+H) × 4H`, one of them per time step:
+    /// dropout of the whole term.
+    Pick(Tensor, Tensor),
 }
 
 struct Prepared<'a> {
@@ -268,12 +272,12 @@ impl Lm {
         self.output.rows
     }
 
-    /// `cmr` keeps the paths of doped gate weights apart, `cmr_output` those of a doped
-    /// output projection.
-    fn prepare(&self, cmr: bool, cmr_output: bool, detach: bool) -> Result<Prepared<'_>> {
+    /// With co-matrix dropout (`cmr`, not `Off`), doped gate weights come apart as its
+    /// mode needs them, and so do the paths of a doped output projection if it says so.
+    fn prepare(&self, cmr: Option<CmrConfig>, detach: bool) -> Result<Prepared<'_>> {
         let fix = |t: Tensor| if detach { t.detach() } else { t };
-        let paths = |w: &WeightParam| cmr && w.is_doped();
-        let output_w = match cmr_output && self.output.is_doped() {
+        let cmr = cmr.filter(|c| c.mode != CmrMode::Off);
+        let output_w = match cmr.is_some_and(|c| c.output) && self.output.is_doped() {
             true => None,
             false => Some(fix(self.output.materialise()?)),
         };
@@ -283,13 +287,25 @@ impl Lm {
             (None, None) => fix(self.output.materialise()?),
         };
         let mut gates = vec![];
+        let wt = |w: Tensor| -> Result<Tensor> { Ok(fix(w.t()?.contiguous()?)) };
         for l in &self.layers {
-            gates.push(match paths(&l.w) {
-                true => {
-                    let (base, s) = (l.w.materialise_base()?.expect("doped"), l.w.sparse()?.expect("doped"));
-                    Gate::Two(fix(Tensor::cat(&[&base, &s], 0)?.t()?.contiguous()?))
+            let parts = || -> Result<(Tensor, Tensor)> {
+                Ok((l.w.materialise_base()?.expect("doped"), l.w.sparse()?.expect("doped")))
+            };
+            gates.push(match cmr.filter(|_| l.w.is_doped()) {
+                None => Gate::One(wt(l.w.materialise()?)?),
+                Some(CmrConfig { mode: CmrMode::Term, rate, .. }) => {
+                    // Summed after transposing, so that the gradients meeting at `baseᵀ`
+                    // add up contiguous rather than strided (4 % of a step).
+                    let (base, s) = parts()?;
+                    let base = wt(base)?;
+                    let kept = (&base + wt(s)?.affine(1.0 / (1.0 - rate as f64), 0.0)?)?;
+                    Gate::Pick(base, kept)
                 }
-                false => Gate::One(fix(l.w.materialise()?.t()?.contiguous()?)),
+                Some(_) => {
+                    let (base, s) = parts()?;
+                    Gate::Parts(wt(Tensor::cat(&[&base, &s], 0)?)?)
+                }
             });
         }
         Ok(Prepared {
@@ -353,17 +369,33 @@ impl Lm {
                     norms.push(PathNorms { name: layer.w.name.clone(), base: b, sparse: s });
                 }
             }
-            // The input half of every step is one matmul for the whole window.
-            let (wt, bias, mask) = match &p.gates[l] {
-                Gate::One(wt) => (wt, p.biases[l].clone(), None),
-                Gate::Two(wt) => {
-                    let bias = Tensor::cat(&[&p.biases[l], &p.biases[l].zeros_like()?], 0)?;
-                    (wt, bias, Some(self.cmr_mask(steps, batch, 4 * hd, &mut ctx)))
+            // The input half of every step is one matmul for the whole window (two with
+            // whole-term co-matrix dropout: the steps that keep S, and the others).
+            let bias = &p.biases[l];
+            let (gx, w_hh, co) = match &p.gates[l] {
+                Gate::One(wt) => {
+                    (x.matmul(&wt.narrow(0, 0, input)?)?.broadcast_add(bias)?, wt.narrow(0, input, hd)?, CoMatrix::None)
+                }
+                Gate::Parts(wt) => {
+                    let ctx = ctx.as_deref_mut().expect("co-matrix dropout is for training");
+                    let mask = ctx.rng.dropout_mask(steps * batch * 4 * hd, ctx.cmr.rate);
+                    let bias = Tensor::cat(&[bias, &bias.zeros_like()?], 0)?;
+                    (
+                        x.matmul(&wt.narrow(0, 0, input)?)?.broadcast_add(&bias)?,
+                        wt.narrow(0, input, hd)?,
+                        CoMatrix::Mask(mask),
+                    )
+                }
+                Gate::Pick(base, kept) => {
+                    let ctx = ctx.as_deref_mut().expect("co-matrix dropout is for training");
+                    let pick: Vec<bool> = (0..steps).map(|_| ctx.rng.uniform() >= ctx.cmr.rate).collect();
+                    let gx = picked_matmul(&x, [&base.narrow(0, 0, input)?, &kept.narrow(0, 0, input)?], &pick, batch)?;
+                    let w_hh = Tensor::cat(&[&base.narrow(0, input, hd)?, &kept.narrow(0, input, hd)?], 1)?;
+                    (gx.broadcast_add(bias)?, w_hh, CoMatrix::Pick(pick))
                 }
             };
-            let gx = x.matmul(&wt.narrow(0, 0, input)?)?.broadcast_add(&bias)?;
             let vec = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1()?) };
-            let y = lstm_layer(&gx, &wt.narrow(0, input, hd)?, vec(&state.h[l])?, vec(&state.c[l])?, mask)?;
+            let y = lstm_layer(&gx, &w_hh, vec(&state.h[l])?, vec(&state.c[l])?, co)?;
             let last = y.narrow(0, (steps - 1) * batch, batch)?.detach();
             state.h[l] = last.narrow(1, 0, hd)?.contiguous()?;
             state.c[l] = last.narrow(1, hd, hd)?.contiguous()?;
@@ -378,26 +410,6 @@ impl Lm {
             }
         }
         Ok((x, norms))
-    }
-
-    /// The co-matrix dropout mask of a window (`steps·batch × width`): per element, or one
-    /// draw per time step for the whole term; all ones without a training context.
-    fn cmr_mask(&self, steps: usize, batch: usize, width: usize, ctx: &mut Option<&mut TrainCtx>) -> Vec<f32> {
-        let n = steps * batch * width;
-        let Some(ctx) = ctx.as_deref_mut() else {
-            return vec![1.0; n];
-        };
-        let p = ctx.cmr.rate;
-        match ctx.cmr.mode {
-            CmrMode::Off => vec![1.0; n],
-            CmrMode::Element => ctx.rng.dropout_mask(n, p),
-            CmrMode::Term => (0..steps)
-                .flat_map(|_| {
-                    let keep = if ctx.rng.uniform() < p { 0.0 } else { 1.0 / (1.0 - p) };
-                    std::iter::repeat_n(keep, batch * width)
-                })
-                .collect(),
-        }
     }
 
     /// Logits of the top layer's outputs.
@@ -435,8 +447,7 @@ impl Lm {
         ctx: &mut TrainCtx,
         soft: Option<&SoftTargets>,
     ) -> Result<(Tensor, f64, Vec<PathNorms>)> {
-        let cmr = ctx.cmr.mode != CmrMode::Off;
-        let p = self.prepare(cmr, cmr && ctx.cmr.output, false)?;
+        let p = self.prepare(Some(ctx.cmr), false)?;
         let mut ctx = Some(ctx);
         let (x, norms) = self.run(&p, ids, batch, state, ctx.as_deref_mut())?;
         let (loss, nll) = Self::loss(&p, &x, targets, soft, &mut ctx)?;
@@ -445,7 +456,7 @@ impl Lm {
 
     /// Logits of a window without dropout or gradient (for tests and tools).
     pub fn logits(&self, ids: &[u32], batch: usize, state: &mut State) -> Result<Tensor> {
-        let p = self.prepare(false, false, true)?;
+        let p = self.prepare(None, true)?;
         let x = self.run(&p, ids, batch, state, None)?.0;
         Self::project(&p, &x, &mut None)
     }
@@ -458,7 +469,7 @@ impl Lm {
     pub fn stream_nll(&self, ids: &[u32], boundary: Option<u32>, max_tokens: Option<usize>) -> Result<Nll> {
         let ids = &ids[..max_tokens.unwrap_or(usize::MAX).min(ids.len())];
         let dev = self.output_bias.device();
-        let p = self.prepare(false, false, true)?;
+        let p = self.prepare(None, true)?;
         let mut state = State::zeros(self, 1, dev)?;
         let (inputs, targets): (Vec<u32>, &[u32]) = match boundary {
             Some(b) => (std::iter::once(b).chain(ids[..ids.len().saturating_sub(1)].iter().copied()).collect(), ids),
@@ -567,4 +578,30 @@ impl Lm {
         debug_assert_eq!(output.rows, model.output().matrix.rows());
         Ok(Lm { embedding, layers, output, output_bias: Var::from_slice(ob, ob.len(), dev)? })
     }
+}
+
+/// `x · W` for the rows of a window (`steps·batch × I`, time-major), step `t`'s rows
+/// with `w[pick[t] as usize]` (`I × 4H` each): each row is multiplied once.
+fn picked_matmul(x: &Tensor, w: [&Tensor; 2], pick: &[bool], batch: usize) -> Result<Tensor> {
+    let dev = x.device();
+    let (mut parts, mut order) = (vec![], vec![]);
+    for (half, w) in w.into_iter().enumerate() {
+        let rows: Vec<u32> = (0..pick.len())
+            .filter(|&t| pick[t] as usize == half)
+            .flat_map(|t| (t * batch) as u32..((t + 1) * batch) as u32)
+            .collect();
+        if !rows.is_empty() {
+            parts.push(x.index_select(&Tensor::from_slice(&rows, rows.len(), dev)?, 0)?.matmul(w)?);
+            order.extend(rows);
+        }
+    }
+    if parts.len() == 1 {
+        return Ok(parts.remove(0));
+    }
+    // Back to time order: row `order[i]` of the window is row `i` of the parts.
+    let mut inverse = vec![0u32; order.len()];
+    for (i, &r) in order.iter().enumerate() {
+        inverse[r as usize] = i as u32;
+    }
+    Ok(Tensor::cat(&parts, 0)?.index_select(&Tensor::from_vec(inverse, order.len(), dev)?, 0)?)
 }

@@ -89,6 +89,10 @@ impl<'a> View<'a> {
     fn t(self) -> View<'a> {
         View { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
     }
+    /// Columns `from..from + cols` of a row-major `rows × width` matrix.
+    fn columns(data: &'a [f32], rows: usize, width: usize, from: usize, cols: usize) -> View<'a> {
+        View { data: &data[from..], rows, cols, rs: width, cs: 1 }
+    }
 }
 
 /// `dst (m×n, row-major) (+)= lhs · rhs`, on the rayon threads when it is large enough to pay.
@@ -372,60 +376,81 @@ impl CustomOp3 for ProjectedCrossEntropy {
     }
 }
 
+/// How the recurrent weights of [`lstm_layer`] are laid out, and co-matrix dropout on them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CoMatrix {
+    /// One weight: `w` is `H × 4H`, `gx` `T·B × 4H`.
+    None,
+    /// Two parts (structured, then co-matrix) whose pre-activations add up, the second's
+    /// under `mask` (`T·B × 4H`): `pre₁ + mask_t ⊙ pre₂`, co-matrix dropout per element.
+    /// `w` is `H × 8H` and `gx` `T·B × 8H`, the two parts side by side.
+    Mask(Vec<f32>),
+    /// Two alternative weights `w = [W₀ | W₁]` (`H × 8H`), step `t` taking `W₁` where
+    /// `pick[t]`; `gx` (`T·B × 4H`) holds each step's input half made with the same
+    /// choice. Co-matrix dropout of the whole term, `W₀ = base` and
+    /// `W₁ = base + S / (1 − p)`, at the cost of one weight rather than two.
+    Pick(Vec<bool>),
+}
+
 /// A whole LSTM layer over a window, as one op.
 ///
-/// `gx` (`T·B × P·4H`) holds each step's input contribution (bias included) and `w`
-/// (`H × P·4H`) the transposed recurrent weights, for `P = 1` plain part or `P = 2` parts
-/// (structured, then co-matrix). With two parts, step `t`'s gate pre-activations are
-/// `pre₁ + mask_t ⊙ pre₂`: `mask` (`T·B × 4H`) is co-matrix dropout. Starting from `h0`,
-/// `c0` (`B × H`, no gradient), returns `[h_t | c_t]` for every step (`T·B × 2H`).
-/// Backward runs back-propagation through time by hand: one small matmul per step and
-/// one large one for the weight gradient.
-pub fn lstm_layer(
-    gx: &Tensor,
-    w: &Tensor,
-    h0: Vec<f32>,
-    c0: Vec<f32>,
-    mask: Option<Vec<f32>>,
-) -> candle_core::Result<Tensor> {
-    let op = LstmLayer { h0, c0, mask, gates: Mutex::new(None) };
+/// `gx` holds each step's input contribution (bias included) and `w` the transposed
+/// recurrent weights, laid out as `co` says. Starting from `h0`, `c0` (`B × H`, no
+/// gradient), returns `[h_t | c_t]` for every step (`T·B × 2H`). Backward runs
+/// back-propagation through time by hand: one small matmul per step and one large one
+/// for the weight gradient (two with [`CoMatrix::Pick`], one per weight).
+pub fn lstm_layer(gx: &Tensor, w: &Tensor, h0: Vec<f32>, c0: Vec<f32>, co: CoMatrix) -> candle_core::Result<Tensor> {
+    let op = LstmLayer { h0, c0, co, gates: Mutex::new(None) };
     gx.contiguous()?.apply_op2(&w.contiguous()?, op)
 }
 
 struct LstmLayer {
     h0: Vec<f32>,
     c0: Vec<f32>,
-    mask: Option<Vec<f32>>,
+    co: CoMatrix,
     /// Gate pre-activations of the forward pass, for the backward pass.
     gates: Mutex<Option<Vec<f32>>>,
 }
 
 impl LstmLayer {
-    /// `(T, B, H, P)` from the shapes, checked.
-    fn dims(&self, gx: &[usize], w: &[usize]) -> candle_core::Result<(usize, usize, usize, usize)> {
+    /// `(T, B, H)` from the shapes, checked against the layout.
+    fn dims(&self, gx: &[usize], w: &[usize]) -> candle_core::Result<(usize, usize, usize)> {
         let err = |m: String| candle_core::Error::Msg(m);
-        let (&[tb, width], &[hd, width2]) = (gx, w) else {
-            return Err(err("need gx: T·B × P·4H and w: H × P·4H".into()));
+        let (&[tb, gx_width], &[hd, w_width]) = (gx, w) else {
+            return Err(err("need gx: T·B × 4H or 8H and w: H × 4H or 8H".into()));
         };
         let b = self.h0.len() / hd.max(1);
-        let parts = width / (4 * hd).max(1);
-        if hd == 0
-            || b == 0
-            || width != width2
-            || width != parts * 4 * hd
-            || !(1..=2).contains(&parts)
-            || self.c0.len() != b * hd
-            || tb % b != 0
-        {
+        let h4 = 4 * hd;
+        let widths = match self.co {
+            CoMatrix::None => (h4, h4),
+            CoMatrix::Mask(_) => (2 * h4, 2 * h4),
+            CoMatrix::Pick(_) => (h4, 2 * h4),
+        };
+        if hd == 0 || b == 0 || (gx_width, w_width) != widths || self.c0.len() != b * hd || tb % b != 0 {
             return Err(err(format!(
-                "lstm layer shapes disagree: gx {tb}×{width}, w {hd}×{width2}, state {}",
+                "lstm layer shapes disagree: gx {tb}×{gx_width}, w {hd}×{w_width}, state {}",
                 self.h0.len()
             )));
         }
-        if parts == 2 && self.mask.as_ref().map(Vec::len) != Some(tb * 4 * hd) || parts == 1 && self.mask.is_some() {
-            return Err(err("a co-matrix mask goes with exactly two weight parts".into()));
+        let ok = match &self.co {
+            CoMatrix::None => true,
+            CoMatrix::Mask(m) => m.len() == tb * h4,
+            CoMatrix::Pick(p) => p.len() == tb / b,
+        };
+        if !ok {
+            return Err(err("the co-matrix mask or choice does not cover the window".into()));
         }
-        Ok((tb / b, b, hd, parts))
+        Ok((tb / b, b, hd))
+    }
+
+    /// The recurrent weight step `t` multiplies `h` by: all of `w` (`H × width`), or the
+    /// picked half.
+    fn weight_at<'a>(&self, w: &'a [f32], t: usize, hd: usize) -> View<'a> {
+        match &self.co {
+            CoMatrix::Pick(p) => View::columns(w, hd, 8 * hd, if p[t] { 4 * hd } else { 0 }, 4 * hd),
+            CoMatrix::None => View::new(w, hd, 4 * hd),
+            CoMatrix::Mask(_) => View::new(w, hd, 8 * hd),
+        }
     }
 }
 
@@ -442,8 +467,8 @@ impl CustomOp2 for LstmLayer {
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (gx, w) = (contiguous(s1, l1, "gx")?, contiguous(s2, l2, "w")?);
-        let (t_len, b, hd, parts) = self.dims(l1.dims(), l2.dims())?;
-        let (h4, width) = (4 * hd, parts * 4 * hd);
+        let (t_len, b, hd) = self.dims(l1.dims(), l2.dims())?;
+        let (h4, width) = (4 * hd, l1.dims()[1]);
         let mut gates = vec![0f32; t_len * b * h4];
         let mut out = vec![0f32; t_len * b * 2 * hd];
         let (mut h, mut c) = (self.h0.clone(), self.c0.clone());
@@ -451,12 +476,12 @@ impl CustomOp2 for LstmLayer {
         let mut act = vec![0f32; h4];
         for t in 0..t_len {
             pre.copy_from_slice(&gx[t * b * width..(t + 1) * b * width]);
-            matmul_with(&mut pre, true, View::new(&h, b, hd), View::new(w, hd, width), Parallelism::None);
+            matmul_with(&mut pre, true, View::new(&h, b, hd), self.weight_at(w, t, hd), Parallelism::None);
             let g_t = &mut gates[t * b * h4..(t + 1) * b * h4];
             for (r, g) in g_t.chunks_exact_mut(h4).enumerate() {
                 let p = &pre[r * width..(r + 1) * width];
                 g.copy_from_slice(&p[..h4]);
-                if let Some(mask) = &self.mask {
+                if let CoMatrix::Mask(mask) = &self.co {
                     let m = &mask[(t * b + r) * h4..(t * b + r + 1) * h4];
                     g.iter_mut().zip(&p[h4..]).zip(m).for_each(|((g, &s), &m)| *g += m * s);
                 }
@@ -491,8 +516,8 @@ impl CustomOp2 for LstmLayer {
             .expect("not poisoned")
             .take()
             .ok_or_else(|| candle_core::Error::Msg("backward ran twice".into()))?;
-        let (t_len, b, hd, parts) = self.dims(gx.dims(), w.dims())?;
-        let (h4, width) = (4 * hd, parts * 4 * hd);
+        let (t_len, b, hd) = self.dims(gx.dims(), w.dims())?;
+        let (h4, width) = (4 * hd, gx.dims()[1]);
         let grad = grad.contiguous()?;
         let mut dpre = vec![0f32; t_len * b * width];
         let mut h_prev_all = vec![0f32; t_len * b * hd];
@@ -530,7 +555,7 @@ impl CustomOp2 for LstmLayer {
                                 dg[3 * hd + j] = dh * tc * o * (1.0 - o);
                                 dc_next[r * hd + j] = dct * f;
                             }
-                            if let Some(mask) = &self.mask {
+                            if let CoMatrix::Mask(mask) = &self.co {
                                 let m = &mask[i_row * h4..(i_row + 1) * h4];
                                 let (d1, d2) = dp_t[r * width..(r + 1) * width].split_at_mut(h4);
                                 d2.iter_mut().zip(d1.iter()).zip(m).for_each(|((d2, &d1), &m)| *d2 = d1 * m);
@@ -541,18 +566,46 @@ impl CustomOp2 for LstmLayer {
                             &mut dh_next,
                             false,
                             View::new(dp_t, b, width),
-                            View::new(wv, hd, width).t(),
+                            self.weight_at(wv, t, hd).t(),
                             Parallelism::None,
                         );
                     }
                 })
             })
         })???;
-        // dw = Σ_t h_{t-1}ᵀ · dpre_t as one matmul.
-        let mut dw = vec![0f32; hd * width];
-        matmul(&mut dw, false, View::new(&h_prev_all, t_len * b, hd).t(), View::new(&dpre, t_len * b, width));
+        let dw = match &self.co {
+            // dw = Σ_t h_{t-1}ᵀ · dpre_t as one matmul.
+            CoMatrix::None | CoMatrix::Mask(_) => {
+                let mut dw = vec![0f32; hd * width];
+                matmul(&mut dw, false, View::new(&h_prev_all, t_len * b, hd).t(), View::new(&dpre, t_len * b, width));
+                dw
+            }
+            // Each weight's gradient from the steps that took it, side by side.
+            CoMatrix::Pick(pick) => {
+                let mut dw = vec![0f32; hd * 2 * h4];
+                for half in [false, true] {
+                    let steps: Vec<usize> = (0..t_len).filter(|&t| pick[t] == half).collect();
+                    let rows = |v: &[f32], n: usize| -> Vec<f32> {
+                        steps.iter().flat_map(|&t| &v[t * b * n..(t + 1) * b * n]).copied().collect()
+                    };
+                    let mut part = vec![0f32; hd * h4];
+                    let n = steps.len() * b;
+                    matmul(
+                        &mut part,
+                        false,
+                        View::new(&rows(&h_prev_all, hd), n, hd).t(),
+                        View::new(&rows(&dpre, h4), n, h4),
+                    );
+                    let at = if half { h4 } else { 0 };
+                    for (dst, src) in dw.chunks_exact_mut(2 * h4).zip(part.chunks_exact(h4)) {
+                        dst[at..at + h4].copy_from_slice(src);
+                    }
+                }
+                dw
+            }
+        };
         let dev = gx.device();
-        Ok((Some(Tensor::from_vec(dpre, (t_len * b, width), dev)?), Some(Tensor::from_vec(dw, (hd, width), dev)?)))
+        Ok((Some(Tensor::from_vec(dpre, (t_len * b, width), dev)?), Some(Tensor::from_vec(dw, w.dims(), dev)?)))
     }
 }
 
@@ -903,18 +956,25 @@ mod tests {
     }
 
     /// The layer written with plain candle ops, step by step.
-    fn reference_layer(gx: &Tensor, w: &Tensor, h0: &Tensor, c0: &Tensor, mask: Option<&Tensor>, b: usize) -> Tensor {
+    fn reference_layer(gx: &Tensor, w: &Tensor, h0: &Tensor, c0: &Tensor, co: &CoMatrix, b: usize) -> Tensor {
         let hd = h0.dim(1).unwrap();
         let sig = |t: Tensor| (t.neg().unwrap().exp().unwrap() + 1.0).unwrap().recip().unwrap();
         let (mut h, mut c) = (h0.clone(), c0.clone());
         let mut outs = vec![];
         for t in 0..gx.dim(0).unwrap() / b {
-            let pre = (gx.narrow(0, t * b, b).unwrap() + h.matmul(w).unwrap()).unwrap();
-            let g = match mask {
-                None => pre,
-                Some(m) => (pre.narrow(1, 0, 4 * hd).unwrap()
-                    + (pre.narrow(1, 4 * hd, 4 * hd).unwrap() * m.narrow(0, t * b, b).unwrap()).unwrap())
-                .unwrap(),
+            let gx_t = gx.narrow(0, t * b, b).unwrap();
+            let g = match co {
+                CoMatrix::None => (gx_t + h.matmul(w).unwrap()).unwrap(),
+                CoMatrix::Mask(m) => {
+                    let pre = (gx_t + h.matmul(w).unwrap()).unwrap();
+                    let m =
+                        Tensor::from_slice(&m[t * b * 4 * hd..(t + 1) * b * 4 * hd], (b, 4 * hd), gx.device()).unwrap();
+                    (pre.narrow(1, 0, 4 * hd).unwrap() + (pre.narrow(1, 4 * hd, 4 * hd).unwrap() * m).unwrap()).unwrap()
+                }
+                CoMatrix::Pick(p) => {
+                    let w = w.narrow(1, if p[t] { 4 * hd } else { 0 }, 4 * hd).unwrap();
+                    (gx_t + h.matmul(&w.contiguous().unwrap()).unwrap()).unwrap()
+                }
             };
             let (i, f) = (sig(g.narrow(1, 0, hd).unwrap()), sig(g.narrow(1, hd, hd).unwrap()));
             let (gg, o) = (g.narrow(1, 2 * hd, hd).unwrap().tanh().unwrap(), sig(g.narrow(1, 3 * hd, hd).unwrap()));
@@ -931,18 +991,28 @@ mod tests {
         let mut rng = crate::rng::Rng::new(4);
         use crate::rng::RandomVec;
         let (t_len, b, hd) = (4, 3, 5);
-        for parts in [1, 2] {
-            let width = parts * 4 * hd;
-            let gx = Var::from_vec(rng.uniform_vec(t_len * b * width, 1.5), (t_len * b, width), &dev).unwrap();
-            let w = Var::from_vec(rng.uniform_vec(hd * width, 0.5), (hd, width), &dev).unwrap();
+        let h4 = 4 * hd;
+        let layouts = [
+            CoMatrix::None,
+            CoMatrix::Mask(rng.dropout_mask(t_len * b * h4, 0.5)),
+            CoMatrix::Pick(vec![true, false, false, true]),
+            CoMatrix::Pick(vec![false; 4]),
+        ];
+        for co in layouts {
+            let (gx_width, w_width) = match co {
+                CoMatrix::None => (h4, h4),
+                CoMatrix::Mask(_) => (2 * h4, 2 * h4),
+                CoMatrix::Pick(_) => (h4, 2 * h4),
+            };
+            let gx = Var::from_vec(rng.uniform_vec(t_len * b * gx_width, 1.5), (t_len * b, gx_width), &dev).unwrap();
+            let w = Var::from_vec(rng.uniform_vec(hd * w_width, 0.5), (hd, w_width), &dev).unwrap();
             let (h0, c0) = (rng.uniform_vec(b * hd, 1.0), rng.uniform_vec(b * hd, 1.0));
-            let mask = (parts == 2).then(|| rng.dropout_mask(t_len * b * 4 * hd, 0.5));
-            let fused = lstm_layer(gx.as_tensor(), w.as_tensor(), h0.clone(), c0.clone(), mask.clone()).unwrap();
-            let mt = mask.map(|m| Tensor::from_vec(m, (t_len * b, 4 * hd), &dev).unwrap());
+            let fused = lstm_layer(gx.as_tensor(), w.as_tensor(), h0.clone(), c0.clone(), co.clone()).unwrap();
             let (h0, c0) = (Tensor::from_vec(h0, (b, hd), &dev).unwrap(), Tensor::from_vec(c0, (b, hd), &dev).unwrap());
-            let plain = reference_layer(gx.as_tensor(), w.as_tensor(), &h0, &c0, mt.as_ref(), b);
+            let plain = reference_layer(gx.as_tensor(), w.as_tensor(), &h0, &c0, &co, b);
+            let parts = format!("{co:?}");
             let diff = max_diff(&fused, &plain);
-            assert!(diff < 1e-5, "{parts} parts: {diff}");
+            assert!(diff < 1e-5, "{parts}: {diff}");
             let r = Tensor::from_vec(rng.uniform_vec(t_len * b * 2 * hd, 1.0), (t_len * b, 2 * hd), &dev).unwrap();
             let g1 = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
             let g2 = (plain * &r).unwrap().sum_all().unwrap().backward().unwrap();
