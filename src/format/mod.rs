@@ -918,9 +918,9 @@ mod tests {
 
     use super::*;
 
-    /// `weight_bytes` counts what the writer writes, scales in F32 included: a row whose
-    /// largest magnitude is beyond f16's range, or a subnormal f16, or one that int4's
-    /// search shrinks into the subnormals.
+    /// `weight_bytes` counts what the writer writes, for every dtype, with scales in F16
+    /// and in F32: rows whose largest magnitude is beyond f16's range, a subnormal f16,
+    /// just above the subnormals (where int4's search may pick a smaller scale) or 0.
     #[test]
     fn weight_bytes_count_what_the_writer_writes() {
         let rows = [[70_000.0, -1.0, 0.5], [1e-6, 2e-7, 0.0], [0.0; 3], [1.0, -0.25, 0.125], [7e-5, 1e-6, 1e-6]];
