@@ -30,6 +30,7 @@ ORDER=(dense-2x200 dkp-25x-cmr dkp-25x-nocmr pruned-25x lowrank-25x kp-25x
        dkp-25x-nocmr-13ep pruned-25x-13ep whole-model-1mb-v2
        dense-2x650 hmd-25x-13ep dhmd-25x-13ep dkp-25x-2x650-nocmr pruned-25x-2x650
        dkp-25x-2x650-cmr-element dkp-25x-2x650-cmr-term
+       lowrank-25x-2x650 kp-25x-2x650 hmd-25x-2x650 dhmd-25x-2x650
        whole-model-distill char-dense-2x384 char-whole-dkp-2x384 whole-model-2mb-2x650-distill
        whole-model-1mb-distill whole-model-400k-distill)
 if (($#)); then runs=("$@"); else runs=("${ORDER[@]}"); fi

@@ -56,6 +56,10 @@ ROWS_2X650 = [
     ("Magnitude pruning 25x", "runs/pruned-25x-2x650/model.safetensors", "`experiments/pruned-25x-2x650.toml`", "+7.9 %"),
     ("DKP 25x, CMR per element", "runs/dkp-25x-2x650-cmr-element/model.safetensors", "`experiments/dkp-25x-2x650-cmr-element.toml`", "+1.4 %"),
     ("DKP 25x, CMR on the whole term", "runs/dkp-25x-2x650-cmr-term/model.safetensors", "`experiments/dkp-25x-2x650-cmr-term.toml`", "–"),
+    ("Low-rank (LMF) 25x", "runs/lowrank-25x-2x650/model.safetensors", "`experiments/lowrank-25x-2x650.toml`", "+27 %"),
+    ("Kronecker (KP) 25x", "runs/kp-25x-2x650/model.safetensors", "`experiments/kp-25x-2x650.toml`", "–"),
+    ("HMD 25x", "runs/hmd-25x-2x650/model.safetensors", "`experiments/hmd-25x-2x650.toml`", "+15 %"),
+    ("Doped HMD 25x, no CMR", "runs/dhmd-25x-2x650/model.safetensors", "`experiments/dhmd-25x-2x650.toml`", "–"),
 ]
 
 # (markers in the document, rows; the first row is the baseline the others are compared with)
