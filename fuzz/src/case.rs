@@ -151,8 +151,8 @@ pub fn run(bytes: &[u8], check_accepted: bool) -> Report {
 }
 
 /// What is wrong with an accepted model: its file must read back and be a fixed point
-/// of write∘read, and scoring a text must give a finite perplexity or one of the
-/// errors scoring documents — [`Error::NonFiniteOutput`] for finite weights too large
+/// of write∘read, the bytes `info()` counts must be the bytes written, and scoring a
+/// text must give a finite perplexity or one of the errors scoring documents — [`Error::NonFiniteOutput`] for finite weights too large
 /// for f32 (which `log_probs` shows as NaN or ±∞), or a text the vocabulary cannot encode.
 fn check(model: Model) -> Option<String> {
     let bytes = match model.to_bytes() {
@@ -165,6 +165,12 @@ fn check(model: Model) -> Option<String> {
             return Some("rewritten file reads back differently".into())
         }
         Ok(_) => {}
+    }
+    // The count runs apart from the writer (the writer is not in the browser's module).
+    let header = bytes.get(..8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_le_bytes) as usize;
+    let data = bytes.len().saturating_sub(8 + header);
+    if model.tensor_bytes() != data || model.info().bytes != data {
+        return Some(format!("info counts {} tensor bytes, the file holds {data}", model.tensor_bytes()));
     }
     let mut s = Session::new(model);
     match s.perplexity("the cat sat on the mat\n") {
