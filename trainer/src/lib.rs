@@ -5,6 +5,7 @@
 //!
 //! - [`data`]: corpora tokenized by the runtime's own [`dkp_lstm::Tokenizer`].
 //! - [`weights`]: every weight kind, sized by `dkp_lstm::plan` and exported as runtime matrices.
+//! - [`sparse`]: S's products over its entries alone, once the anneal has made it sparse.
 //! - [`lm`]: the LSTM language model, its training forward pass (with co-matrix dropout)
 //!   and [`lm::Lm::stream_nll`], the batch-1 stream evaluation behind every reported
 //!   perplexity, which `dkp eval` reproduces.
@@ -30,6 +31,7 @@ pub mod ops;
 pub mod optim;
 pub mod plot;
 pub mod rng;
+pub mod sparse;
 pub mod train;
 pub mod weights;
 

@@ -3,6 +3,8 @@
 //! Embedding → LSTM layers (fused gates `[W_ih | W_hh]`, order i, f, g, o) → output
 //! projection, each weight of any kind.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Tensor, Var};
 use dkp_lstm::format::names;
 use dkp_lstm::{Embedding, Gates, LstmLayer, MatVec, Matrix, Model, Provenance, Tokenizer, Weight};
@@ -11,6 +13,7 @@ use crate::config::{CmrConfig, CmrMode, TrainConfig};
 use crate::error::{Error, Result};
 use crate::ops::{cross_entropy, lstm_layer, projected_cross_entropy, CoMatrix, SoftTargets};
 use crate::rng::{RandomVec, Rng};
+use crate::sparse::{spmm, Entries};
 use crate::weights::WeightParam;
 
 /// Tokens per forward pass when scoring a stream. The total is a sum of per-window f32
@@ -122,7 +125,18 @@ enum Gate {
     /// `baseᵀ` and `(base + S/(1 − p))ᵀ`, each `(I+H) × 4H`, one of them per time step:
     /// dropout of the whole term.
     Pick(Tensor, Tensor),
+    /// `baseᵀ`, `(I+H) × 4H`, and a sparse S's entries in the input and the recurrent
+    /// columns with their values: dropout per element once S is sparse.
+    Sparse(Tensor, [SparsePart; 2]),
 }
+
+/// Some of S's columns as entries, with their values (gathered from S's parameter, so
+/// that gradients reach it).
+type SparsePart = (Arc<Entries>, Tensor);
+
+/// S's density below which dropout per element multiplies S entry by entry rather than
+/// as a dense matrix (docs/benchmarks.md, *Co-matrix dropout per element on a sparse S*).
+const SPARSE_BELOW: f64 = 0.2;
 
 struct Prepared<'a> {
     embedding: Tensor,
@@ -302,10 +316,13 @@ impl Lm {
                     let kept = (&base + wt(s)?.affine(1.0 / (1.0 - rate as f64), 0.0)?)?;
                     Gate::Pick(base, kept)
                 }
-                Some(_) => {
-                    let (base, s) = parts()?;
-                    Gate::Parts(wt(Tensor::cat(&[&base, &s], 0)?)?)
-                }
+                Some(_) => match sparse_parts(&l.w, l.input, detach)? {
+                    Some(s) => Gate::Sparse(wt(l.w.materialise_base()?.expect("doped"))?, s),
+                    None => {
+                        let (base, s) = parts()?;
+                        Gate::Parts(wt(Tensor::cat(&[&base, &s], 0)?)?)
+                    }
+                },
             });
         }
         Ok(Prepared {
@@ -372,10 +389,13 @@ impl Lm {
             // The input half of every step is one matmul for the whole window (two with
             // whole-term co-matrix dropout: the steps that keep S, and the others).
             let bias = &p.biases[l];
-            let (gx, w_hh, co) = match &p.gates[l] {
-                Gate::One(wt) => {
-                    (x.matmul(&wt.narrow(0, 0, input)?)?.broadcast_add(bias)?, wt.narrow(0, input, hd)?, CoMatrix::None)
-                }
+            let (gx, w_hh, s_hh, co) = match &p.gates[l] {
+                Gate::One(wt) => (
+                    x.matmul(&wt.narrow(0, 0, input)?)?.broadcast_add(bias)?,
+                    wt.narrow(0, input, hd)?,
+                    None,
+                    CoMatrix::None,
+                ),
                 Gate::Parts(wt) => {
                     let ctx = ctx.as_deref_mut().expect("co-matrix dropout is for training");
                     let mask = ctx.rng.dropout_mask(steps * batch * 4 * hd, ctx.cmr.rate);
@@ -383,19 +403,27 @@ impl Lm {
                     (
                         x.matmul(&wt.narrow(0, 0, input)?)?.broadcast_add(&bias)?,
                         wt.narrow(0, input, hd)?,
+                        None,
                         CoMatrix::Mask(mask),
                     )
+                }
+                Gate::Sparse(base, [(e_in, v_in), (e_hh, v_hh)]) => {
+                    let ctx = ctx.as_deref_mut().expect("co-matrix dropout is for training");
+                    let mask = ctx.rng.dropout_mask(steps * batch * 4 * hd, ctx.cmr.rate);
+                    let gx = x.matmul(&base.narrow(0, 0, input)?)?.broadcast_add(bias)?;
+                    let gx = Tensor::cat(&[&gx, &spmm(&x, v_in, e_in.clone())?], 1)?;
+                    (gx, base.narrow(0, input, hd)?, Some(v_hh), CoMatrix::SparseMask(mask, e_hh.clone()))
                 }
                 Gate::Pick(base, kept) => {
                     let ctx = ctx.as_deref_mut().expect("co-matrix dropout is for training");
                     let pick: Vec<bool> = (0..steps).map(|_| ctx.rng.uniform() >= ctx.cmr.rate).collect();
                     let gx = picked_matmul(&x, [&base.narrow(0, 0, input)?, &kept.narrow(0, 0, input)?], &pick, batch)?;
                     let w_hh = Tensor::cat(&[&base.narrow(0, input, hd)?, &kept.narrow(0, input, hd)?], 1)?;
-                    (gx.broadcast_add(bias)?, w_hh, CoMatrix::Pick(pick))
+                    (gx.broadcast_add(bias)?, w_hh, None, CoMatrix::Pick(pick))
                 }
             };
             let vec = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1()?) };
-            let y = lstm_layer(&gx, &w_hh, vec(&state.h[l])?, vec(&state.c[l])?, co)?;
+            let y = lstm_layer(&gx, &w_hh, s_hh, vec(&state.h[l])?, vec(&state.c[l])?, co)?;
             let last = y.narrow(0, (steps - 1) * batch, batch)?.detach();
             state.h[l] = last.narrow(1, 0, hd)?.contiguous()?;
             state.c[l] = last.narrow(1, hd, hd)?.contiguous()?;
@@ -580,6 +608,25 @@ impl Lm {
     }
 }
 
+/// A doped weight's S as entries in its input and its recurrent columns (`input..`), if
+/// it is sparse enough for that to pay ([`SPARSE_BELOW`]).
+fn sparse_parts(w: &WeightParam, input: usize, detach: bool) -> Result<Option<[SparsePart; 2]>> {
+    let m = w.masked.as_ref().expect("doped");
+    let (rows, width) = m.mask.dims2()?;
+    let mask = m.mask.flatten_all()?.to_vec1::<f32>()?;
+    let nnz = mask.iter().filter(|&&x| x != 0.0).count();
+    if nnz as f64 > SPARSE_BELOW * mask.len() as f64 {
+        return Ok(None);
+    }
+    let var = m.var.as_tensor().flatten_all()?;
+    let part = |from: usize, cols: usize| -> Result<SparsePart> {
+        let (e, at) = Entries::from_mask(&mask, rows, width, from, cols);
+        let values = var.index_select(&Tensor::from_vec(at, e.nnz(), var.device())?, 0)?;
+        Ok((Arc::new(e), if detach { values.detach() } else { values }))
+    };
+    Ok(Some([part(0, input)?, part(input, width - input)?]))
+}
+
 /// `x · W` for the rows of a window (`steps·batch × I`, time-major), step `t`'s rows
 /// with `w[pick[t] as usize]` (`I × 4H` each): each row is multiplied once.
 fn picked_matmul(x: &Tensor, w: [&Tensor; 2], pick: &[bool], batch: usize) -> Result<Tensor> {
@@ -604,4 +651,55 @@ fn picked_matmul(x: &Tensor, w: [&Tensor; 2], pick: &[bool], batch: usize) -> Re
         inverse[r as usize] = i as u32;
     }
     Ok(Tensor::cat(&parts, 0)?.index_select(&Tensor::from_vec(inverse, order.len(), dev)?, 0)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CmrConfig, CmrMode};
+    use dkp_lstm::WeightKind;
+
+    /// Dropout per element on a sparse S (`Gate::Sparse`) gives the window the outputs and
+    /// gradients of the dense path (`Gate::Parts`), for the same masks.
+    #[test]
+    fn a_sparse_s_gives_what_the_dense_one_gives() {
+        let dev = Device::Cpu;
+        let mut cfg = TrainConfig::default();
+        (cfg.model.layers, cfg.model.hidden, cfg.model.embedding_dim) = (2, 8, Some(6));
+        (cfg.lstm.kind, cfg.lstm.cf) = (WeightKind::Dkp, 4.0);
+        let mut lm = Lm::new(&cfg, 11, &mut Rng::new(1), &dev).unwrap();
+        for l in &mut lm.layers {
+            l.w.update_mask(0.15).unwrap();
+        }
+        let cmr = CmrConfig { mode: CmrMode::Element, rate: 0.5, output: false };
+        let sparse = lm.prepare(Some(cmr), false).unwrap();
+        assert!(sparse.gates.iter().all(|g| matches!(g, Gate::Sparse(..))));
+        let mut dense = lm.prepare(Some(cmr), false).unwrap();
+        for (g, l) in dense.gates.iter_mut().zip(&lm.layers) {
+            let (base, s) = (l.w.materialise_base().unwrap().unwrap(), l.w.sparse().unwrap().unwrap());
+            *g = Gate::Parts(Tensor::cat(&[&base, &s], 0).unwrap().t().unwrap().contiguous().unwrap());
+        }
+        let ids: Vec<u32> = (0..12).map(|i| (i * 7 % 11) as u32).collect();
+        let r = Tensor::from_vec(Rng::new(9).uniform_vec(12 * 8, 1.0), (12, 8), &dev).unwrap();
+        let out = |p: &Prepared| {
+            let mut rng = Rng::new(3);
+            let mut ctx = TrainCtx { dropout: 0.0, cmr, rng: &mut rng, norms: false };
+            let mut state = State::zeros(&lm, 3, &dev).unwrap();
+            let x = lm.run(p, &ids, 3, &mut state, Some(&mut ctx)).unwrap().0;
+            let grads = (&x * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            (x, grads)
+        };
+        let ((x1, g1), (x2, g2)) = (out(&sparse), out(&dense));
+        let diff = |a: &Tensor, b: &Tensor| {
+            (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+        };
+        assert!(diff(&x1, &x2) < 1e-5, "outputs differ by {}", diff(&x1, &x2));
+        for (name, var) in lm.vars() {
+            match (g1.get(&var), g2.get(&var)) {
+                (Some(a), Some(b)) => assert!(diff(a, b) < 1e-5, "{name}: gradients differ by {}", diff(a, b)),
+                (None, None) => {}
+                _ => panic!("{name}: a gradient on one path only"),
+            }
+        }
+    }
 }

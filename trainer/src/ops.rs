@@ -11,11 +11,13 @@
 //! logits there, and makes the three gradients from it with two matmuls and a column sum in
 //! the backward pass.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, InplaceOp2, Layout, Shape, Storage, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
+
+use crate::sparse::{transpose, Entries};
 
 /// `e^x` to about 1e-7 relative error, in a form the compiler vectorises: `x = n·ln2 + r`,
 /// `2^n` from the exponent bits, `e^r` by its degree-6 Taylor polynomial (`|r| ≤ ln2/2`).
@@ -142,7 +144,7 @@ fn matmul_with(dst: &mut [f32], accumulate: bool, lhs: View, rhs: View, par: Par
     }
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+pub(crate) fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
     let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{what} must be contiguous")))?;
     match s {
         CpuStorage::F32(d) => Ok(&d[a..b]),
@@ -390,6 +392,10 @@ pub enum CoMatrix {
     /// choice. Co-matrix dropout of the whole term, `W₀ = base` and
     /// `W₁ = base + S / (1 − p)`, at the cost of one weight rather than two.
     Pick(Vec<bool>),
+    /// [`CoMatrix::Mask`] with S sparse: `w` is the structured part alone (`H × 4H`),
+    /// S's recurrent columns come as `entries` with their values as the op's third input,
+    /// `gx` is `T·B × 8H` as for `Mask` (the caller makes S's input half sparsely too).
+    SparseMask(Vec<f32>, Arc<Entries>),
 }
 
 /// A whole LSTM layer over a window, as one op.
@@ -398,10 +404,19 @@ pub enum CoMatrix {
 /// recurrent weights, laid out as `co` says. Starting from `h0`, `c0` (`B × H`, no
 /// gradient), returns `[h_t | c_t]` for every step (`T·B × 2H`). Backward runs
 /// back-propagation through time by hand: one small matmul per step and one large one
-/// for the weight gradient (two with [`CoMatrix::Pick`], one per weight).
-pub fn lstm_layer(gx: &Tensor, w: &Tensor, h0: Vec<f32>, c0: Vec<f32>, co: CoMatrix) -> candle_core::Result<Tensor> {
+/// for the weight gradient (two with [`CoMatrix::Pick`], one per weight). `s` holds the
+/// values of [`CoMatrix::SparseMask`]'s entries, and is `None` otherwise.
+pub fn lstm_layer(
+    gx: &Tensor,
+    w: &Tensor,
+    s: Option<&Tensor>,
+    h0: Vec<f32>,
+    c0: Vec<f32>,
+    co: CoMatrix,
+) -> candle_core::Result<Tensor> {
+    let none = Tensor::zeros(0, candle_core::DType::F32, gx.device())?;
     let op = LstmLayer { h0, c0, co, gates: Mutex::new(None) };
-    gx.contiguous()?.apply_op2(&w.contiguous()?, op)
+    gx.contiguous()?.apply_op3(&w.contiguous()?, &s.unwrap_or(&none).contiguous()?, op)
 }
 
 struct LstmLayer {
@@ -414,7 +429,7 @@ struct LstmLayer {
 
 impl LstmLayer {
     /// `(T, B, H)` from the shapes, checked against the layout.
-    fn dims(&self, gx: &[usize], w: &[usize]) -> candle_core::Result<(usize, usize, usize)> {
+    fn dims(&self, gx: &[usize], w: &[usize], s: &[usize]) -> candle_core::Result<(usize, usize, usize)> {
         let err = |m: String| candle_core::Error::Msg(m);
         let (&[tb, gx_width], &[hd, w_width]) = (gx, w) else {
             return Err(err("need gx: T·B × 4H or 8H and w: H × 4H or 8H".into()));
@@ -425,6 +440,7 @@ impl LstmLayer {
             CoMatrix::None => (h4, h4),
             CoMatrix::Mask(_) => (2 * h4, 2 * h4),
             CoMatrix::Pick(_) => (h4, 2 * h4),
+            CoMatrix::SparseMask(..) => (2 * h4, h4),
         };
         if hd == 0 || b == 0 || (gx_width, w_width) != widths || self.c0.len() != b * hd || tb % b != 0 {
             return Err(err(format!(
@@ -432,13 +448,19 @@ impl LstmLayer {
                 self.h0.len()
             )));
         }
-        let ok = match &self.co {
-            CoMatrix::None => true,
-            CoMatrix::Mask(m) => m.len() == tb * h4,
-            CoMatrix::Pick(p) => p.len() == tb / b,
+        let values = match &self.co {
+            CoMatrix::SparseMask(_, e) => e.nnz(),
+            _ => 0,
         };
+        let ok = s == [values]
+            && match &self.co {
+                CoMatrix::None => true,
+                CoMatrix::Mask(m) => m.len() == tb * h4,
+                CoMatrix::Pick(p) => p.len() == tb / b,
+                CoMatrix::SparseMask(m, e) => m.len() == tb * h4 && (e.rows, e.cols) == (h4, hd),
+            };
         if !ok {
-            return Err(err("the co-matrix mask or choice does not cover the window".into()));
+            return Err(err("the co-matrix mask, choice or entries do not fit the window".into()));
         }
         Ok((tb / b, b, hd))
     }
@@ -448,13 +470,21 @@ impl LstmLayer {
     fn weight_at<'a>(&self, w: &'a [f32], t: usize, hd: usize) -> View<'a> {
         match &self.co {
             CoMatrix::Pick(p) => View::columns(w, hd, 8 * hd, if p[t] { 4 * hd } else { 0 }, 4 * hd),
-            CoMatrix::None => View::new(w, hd, 4 * hd),
+            CoMatrix::None | CoMatrix::SparseMask(..) => View::new(w, hd, 4 * hd),
             CoMatrix::Mask(_) => View::new(w, hd, 8 * hd),
+        }
+    }
+
+    /// The co-matrix dropout mask, if any.
+    fn mask(&self) -> Option<&[f32]> {
+        match &self.co {
+            CoMatrix::Mask(m) | CoMatrix::SparseMask(m, _) => Some(m),
+            _ => None,
         }
     }
 }
 
-impl CustomOp2 for LstmLayer {
+impl CustomOp3 for LstmLayer {
     fn name(&self) -> &'static str {
         "lstm-layer"
     }
@@ -465,9 +495,11 @@ impl CustomOp2 for LstmLayer {
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (gx, w) = (contiguous(s1, l1, "gx")?, contiguous(s2, l2, "w")?);
-        let (t_len, b, hd) = self.dims(l1.dims(), l2.dims())?;
+        let (gx, w, sv) = (contiguous(s1, l1, "gx")?, contiguous(s2, l2, "w")?, contiguous(s3, l3, "s")?);
+        let (t_len, b, hd) = self.dims(l1.dims(), l2.dims(), l3.dims())?;
         let (h4, width) = (4 * hd, l1.dims()[1]);
         let mut gates = vec![0f32; t_len * b * h4];
         let mut out = vec![0f32; t_len * b * 2 * hd];
@@ -476,12 +508,26 @@ impl CustomOp2 for LstmLayer {
         let mut act = vec![0f32; h4];
         for t in 0..t_len {
             pre.copy_from_slice(&gx[t * b * width..(t + 1) * b * width]);
-            matmul_with(&mut pre, true, View::new(&h, b, hd), self.weight_at(w, t, hd), Parallelism::None);
+            match &self.co {
+                // The structured part into the first half of each row, S into the second.
+                CoMatrix::SparseMask(_, e) => {
+                    let mut base = vec![0f32; b * h4];
+                    matmul_with(&mut base, false, View::new(&h, b, hd), View::new(w, hd, h4), Parallelism::None);
+                    let mut st = vec![0f32; h4 * b];
+                    e.forward_t(sv, &transpose(&h, b, hd), b, &mut st);
+                    for (r, p) in pre.chunks_exact_mut(width).enumerate() {
+                        let (p1, p2) = p.split_at_mut(h4);
+                        p1.iter_mut().zip(&base[r * h4..(r + 1) * h4]).for_each(|(p, &x)| *p += x);
+                        p2.iter_mut().enumerate().for_each(|(i, p)| *p += st[i * b + r]);
+                    }
+                }
+                _ => matmul_with(&mut pre, true, View::new(&h, b, hd), self.weight_at(w, t, hd), Parallelism::None),
+            }
             let g_t = &mut gates[t * b * h4..(t + 1) * b * h4];
             for (r, g) in g_t.chunks_exact_mut(h4).enumerate() {
                 let p = &pre[r * width..(r + 1) * width];
                 g.copy_from_slice(&p[..h4]);
-                if let CoMatrix::Mask(mask) = &self.co {
+                if let Some(mask) = self.mask() {
                     let m = &mask[(t * b + r) * h4..(t * b + r + 1) * h4];
                     g.iter_mut().zip(&p[h4..]).zip(m).for_each(|((g, &s), &m)| *g += m * s);
                 }
@@ -507,18 +553,20 @@ impl CustomOp2 for LstmLayer {
         &self,
         gx: &Tensor,
         w: &Tensor,
+        s: &Tensor,
         res: &Tensor,
         grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let gates = self
             .gates
             .lock()
             .expect("not poisoned")
             .take()
             .ok_or_else(|| candle_core::Error::Msg("backward ran twice".into()))?;
-        let (t_len, b, hd) = self.dims(gx.dims(), w.dims())?;
+        let (t_len, b, hd) = self.dims(gx.dims(), w.dims(), s.dims())?;
         let (h4, width) = (4 * hd, gx.dims()[1]);
         let grad = grad.contiguous()?;
+        let sv = s.to_vec1::<f32>()?;
         let mut dpre = vec![0f32; t_len * b * width];
         let mut h_prev_all = vec![0f32; t_len * b * hd];
         let (mut dh_next, mut dc_next) = (vec![0f32; b * hd], vec![0f32; b * hd]);
@@ -555,30 +603,41 @@ impl CustomOp2 for LstmLayer {
                                 dg[3 * hd + j] = dh * tc * o * (1.0 - o);
                                 dc_next[r * hd + j] = dct * f;
                             }
-                            if let CoMatrix::Mask(mask) = &self.co {
+                            if let Some(mask) = self.mask() {
                                 let m = &mask[i_row * h4..(i_row + 1) * h4];
                                 let (d1, d2) = dp_t[r * width..(r + 1) * width].split_at_mut(h4);
                                 d2.iter_mut().zip(d1.iter()).zip(m).for_each(|((d2, &d1), &m)| *d2 = d1 * m);
                             }
                         }
-                        // dh_{t-1} = dpre_t · wᵀ.
-                        matmul_with(
-                            &mut dh_next,
-                            false,
-                            View::new(dp_t, b, width),
-                            self.weight_at(wv, t, hd).t(),
-                            Parallelism::None,
-                        );
+                        // dh_{t-1} = dpre_t · wᵀ (the structured half, then S's, for a sparse S).
+                        match &self.co {
+                            CoMatrix::SparseMask(_, e) => {
+                                let (d1, w1) = (View::columns(dp_t, b, width, 0, h4), View::new(wv, hd, h4));
+                                matmul_with(&mut dh_next, false, d1, w1.t(), Parallelism::None);
+                                let d2t: Vec<f32> = (0..h4 * b).map(|k| dp_t[(k % b) * width + h4 + k / b]).collect();
+                                let mut dht = vec![0f32; hd * b];
+                                e.backward_t(&sv, &d2t, b, &mut dht);
+                                dh_next.iter_mut().enumerate().for_each(|(k, d)| *d += dht[(k % hd) * b + k / hd]);
+                            }
+                            _ => matmul_with(
+                                &mut dh_next,
+                                false,
+                                View::new(dp_t, b, width),
+                                self.weight_at(wv, t, hd).t(),
+                                Parallelism::None,
+                            ),
+                        }
                     }
                 })
             })
         })???;
-        let dw = match &self.co {
+        let tb = t_len * b;
+        let (dw, ds) = match &self.co {
             // dw = Σ_t h_{t-1}ᵀ · dpre_t as one matmul.
             CoMatrix::None | CoMatrix::Mask(_) => {
                 let mut dw = vec![0f32; hd * width];
-                matmul(&mut dw, false, View::new(&h_prev_all, t_len * b, hd).t(), View::new(&dpre, t_len * b, width));
-                dw
+                matmul(&mut dw, false, View::new(&h_prev_all, tb, hd).t(), View::new(&dpre, tb, width));
+                (dw, None)
             }
             // Each weight's gradient from the steps that took it, side by side.
             CoMatrix::Pick(pick) => {
@@ -601,11 +660,19 @@ impl CustomOp2 for LstmLayer {
                         dst[at..at + h4].copy_from_slice(src);
                     }
                 }
-                dw
+                (dw, None)
+            }
+            // The structured part's as one matmul, S's entry by entry.
+            CoMatrix::SparseMask(_, e) => {
+                let mut dw = vec![0f32; hd * h4];
+                matmul(&mut dw, false, View::new(&h_prev_all, tb, hd).t(), View::columns(&dpre, tb, width, 0, h4));
+                let d2t: Vec<f32> = (0..h4 * tb).map(|k| dpre[(k % tb) * width + h4 + k / tb]).collect();
+                (dw, Some(e.value_grads(&d2t, &transpose(&h_prev_all, tb, hd), tb)))
             }
         };
         let dev = gx.device();
-        Ok((Some(Tensor::from_vec(dpre, (t_len * b, width), dev)?), Some(Tensor::from_vec(dw, w.dims(), dev)?)))
+        let ds = ds.map(|d| Tensor::from_vec(d, s.dims(), dev)).transpose()?;
+        Ok((Some(Tensor::from_vec(dpre, (tb, width), dev)?), Some(Tensor::from_vec(dw, w.dims(), dev)?), ds))
     }
 }
 
@@ -975,6 +1042,7 @@ mod tests {
                     let w = w.narrow(1, if p[t] { 4 * hd } else { 0 }, 4 * hd).unwrap();
                     (gx_t + h.matmul(&w.contiguous().unwrap()).unwrap()).unwrap()
                 }
+                CoMatrix::SparseMask(..) => unreachable!("checked against `Mask`"),
             };
             let (i, f) = (sig(g.narrow(1, 0, hd).unwrap()), sig(g.narrow(1, hd, hd).unwrap()));
             let (gg, o) = (g.narrow(1, 2 * hd, hd).unwrap().tanh().unwrap(), sig(g.narrow(1, 3 * hd, hd).unwrap()));
@@ -1003,11 +1071,12 @@ mod tests {
                 CoMatrix::None => (h4, h4),
                 CoMatrix::Mask(_) => (2 * h4, 2 * h4),
                 CoMatrix::Pick(_) => (h4, 2 * h4),
+                CoMatrix::SparseMask(..) => unreachable!("tested below"),
             };
             let gx = Var::from_vec(rng.uniform_vec(t_len * b * gx_width, 1.5), (t_len * b, gx_width), &dev).unwrap();
             let w = Var::from_vec(rng.uniform_vec(hd * w_width, 0.5), (hd, w_width), &dev).unwrap();
             let (h0, c0) = (rng.uniform_vec(b * hd, 1.0), rng.uniform_vec(b * hd, 1.0));
-            let fused = lstm_layer(gx.as_tensor(), w.as_tensor(), h0.clone(), c0.clone(), co.clone()).unwrap();
+            let fused = lstm_layer(gx.as_tensor(), w.as_tensor(), None, h0.clone(), c0.clone(), co.clone()).unwrap();
             let (h0, c0) = (Tensor::from_vec(h0, (b, hd), &dev).unwrap(), Tensor::from_vec(c0, (b, hd), &dev).unwrap());
             let plain = reference_layer(gx.as_tensor(), w.as_tensor(), &h0, &c0, &co, b);
             let parts = format!("{co:?}");
@@ -1020,6 +1089,40 @@ mod tests {
                 let d = max_diff(g1.get(v).unwrap(), g2.get(v).unwrap());
                 assert!(d < 1e-4, "{parts} parts: gradient differs by {d}");
             }
+        }
+    }
+
+    /// With S sparse, the layer equals the one with S dense beside the structured part
+    /// (checked above against plain candle ops), values and gradients, S's included.
+    #[test]
+    fn lstm_layer_with_a_sparse_s_matches_the_dense_one() {
+        let dev = Device::Cpu;
+        let mut rng = crate::rng::Rng::new(5);
+        use crate::rng::RandomVec;
+        let (t_len, b, hd) = (4, 3, 5);
+        let h4 = 4 * hd;
+        let keep: Vec<f32> = rng.dropout_mask(h4 * hd, 0.7).iter().map(|&m| (m > 0.0) as u8 as f32).collect();
+        let (e, at) = crate::sparse::Entries::from_mask(&keep, h4, hd, 0, hd);
+        let mask = rng.dropout_mask(t_len * b * h4, 0.5);
+        let gx = Var::from_vec(rng.uniform_vec(t_len * b * 2 * h4, 1.5), (t_len * b, 2 * h4), &dev).unwrap();
+        let w = Var::from_vec(rng.uniform_vec(hd * h4, 0.5), (hd, h4), &dev).unwrap();
+        let s = Var::from_vec(rng.uniform_vec(h4 * hd, 0.5), h4 * hd, &dev).unwrap();
+        let (h0, c0) = (rng.uniform_vec(b * hd, 1.0), rng.uniform_vec(b * hd, 1.0));
+        let n = at.len();
+        let values = s.as_tensor().index_select(&Tensor::from_vec(at, n, &dev).unwrap(), 0).unwrap();
+        let co = CoMatrix::SparseMask(mask.clone(), std::sync::Arc::new(e));
+        let sparse = lstm_layer(gx.as_tensor(), w.as_tensor(), Some(&values), h0.clone(), c0.clone(), co).unwrap();
+        let s_dense = (s.as_tensor() * Tensor::from_vec(keep, h4 * hd, &dev).unwrap()).unwrap();
+        let st = s_dense.reshape((h4, hd)).unwrap().t().unwrap();
+        let w_both = Tensor::cat(&[w.as_tensor(), &st], 1).unwrap();
+        let dense = lstm_layer(gx.as_tensor(), &w_both, None, h0, c0, CoMatrix::Mask(mask)).unwrap();
+        assert!(max_diff(&sparse, &dense) < 1e-5);
+        let r = Tensor::from_vec(rng.uniform_vec(t_len * b * 2 * hd, 1.0), (t_len * b, 2 * hd), &dev).unwrap();
+        let g1 = (sparse * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (dense * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&gx, &w, &s] {
+            let d = max_diff(g1.get(v).unwrap(), g2.get(v).unwrap());
+            assert!(d < 1e-4, "gradient differs by {d}");
         }
     }
 }
