@@ -358,6 +358,38 @@ fn sell_reads_no_column_beyond_its_bound() {
     }
 }
 
+#[test]
+fn sell_splits_wide_matrices_into_parts_of_16_bit_columns() {
+    // 5 rows × 200 000 columns: entries in parts 0, 1 and 3 (none in columns 131 072 to
+    // 196 607), rows reaching across parts, a row with none; every set against the
+    // CSR sums, which each part's partial sum reproduces exactly here (small integers).
+    let entries: [&[(u32, f32)]; 5] = [
+        &[(0, 1.0), (65_535, 2.0), (65_536, 3.0), (199_999, 4.0)],
+        &[],
+        &[(70_000, 5.0), (131_071, 6.0)],
+        &[(196_608, 7.0), (3, 8.0)],
+        &[(65_535, 9.0)],
+    ];
+    let mut row_ptr = vec![0u32];
+    let (mut col_idx, mut values) = (vec![], vec![]);
+    for row in entries {
+        col_idx.extend(row.iter().map(|e| e.0));
+        values.extend(row.iter().map(|e| e.1));
+        row_ptr.push(values.len() as u32);
+    }
+    let m = Sell::from_csr(5, &row_ptr, &col_idx, &values);
+    assert_eq!(m.col_bound(), 200_000);
+    assert_eq!(m.parts().iter().map(|p| p.col0()).collect::<Vec<_>>(), [0, 65_536, 196_608]);
+    let x: Vec<f32> = (0..200_000).map(|c| (c % 7) as f32 - 3.0).collect();
+    let want: Vec<f32> =
+        entries.iter().map(|row| 0.5 + row.iter().map(|&(c, v)| v * x[c as usize]).sum::<f32>()).collect();
+    for k in sets() {
+        let mut y = [0.5; 5];
+        (k.sell)(&m, &x, &mut y);
+        assert_eq!(y.as_slice(), want.as_slice(), "{}", k.name);
+    }
+}
+
 /// Inputs for the activations: random values of several scales at every length,
 /// then a sweep over [−100, 100] with the polynomial boundaries, zero, tiny values
 /// and the exp underflow threshold spelled out.
