@@ -92,26 +92,10 @@ impl Sell {
         // The bound is taken from the stored indices themselves, so it holds whatever
         // the caller passed.
         let col_bound = col_idx.iter().max().map_or(0, |&c| c as usize + 1);
-        if col_bound <= SELL_PART_COLS {
-            let cols: Vec<u16> = col_idx.iter().map(|&c| c as u16).collect();
-            return Sell { parts: vec![SellPart::new(0, rows, row_ptr, &cols, values)], col_bound };
-        }
-        let parts = (0..col_bound.div_ceil(SELL_PART_COLS))
-            .filter_map(|p| {
-                let cols = p * SELL_PART_COLS..(p + 1) * SELL_PART_COLS;
-                // This part's entries of each row, in their order.
-                let (mut part_ptr, mut part_cols, mut part_vals) = (vec![0u32], vec![], vec![]);
-                for r in 0..rows {
-                    for k in row_ptr[r] as usize..row_ptr[r + 1] as usize {
-                        if cols.contains(&(col_idx[k] as usize)) {
-                            part_cols.push((col_idx[k] as usize - cols.start) as u16);
-                            part_vals.push(values[k]);
-                        }
-                    }
-                    part_ptr.push(part_vals.len() as u32);
-                }
-                (!part_vals.is_empty()).then(|| SellPart::new(cols.start, rows, &part_ptr, &part_cols, &part_vals))
-            })
+        // One part for every 65 536 columns that hold entries (and one for a matrix without).
+        let parts = (0..col_bound.div_ceil(SELL_PART_COLS).max(1))
+            .map(|p| SellPart::new(p * SELL_PART_COLS, rows, row_ptr, col_idx, values))
+            .filter(|part| part.col0 == 0 || part.slice_ptr.last() != Some(&0))
             .collect();
         Sell { parts, col_bound }
     }
@@ -133,21 +117,28 @@ impl Sell {
 }
 
 impl SellPart {
-    /// Rows are sorted by length, longest first (stable), so that the rows of a slice are
+    /// The entries of the CSR matrix in columns `col0..col0 + 65 536`. Rows are sorted by length, longest first (stable), so that the rows of a slice are
     /// about as long as each other: the padding is then at most `SELL_LANES − 1` times the
     /// longest row in all (the slices' length differences telescope), rather than up to
     /// eight times the entries.
-    fn new(col0: usize, rows: usize, row_ptr: &[u32], col_idx: &[u16], values: &[f32]) -> SellPart {
-        let range = |r: usize| row_ptr[r] as usize..row_ptr[r + 1] as usize;
+    fn new(col0: usize, rows: usize, row_ptr: &[u32], col_idx: &[u32], values: &[f32]) -> SellPart {
+        // Row r's entries in this part's columns, in their order: (column from col0, value).
+        let entries = |r: usize| {
+            (row_ptr[r] as usize..row_ptr[r + 1] as usize).filter_map(move |k| {
+                let c = u16::try_from((col_idx[k] as usize).wrapping_sub(col0)).ok()?;
+                Some((c, values[k]))
+            })
+        };
+        let len: Vec<usize> = (0..rows).map(|r| entries(r).count()).collect();
         // A counting sort by length: stable, linear, and no sort routine in the WebAssembly
         // module (a generic one costs it 3–6 KB).
-        let longest = (0..rows).map(|r| range(r).len()).max().unwrap_or(0);
+        let longest = len.iter().copied().max().unwrap_or(0);
         let mut first = vec![0u32; longest + 2]; // where the rows of length `longest − i` start
-        (0..rows).for_each(|r| first[longest - range(r).len() + 1] += 1);
+        (0..rows).for_each(|r| first[longest - len[r] + 1] += 1);
         (1..first.len()).for_each(|i| first[i] += first[i - 1]);
         let mut order = vec![0u32; rows];
         for r in 0..rows {
-            let slot = &mut first[longest - range(r).len()];
+            let slot = &mut first[longest - len[r]];
             order[*slot as usize] = r as u32;
             *slot += 1;
         }
@@ -156,7 +147,7 @@ impl SellPart {
         slice_ptr.push(0u32);
         for s in 0..slices {
             // The first row of a slice is its longest; steps ≤ nnz, so u32 holds them.
-            let longest = range(order[s * SELL_LANES] as usize).len() as u32;
+            let longest = len[order[s * SELL_LANES] as usize] as u32;
             slice_ptr.push(slice_ptr[s] + longest);
         }
         let lanes = slice_ptr[slices] as usize * SELL_LANES;
@@ -166,10 +157,10 @@ impl SellPart {
         for (i, &r) in order.iter().enumerate() {
             let (s, l) = (i / SELL_LANES, i % SELL_LANES);
             out_rows[i] = r;
-            for (t, k) in range(r as usize).enumerate() {
+            for (t, (c, v)) in entries(r as usize).enumerate() {
                 let at = (slice_ptr[s] as usize + t) * SELL_LANES + l;
-                cols[at] = col_idx[k];
-                vals[at] = values[k];
+                cols[at] = c;
+                vals[at] = v;
             }
         }
         SellPart { col0, slice_ptr, col_idx: cols, values: vals, rows: out_rows }
