@@ -7,6 +7,8 @@ at step N; only the run's name differs, and `--resume` refuses a checkpoint of a
 configuration. This copies the probe's checkpoint into the run's directory with the name
 rewritten (the checkpoint's hash covers its tensors, not its description), its metrics up
 to the checkpoint and its settings; then `dkp train --config X --resume` (or scripts/campaign.sh) goes on.
+Only the name is rewritten: if any other setting of the probe differs from X's (a rate probe
+at 0.5 continued as a config at 0.25, say), `--resume` still refuses the checkpoint.
 
     python3 scripts/continue-probe.py runs/probe-cmr-term-0.25 experiments/dkp-25x-2x650-cmr-term.toml
 """
