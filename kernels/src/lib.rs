@@ -57,8 +57,8 @@ pub const SELL_PART_COLS: usize = 1 << 16;
 /// A sparse matrix in the layout the sparse kernel reads: SELL-8 (sliced ELLPACK,
 /// Kreutzer et al., *SIAM J. Sci. Comput.* 36(5), 2014), in parts of at most
 /// [`SELL_PART_COLS`] columns, so that each column index takes two bytes: a doping
-/// entry then streams six bytes instead of eight, and the product is memory-bound
-/// (1.02–1.19x faster in wasm on the whole models than with u32 indices). Every model
+/// entry then streams six bytes instead of eight (the whole models' tokens 1.0–1.2x
+/// faster in wasm than with u32 indices, docs/benchmarks.md). Every model
 /// of the project has one part; wider matrices add one per 65 536 columns that hold
 /// entries, each adding its rows' partial sums into `y`.
 ///
@@ -117,10 +117,11 @@ impl Sell {
 }
 
 impl SellPart {
-    /// The entries of the CSR matrix in columns `col0..col0 + 65 536`. Rows are sorted by length, longest first (stable), so that the rows of a slice are
-    /// about as long as each other: the padding is then at most `SELL_LANES − 1` times the
-    /// longest row in all (the slices' length differences telescope), rather than up to
-    /// eight times the entries.
+    /// The entries of the CSR matrix in columns `col0..col0 + 65 536`. Rows are sorted by
+    /// length, longest first (stable), so that the rows of a slice are about as long as
+    /// each other: the padding is then at most `SELL_LANES − 1` times the longest row in all
+    /// (the slices' length differences telescope), rather than up to eight times the
+    /// entries.
     fn new(col0: usize, rows: usize, row_ptr: &[u32], col_idx: &[u32], values: &[f32]) -> SellPart {
         // Row r's entries in this part's columns, in their order: (column from col0, value).
         let entries = |r: usize| {
