@@ -6,7 +6,8 @@ and seed as X's run computes exactly X's first N steps, so its checkpoint is tha
 at step N; only the run's name differs, and `--resume` refuses a checkpoint of another
 configuration. This copies the probe's checkpoint into the run's directory with the name
 rewritten (the checkpoint's hash covers its tensors, not its description), its metrics up
-to the checkpoint and its settings; then `dkp train --config X --resume` (or scripts/campaign.sh) goes on.
+to the checkpoint and its settings; then `dkp train --config X --resume` (or
+scripts/campaign.sh) goes on.
 Only the name is rewritten: if any other setting of the probe differs from X's (a rate probe
 at 0.5 continued as a config at 0.25, say), `--resume` still refuses the checkpoint.
 

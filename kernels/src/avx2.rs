@@ -241,28 +241,25 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
 /// The CPU must support AVX2 and FMA; `m.col_bound() ≤ x.len()`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn sell_avx2(m: &Sell, x: &[f32], y: &mut [f32]) {
-    for p in m.parts() {
-        // Inside x: a part exists only for columns that hold entries, all below col_bound.
-        let x = &x[p.col0()..];
-        for s in 0..p.slices() {
-            let (cols, vals) = p.slice(s);
-            let mut acc = _mm256_setzero_ps();
-            for (c, v) in cols.chunks_exact(SELL_LANES).zip(vals.chunks_exact(SELL_LANES)) {
-                // SAFETY: both chunks hold exactly eight values; every index plus col0 is
-                // below m.col_bound() ≤ the whole x's length, and a u16 is a non-negative
-                // i32, so every gathered address lies inside x.
-                unsafe {
-                    let idx = _mm256_cvtepu16_epi32(_mm_loadu_si128(c.as_ptr().cast()));
-                    let xv = _mm256_i32gather_ps::<4>(x.as_ptr(), idx);
-                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(v.as_ptr()), xv, acc);
-                }
+    // Each part's x is inside the whole x: a part exists only for columns that hold
+    // entries, all below col_bound.
+    super::sell_frame(m, x, y, |cols, vals, x| {
+        let mut acc = _mm256_setzero_ps();
+        for (c, v) in cols.chunks_exact(SELL_LANES).zip(vals.chunks_exact(SELL_LANES)) {
+            // SAFETY: both chunks hold exactly eight values; every index plus col0 is below
+            // m.col_bound() ≤ the whole x's length, and a u16 is a non-negative i32, so
+            // every gathered address lies inside x.
+            unsafe {
+                let idx = _mm256_cvtepu16_epi32(_mm_loadu_si128(c.as_ptr().cast()));
+                let xv = _mm256_i32gather_ps::<4>(x.as_ptr(), idx);
+                acc = _mm256_fmadd_ps(_mm256_loadu_ps(v.as_ptr()), xv, acc);
             }
-            let mut sums = [0.0f32; SELL_LANES];
-            // SAFETY: `sums` holds exactly eight f32.
-            unsafe { _mm256_storeu_ps(sums.as_mut_ptr(), acc) };
-            p.scatter(s, &sums, y);
         }
-    }
+        let mut sums = [0.0f32; SELL_LANES];
+        // SAFETY: `sums` holds exactly eight f32.
+        unsafe { _mm256_storeu_ps(sums.as_mut_ptr(), acc) };
+        sums
+    });
 }
 
 /// # Safety

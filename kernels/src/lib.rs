@@ -201,6 +201,25 @@ impl SellPart {
     }
 }
 
+/// The loop around a sparse kernel (the frame of [`Kernels::sell`]): every part, every
+/// slice; `slice(cols, vals, x)` gives a slice's eight lane sums from its entries and the
+/// part's `x` (`x[col0..]`), which go into their rows of `y`.
+#[inline(always)]
+pub(crate) fn sell_frame(
+    m: &Sell,
+    x: &[f32],
+    y: &mut [f32],
+    slice: impl Fn(&[u16], &[f32], &[f32]) -> [f32; SELL_LANES],
+) {
+    for p in m.parts() {
+        let x = &x[p.col0()..];
+        for s in 0..p.slices() {
+            let (cols, vals) = p.slice(s);
+            p.scatter(s, &slice(cols, vals, x), y);
+        }
+    }
+}
+
 /// Columns per block of an int8 matrix–vector product ([`Kernels::gemm_q8`]). Each block
 /// of activations is quantised on its own, and with `|q| ≤ 127`, `|x_q| ≤ 32 767` a
 /// block's dot product and every partial sum of it stay below `512 · 127 · 32 767 < 2³¹`,

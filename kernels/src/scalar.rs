@@ -86,19 +86,15 @@ pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 
 /// Sparse matrix × vector: each lane of a slice is one row, summed in entry order.
 pub fn sell(m: &Sell, x: &[f32], y: &mut [f32]) {
-    for p in m.parts() {
-        let x = &x[p.col0()..];
-        for s in 0..p.slices() {
-            let (cols, vals) = p.slice(s);
-            let mut acc = [0.0f32; SELL_LANES];
-            for (c, v) in cols.chunks_exact(SELL_LANES).zip(vals.chunks_exact(SELL_LANES)) {
-                for l in 0..SELL_LANES {
-                    acc[l] += v[l] * x[c[l] as usize];
-                }
+    super::sell_frame(m, x, y, |cols, vals, x| {
+        let mut acc = [0.0f32; SELL_LANES];
+        for (c, v) in cols.chunks_exact(SELL_LANES).zip(vals.chunks_exact(SELL_LANES)) {
+            for l in 0..SELL_LANES {
+                acc[l] += v[l] * x[c[l] as usize];
             }
-            p.scatter(s, &acc, y);
         }
-    }
+        acc
+    });
 }
 
 /// Logistic sigmoid in place.

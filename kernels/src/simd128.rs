@@ -166,9 +166,9 @@ pub fn sell(m: &Sell, x: &[f32], y: &mut [f32]) {
     if x.len() < m.col_bound() {
         return scalar::sell(m, x, y); // a caller's error: the scalar set reports it
     }
-    for p in m.parts() {
-        // Inside x: a part exists only for columns that hold entries, all below col_bound.
-        let x = &x[p.col0()..];
+    // Each part's x is inside the whole x: a part exists only for columns that hold
+    // entries, all below col_bound.
+    super::sell_frame(m, x, y, |cols, vals, x| {
         let gather = |cols: &[u16]| -> v128 {
             let at = |c: u16| x.as_ptr().wrapping_add(c as usize).cast::<u32>();
             // SAFETY: every index plus col0 is below m.col_bound() ≤ the whole x's length
@@ -181,19 +181,16 @@ pub fn sell(m: &Sell, x: &[f32], y: &mut [f32]) {
                 v128_load32_lane::<3>(g, at(cols[3]))
             }
         };
-        for s in 0..p.slices() {
-            let (cols, vals) = p.slice(s);
-            let (mut lo, mut hi) = (f32x4_splat(0.0), f32x4_splat(0.0));
-            for (c, v) in cols.chunks_exact(SELL_LANES).zip(vals.chunks_exact(SELL_LANES)) {
-                lo = f32x4_add(lo, f32x4_mul(load(&v[..4]), gather(&c[..4])));
-                hi = f32x4_add(hi, f32x4_mul(load(&v[4..]), gather(&c[4..])));
-            }
-            let mut sums = [0.0f32; SELL_LANES];
-            store(&mut sums[..4], lo);
-            store(&mut sums[4..], hi);
-            p.scatter(s, &sums, y);
+        let (mut lo, mut hi) = (f32x4_splat(0.0), f32x4_splat(0.0));
+        for (c, v) in cols.chunks_exact(SELL_LANES).zip(vals.chunks_exact(SELL_LANES)) {
+            lo = f32x4_add(lo, f32x4_mul(load(&v[..4]), gather(&c[..4])));
+            hi = f32x4_add(hi, f32x4_mul(load(&v[4..]), gather(&c[4..])));
         }
-    }
+        let mut sums = [0.0f32; SELL_LANES];
+        store(&mut sums[..4], lo);
+        store(&mut sums[4..], hi);
+        sums
+    });
 }
 
 /// `y += a·x`.

@@ -134,7 +134,7 @@ fn single_threaded_elementwise() {
 /// matrix is 13.5 MB, a window's logits 28 MB). glibc serves blocks that large with fresh
 /// `mmap`s and returns them on free, so every step paid page faults and the kernel's zeroing
 /// for all of them again. Keeping blocks up to 32 MiB (glibc's ceiling for this setting) in
-/// the heap, and the heap from shrinking, made DKP 25x at 2×650 train 7–10 % faster
+/// the heap, and the heap from shrinking, made 2×650 training 8 % faster
 /// (docs/benchmarks.md, "The allocator keeps the step's memory").
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -146,10 +146,15 @@ fn keep_freed_memory() {
     }
 }
 
-/// Runs `dkp train`.
-pub fn run_train(args: &TrainArgs) -> Result<TrainReport> {
+/// The process-wide settings of a training command.
+fn set_up_process() {
     single_threaded_elementwise();
     keep_freed_memory();
+}
+
+/// Runs `dkp train`.
+pub fn run_train(args: &TrainArgs) -> Result<TrainReport> {
+    set_up_process();
     let cfg = args.config()?;
     let mut trainer = Trainer::new(cfg, args.resume)?;
     trainer.run(&RunOptions { resume: args.resume, progress: !args.quiet, out: args.out.clone() })
@@ -225,8 +230,7 @@ impl CompressArgs {
 
 /// Runs `dkp compress`.
 pub fn run_compress(args: &CompressArgs) -> Result<CompressReport> {
-    single_threaded_elementwise();
-    keep_freed_memory();
+    set_up_process();
     compress(&args.options()?)
 }
 
