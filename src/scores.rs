@@ -1,26 +1,31 @@
 //! What a session's earlier perplexity calls scored, so that a text that extends or edits the previous one is scored from its first changed token only.
 
-use crate::session::State;
-
 /// Scores of the tokens of the longest text scored so far (as long as later texts
 /// agree with it), and recurrent states along it to resume from. Checkpoints are every
 /// [`CHECKPOINT_EVERY`] tokens, sparser beyond `CHECKPOINT_EVERY · 512` tokens so that
 /// their memory grows slower than the text; `tail` holds the states before and after
-/// the last token of the latest text, where typing goes on.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ScoreCache {
+/// the last token of the latest text, where typing goes on. `S` is the recurrent state
+/// (the session's), which this cache only keeps and hands back.
+#[derive(Debug, Clone)]
+pub(crate) struct ScoreCache<S> {
     /// Token ids, read from a fresh state.
     pub ids: Vec<u32>,
     /// The log-probability of each of `ids` given those before it.
     pub log_probs: Vec<f32>,
     /// `(position, state after ids[..position])`, by increasing position.
-    checkpoints: Vec<(usize, State)>,
-    tail: Vec<(usize, State)>,
+    checkpoints: Vec<(usize, S)>,
+    tail: Vec<(usize, S)>,
+}
+
+impl<S> Default for ScoreCache<S> {
+    fn default() -> Self {
+        ScoreCache { ids: vec![], log_probs: vec![], checkpoints: vec![], tail: vec![] }
+    }
 }
 
 const CHECKPOINT_EVERY: usize = 64;
 
-impl ScoreCache {
+impl<S> ScoreCache<S> {
     /// How many leading tokens of `ids` are known, forgetting what follows a divergence.
     pub fn known_prefix(&mut self, ids: &[u32]) -> usize {
         let same = self.ids.iter().zip(ids).take_while(|(a, b)| a == b).count();
@@ -39,7 +44,7 @@ impl ScoreCache {
     }
 
     /// The latest state at or before position `pos`.
-    pub fn resume_point(&self, pos: usize) -> Option<(usize, &State)> {
+    pub fn resume_point(&self, pos: usize) -> Option<(usize, &S)> {
         let pos = pos.min(self.ids.len());
         self.checkpoints
             .iter()
@@ -50,14 +55,14 @@ impl ScoreCache {
     }
 
     /// Keeps `state` (the state after `ids[..pos]`) if a checkpoint is due at `pos`.
-    pub fn checkpoint(&mut self, pos: usize, state: impl FnOnce() -> State) {
+    pub fn checkpoint(&mut self, pos: usize, state: impl FnOnce() -> S) {
         if self.checkpoints.last().is_none_or(|(last, _)| pos - last >= CHECKPOINT_EVERY.max(pos / 512)) {
             self.checkpoints.push((pos, state()));
         }
     }
 
     /// Keeps the states around the end of the latest text.
-    pub fn set_tail(&mut self, tail: Vec<(usize, State)>) {
+    pub fn set_tail(&mut self, tail: Vec<(usize, S)>) {
         self.tail = tail;
     }
 }

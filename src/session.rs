@@ -21,7 +21,7 @@ pub struct Session {
     log_probs_fresh: bool,
     history: usize,
     /// What earlier `perplexity` calls scored (see [`Session::perplexity`]).
-    scored: ScoreCache,
+    scored: ScoreCache<State>,
 }
 
 /// How many tokens [`Session::perplexity`] sends through the output layer at once: 32,

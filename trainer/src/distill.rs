@@ -25,7 +25,8 @@ use crate::config::DistillConfig;
 use crate::data::Batches;
 use crate::error::{io_err, Error, Result};
 use crate::lm::{Lm, State};
-use crate::ops::{exp_in_place, with_values, SoftTargets};
+use crate::ops::{exp_in_place, SoftTargets};
+use crate::storage::with_values;
 
 /// The hash that names a teacher file in checkpoints and provenance.
 pub fn file_hash(bytes: &[u8]) -> String {

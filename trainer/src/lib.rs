@@ -6,6 +6,8 @@
 //! - [`data`]: corpora tokenized by the runtime's own [`dkp_lstm::Tokenizer`].
 //! - [`weights`]: every weight kind, sized by `dkp_lstm::plan` and exported as runtime matrices.
 //! - [`sparse`]: S's products over its entries alone, once the anneal has made it sparse.
+//! - [`ops`]: the custom candle ops (fused output layer and loss, LSTM layer, Kronecker
+//!   product), over [`storage`]'s zero-copy views of tensors.
 //! - [`lm`]: the LSTM language model, its training forward pass (with co-matrix dropout)
 //!   and [`lm::Lm::stream_nll`], the batch-1 stream evaluation behind every reported
 //!   perplexity, which `dkp eval` reproduces.
@@ -32,6 +34,7 @@ pub mod optim;
 pub mod plot;
 pub mod rng;
 pub mod sparse;
+pub mod storage;
 pub mod train;
 pub mod weights;
 

@@ -13,11 +13,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, InplaceOp2, Layout, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, InplaceOp2, Layout, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
 use crate::sparse::{transpose, Entries};
+use crate::storage::{contiguous, with_values};
 
 /// `e^x` to about 1e-7 relative error, in a form the compiler vectorises: `x = n·ln2 + r`,
 /// `2^n` from the exponent bits, `e^r` by its degree-6 Taylor polynomial (`|r| ≤ ln2/2`).
@@ -141,14 +142,6 @@ fn matmul_with(dst: &mut [f32], accumulate: bool, lhs: View, rhs: View, par: Par
             false,
             par,
         )
-    }
-}
-
-pub(crate) fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{what} must be contiguous")))?;
-    match s {
-        CpuStorage::F32(d) => Ok(&d[a..b]),
-        _ => Err(candle_core::Error::Msg(format!("{what} must be f32"))),
     }
 }
 
@@ -694,17 +687,6 @@ fn activate(g: &[f32], hd: usize, out: &mut [f32]) {
         } else {
             o.iter_mut().zip(x).for_each(|(o, &x)| *o = sigmoid1(x));
         }
-    }
-}
-
-/// Runs `f` on the values of a contiguous f32 tensor, without copying them.
-pub fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    let (a, b) =
-        layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("tensor must be contiguous".into()))?;
-    match &*storage {
-        Storage::Cpu(CpuStorage::F32(d)) => Ok(f(&d[a..b])),
-        _ => Err(candle_core::Error::Msg("tensor must be f32 on the CPU".into())),
     }
 }
 

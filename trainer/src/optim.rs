@@ -10,7 +10,8 @@ use candle_core::{CpuStorage, InplaceOp2, Layout, Tensor, Var};
 
 use crate::config::{OptimConfig, OptimKind};
 use crate::error::Result;
-use crate::ops::{axpby_in_place, with_values};
+use crate::ops::axpby_in_place;
+use crate::storage::with_values;
 
 /// AdamW's first and second moments of one parameter.
 #[derive(Debug)]

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
+use crate::storage::contiguous;
+
 /// The entries of S (`rows × width`, row-major 0/1 mask) in columns `from..from + cols`,
 /// by row: entry `k` of row `i` (`row_ptr[i]..row_ptr[i + 1]`) lies in column
 /// `from + col[k]` and its value is the `k`-th of the value vector the products take.
@@ -125,7 +127,7 @@ impl CustomOp2 for SpMM {
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let e = &self.0;
-        let (x, v) = (crate::ops::contiguous(s1, l1, "x")?, crate::ops::contiguous(s2, l2, "values")?);
+        let (x, v) = (contiguous(s1, l1, "x")?, contiguous(s2, l2, "values")?);
         let (&[n, cols], &[nnz]) = (l1.dims(), l2.dims()) else {
             return Err(candle_core::Error::Msg("need x: n × cols and values: nnz".into()));
         };
