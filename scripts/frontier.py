@@ -2,7 +2,7 @@
 """The bytes–perplexity frontier of whole models: docs/frontier.csv → table + SVG plot.
 
 docs/frontier.csv holds one row per model file of the project (dense and compressed,
-both scales, every stored dtype): its file bytes, parameters, whole-model compression
+every scale, every stored dtype): its file bytes, parameters, whole-model compression
 factor (values and indices), PTB valid/test perplexity, per-token latency natively and in
 WebAssembly, and how it was made. Rows are added by measuring a file (`dkp info --json`
 for bytes, parameters and CF, `dkp eval --json` for perplexity, `dkp bench --json` for the
@@ -152,7 +152,7 @@ def svg(rows):
         steps.append(f"{X(bytes_[i]):.1f},{Y(ppl[i]):.1f}")
     steps.append(f"{W - R},{Y(ppl[best[-1]]):.1f}")
     s.append(f'<polyline points="{" ".join(steps)}" fill="none" stroke="#c33" stroke-width="1.5" stroke-dasharray="4 3"/>')
-    colour = {"2x200": "#2a6fb0", "2x650": "#e08a1e"}
+    colour = {"2x200": "#2a6fb0", "2x400": "#3a9a4a", "2x650": "#e08a1e"}
     for i, r in enumerate(rows):
         c = colour.get(r["scale"], "#555")
         filled = c if "dense" not in r["model"].lower() else "white"
@@ -166,7 +166,7 @@ def svg(rows):
             end = x > W - 220
             s.append(f'<text x="{x + (-7 if end else 7):.1f}" y="{y:.1f}" fill="#333" text-anchor="{"end" if end else "start"}">'
                      f'{r["model"]} ({r["dtype"]})</text>')
-    legend = [("2×200", colour["2x200"]), ("2×650", colour["2x650"])]
+    legend = [("2×200", colour["2x200"]), ("2×400", colour["2x400"]), ("2×650", colour["2x650"])]
     for k, (name, c) in enumerate(legend):
         y = T + 12 + 16 * k
         s.append(f'<circle cx="{W - R - 120}" cy="{y}" r="4" fill="{c}"/><text x="{W - R - 110}" y="{y + 4}">{name} (hollow: dense)</text>')
@@ -178,7 +178,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--add", nargs=2, metavar=("LABEL", "MODEL_FILE"), help="measure a model file and add or replace its row")
     ap.add_argument("--speed", nargs=2, metavar=("LABEL", "MODEL_FILE"), help="re-time the row of LABEL and this file's dtype (and its CF)")
-    ap.add_argument("--scale", default="2x200", help="with --add: 2x200 or 2x650")
+    ap.add_argument("--scale", default="2x200", help="with --add: 2x200, 2x400 or 2x650")
     ap.add_argument("--made-by", default="", help="with --add: how the file was made")
     ap.add_argument("--dkp", default=os.path.join(ROOT, "target", "release", "dkp"), help="the dkp binary")
     ap.add_argument("--write", metavar="MARKDOWN", help="replace the table between the frontier markers there and write docs/figures/frontier.svg")
