@@ -160,10 +160,12 @@ def svg(rows):
                  f'<title>{r["model"]} ({r["dtype"]}): {bytes_[i]:,} bytes, test {ppl[i]:.2f}</title></circle>')
         if i in best:
             # Neighbours on the frontier alternate above and below; near the right edge the
-            # label ends at its point.
+            # label ends at its point, below it, clear of the labels of smaller files that
+            # run to the right.
             k = best.index(i)
-            x, y = X(bytes_[i]), Y(ppl[i]) + (-8 if k % 2 == 0 else 16)
+            x = X(bytes_[i])
             end = x > W - 220
+            y = Y(ppl[i]) + (16 if end or k % 2 == 1 else -8)
             s.append(f'<text x="{x + (-7 if end else 7):.1f}" y="{y:.1f}" fill="#333" text-anchor="{"end" if end else "start"}">'
                      f'{r["model"]} ({r["dtype"]})</text>')
     legend = [("2×200", colour["2x200"]), ("2×400", colour["2x400"]), ("2×650", colour["2x650"])]
