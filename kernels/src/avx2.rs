@@ -171,6 +171,20 @@ fn dot4_q8(rows: [&[i8]; 4], x: &[i16]) -> [i32; 4] {
         }
         c += 16;
     }
+    // Eight columns more in one half-width step where they are left (a 200-wide block,
+    // the output layer's, ends in eight), the rest as scalars.
+    let mut done = n16;
+    if n - n16 >= 8 {
+        // SAFETY: n16 + 8 ≤ n, and every row holds n values.
+        unsafe {
+            let xv = _mm_loadu_si128(x.as_ptr().add(n16).cast());
+            for (acc, row) in acc.iter_mut().zip(rows) {
+                let w = _mm_cvtepi8_epi16(_mm_loadl_epi64(row.as_ptr().add(n16).cast()));
+                *acc = _mm256_add_epi32(*acc, _mm256_zextsi128_si256(_mm_madd_epi16(w, xv)));
+            }
+        }
+        done += 8;
+    }
     // [a0 a1 a2 a3] pairwise: two hadds leave each row's four partial sums in each half.
     let h = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
     let s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
@@ -178,7 +192,7 @@ fn dot4_q8(rows: [&[i8]; 4], x: &[i16]) -> [i32; 4] {
     // SAFETY: `out` holds exactly four i32.
     unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), s) };
     for (o, row) in out.iter_mut().zip(rows) {
-        *o += scalar::dot_q8(&row[n16..], &x[n16..]);
+        *o += scalar::dot_q8(&row[done..], &x[done..]);
     }
     out
 }

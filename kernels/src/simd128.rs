@@ -122,13 +122,23 @@ fn dot4_q8(rows: [&[i8]; 4], x: &[i16]) -> [i32; 4] {
             *acc = i32x4_add(*acc, i32x4_add(lo, hi));
         }
     }
+    // Eight columns more in one step where they are left (a 200-wide block, the output
+    // layer's, ends in eight): done as scalars they took a quarter of the product's time.
+    let mut done = n16;
+    if x.len() - n16 >= 8 {
+        let xv = load_i16(&x[n16..]);
+        for (acc, row) in acc.iter_mut().zip(rows) {
+            *acc = i32x4_add(*acc, i32x4_dot_i16x8(load_i8_as_i16(&row[n16..]), xv));
+        }
+        done += 8;
+    }
     let mut out = [0i32; 4];
     for ((o, acc), row) in out.iter_mut().zip(acc).zip(rows) {
         let lanes = i32x4_extract_lane::<0>(acc)
             + i32x4_extract_lane::<1>(acc)
             + i32x4_extract_lane::<2>(acc)
             + i32x4_extract_lane::<3>(acc);
-        *o = lanes + scalar::dot_q8(&row[n16..], &x[n16..]);
+        *o = lanes + scalar::dot_q8(&row[done..], &x[done..]);
     }
     out
 }
