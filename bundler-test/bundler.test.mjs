@@ -113,7 +113,11 @@ test('the production build emitted the worker, the four .wasm builds and the mod
   const assets = readdirSync(join(DIST, 'assets'));
   // SIMD, scalar and the tools modules of both (which `loadTools` would fetch).
   assert.equal(assets.filter((f) => /^dkp_lstm_wasm_bg-[\w-]+\.wasm$/.test(f)).length, 4, `four builds: ${assets}`);
-  assert.equal(assets.filter((f) => /^ptb-whole-model-[\w-]+\.safetensors$/.test(f)).length, 1, `the model: ${assets}`);
+  // The app imports the package's main entry only: of its three models, only that one's file is emitted.
+  const models = assets.filter((f) => f.endsWith('.safetensors'));
+  assert.equal(models.length, 1, `one model: ${assets}`);
+  assert.match(models[0], /^ptb-whole-model-[\w-]+\.safetensors$/);
+  assert.ok(statSync(join(DIST, 'assets', models[0])).size < 500_000, `the 0.45 MB model: ${models[0]}`);
   assert.ok(assets.some((f) => /^model-worker-[\w-]+\.js$/.test(f)), `the worker: ${assets}`);
 });
 

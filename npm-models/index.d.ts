@@ -1,9 +1,12 @@
-/** What the shipped model is; the numbers are read from the file's own provenance when the package is built. */
+/** The package's models: the main entry is 'ptb-whole-model'; each other one is the entry `dkp-lstm-models/<id>`. */
+export type ModelId = 'ptb-whole-model' | 'ptb-whole-model-1mb' | 'ptb-whole-model-2mb';
+
+/** What a shipped model is; the numbers are read from the file's own provenance when the package is built. */
 export interface ModelMetadata {
-  /** Stable identifier, as in the dkp-lstm demo page's manifest. */
-  id: 'ptb-whole-model';
-  /** File name inside the package. */
-  file: 'ptb-whole-model.safetensors';
+  /** Stable identifier; also the entry that exports it and the file's name. */
+  id: ModelId;
+  /** File name inside the package: `<id>.safetensors`. */
+  file: `${ModelId}.safetensors`;
   /** File size in bytes. */
   bytes: number;
   /** SHA-256 of the file, lowercase hex. */
@@ -29,7 +32,8 @@ export interface ModelMetadata {
   config: string;
 }
 
+/** What this entry's model is. */
 export declare const metadata: ModelMetadata;
 
-/** URL of the model file next to this module (a file: URL in Node, an asset URL once bundled). */
+/** URL of this entry's model file, next to its module (a file: URL in Node, an asset URL once bundled). */
 export declare const modelUrl: URL;

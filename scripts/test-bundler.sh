@@ -64,7 +64,9 @@ check_publish pkg package.json README.md index.js index.d.ts read-url.js worker-
   scalar/dkp_lstm_wasm.js scalar/dkp_lstm_wasm.d.ts scalar/dkp_lstm_wasm_bg.wasm \
   tools/dkp_lstm_wasm.js tools/dkp_lstm_wasm.d.ts tools/dkp_lstm_wasm_bg.wasm \
   tools-simd/dkp_lstm_wasm.js tools-simd/dkp_lstm_wasm.d.ts tools-simd/dkp_lstm_wasm_bg.wasm
-check_publish pkg-models package.json README.md index.js index.d.ts metadata.js ptb-whole-model.safetensors
+check_publish pkg-models package.json README.md index.js index.d.ts \
+  ptb-whole-model.js ptb-whole-model.safetensors ptb-whole-model-1mb.js ptb-whole-model-1mb.safetensors \
+  ptb-whole-model-2mb.js ptb-whole-model-2mb.safetensors
 
 # --- both tarballs in the Vite app ---
 lib=$(cd pkg && npm pack --silent --pack-destination "$work")
