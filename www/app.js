@@ -10,6 +10,11 @@ const SIDES = ['a', 'b'];
 const TYPING_DEBOUNCE_MS = 150;
 const CHART_SAMPLES = 120;
 const WARM_UP_TOKENS = 32;
+const WARM_UP_TEXTS = [
+  '\nthe company said it expects sales to rise in the fourth quarter\n',
+  '\nshares fell N cents to $ N in new york stock exchange trading\n',
+  '\nanalysts said the market was likely to remain volatile\n',
+];
 // performance.now() steps coarser than this make single-token latencies meaningless:
 // browsers give 5–20 µs to cross-origin isolated pages and 100 µs–1 ms to others.
 const FINE_TIMER_US = 25;
@@ -177,6 +182,11 @@ class Panel {
         // Warm-up: the engine moves the hot code to its optimising tier during the first
         // tokens, which would otherwise dominate the session's latency statistics.
         await this.model.bench(WARM_UP_TOKENS);
+        // ...and the scoring path, whose batched kernels (the output layer over a window
+        // of tokens) the token-by-token bench does not run: without this the first text's
+        // latency on the 2×400 model was 2–3x its later ones. The texts start with a
+        // newline, so that no typed text shares a prefix with them (nothing is reused).
+        for (const text of WARM_UP_TEXTS) await this.model.perplexity(text);
         this.current = { source, info };
         this.samples = [];
         this.clearResults();

@@ -14,7 +14,7 @@ pub fn detect() -> Option<Kernels> {
 }
 
 /// Private so that it cannot be used without [`detect`]'s check.
-const KERNELS: Kernels = Kernels { name: "avx2", gemv, gemm, gemm_q8, axpy, sell, sigmoid, tanh, log_softmax };
+const KERNELS: Kernels = Kernels { name: "avx2", gemv, gemm, gemm_q8, axpy, sell, sell4, sigmoid, tanh, log_softmax };
 
 fn gemv(w: &[f32], x: &[f32], y: &mut [f32]) {
     gemm(w, x, y, 1)
@@ -38,12 +38,19 @@ fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 }
 
 fn sell(m: &Sell, x: &[f32], y: &mut [f32]) {
-    if x.len() < m.col_bound() {
-        return scalar::sell(m, x, y); // a caller's error: the scalar set reports it
-    }
+    // A caller's error (`MatVec` passes x as wide as the matrix), reported as the scalar set would.
+    assert!(x.len() >= m.col_bound(), "sell: x shorter than the matrix's column bound");
     // SAFETY: only reachable through `detect`, which checked AVX2 and FMA; every index is
     // below m.col_bound() ≤ x.len().
     unsafe { sell_avx2(m, x, y) }
+}
+
+fn sell4(m: &Sell, x4: &[f32], y: &mut [f32]) {
+    // A caller's error (`Csr::matmat` in `dkp_lstm` sizes both), reported as the scalar set would.
+    assert!(x4.len() >= 4 * m.col_bound() && y.len().is_multiple_of(4), "sell4: x4 or y too short");
+    // SAFETY: only reachable through `detect`, which checked AVX2 and FMA; every index is
+    // below m.col_bound(), and x4 holds 4·col_bound values.
+    unsafe { sell4_avx2(m, x4, y) }
 }
 
 fn sigmoid(v: &mut [f32]) {
@@ -257,7 +264,7 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
 unsafe fn sell_avx2(m: &Sell, x: &[f32], y: &mut [f32]) {
     // Each part's x is inside the whole x: a part exists only for columns that hold
     // entries, all below col_bound.
-    super::sell_frame(m, x, y, |cols, vals, x| {
+    super::sell_frame(m, x, 1, y, |cols, vals, x| {
         let mut acc = _mm256_setzero_ps();
         for (c, v) in cols.chunks_exact(SELL_LANES).zip(vals.chunks_exact(SELL_LANES)) {
             // SAFETY: both chunks hold exactly eight values; every index plus col0 is below
@@ -273,6 +280,36 @@ unsafe fn sell_avx2(m: &Sell, x: &[f32], y: &mut [f32]) {
         // SAFETY: `sums` holds exactly eight f32.
         unsafe { _mm256_storeu_ps(sums.as_mut_ptr(), acc) };
         sums
+    });
+}
+
+/// [`sell_avx2`] on four interleaved vectors: per entry one broadcast of its value and
+/// one 128-bit load of its column's four values instead of a gather; the same fused
+/// multiply-add per lane and vector, in the same order, so each vector gets the bits
+/// `sell` gives it.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `x4.len() ≥ 4·m.col_bound()`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sell4_avx2(m: &Sell, x4: &[f32], y: &mut [f32]) {
+    super::sell_frame(m, x4, 4, y, |cols, vals, x4| {
+        let mut acc = [_mm_setzero_ps(); SELL_LANES];
+        for (c, v) in cols.chunks_exact(SELL_LANES).zip(vals.chunks_exact(SELL_LANES)) {
+            for (l, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: every index plus col0 is below m.col_bound(), so the four values
+                // at 4·c[l] of the part's x4 lie inside the whole x4 (this function's contract).
+                unsafe {
+                    let xv = _mm_loadu_ps(x4.as_ptr().add(4 * c[l] as usize));
+                    *acc = _mm_fmadd_ps(_mm_set1_ps(v[l]), xv, *acc);
+                }
+            }
+        }
+        acc.map(|a| {
+            let mut sums = [0.0f32; 4];
+            // SAFETY: `sums` holds exactly four f32.
+            unsafe { _mm_storeu_ps(sums.as_mut_ptr(), a) };
+            sums
+        })
     });
 }
 

@@ -190,6 +190,22 @@ impl SellPart {
         4 * (self.slice_ptr.len() + self.values.len() + self.rows.len()) + 2 * self.col_idx.len()
     }
 
+    /// Adds slice `s`'s lane sums for four vectors (`sums[l][t]`: lane `l`, vector `t`)
+    /// into their rows of the four outputs `y` holds back to back. Not inlined: once per
+    /// slice (a few thousand times a product) it costs nothing, and inlined and unrolled
+    /// it cost the SIMD128 module a kilobyte.
+    #[inline(never)]
+    pub fn scatter4(&self, s: usize, sums: &[[f32; 4]; SELL_LANES], y: &mut [f32]) {
+        let rows = y.len() / 4;
+        for (&r, lane) in self.rows[s * SELL_LANES..(s + 1) * SELL_LANES].iter().zip(sums) {
+            if (r as usize) < rows {
+                for (t, &v) in lane.iter().enumerate() {
+                    y[t * rows + r as usize] += v;
+                }
+            }
+        }
+    }
+
     /// Adds slice `s`'s lane sums into their rows of `y`.
     #[inline]
     pub fn scatter(&self, s: usize, sums: &[f32; SELL_LANES], y: &mut [f32]) {
@@ -201,22 +217,45 @@ impl SellPart {
     }
 }
 
-/// The loop around a sparse kernel (the frame of [`Kernels::sell`]): every part, every
-/// slice; `slice(cols, vals, x)` gives a slice's eight lane sums from its entries and the
-/// part's `x` (`x[col0..]`), which go into their rows of `y`.
+/// The loop around a sparse kernel (the frame of [`Kernels::sell`] and
+/// [`Kernels::sell4`]): every part, every slice; `slice(cols, vals, x)` gives a slice's
+/// eight lane sums — of one vector (`[f32; 8]`) or of four (`[[f32; 4]; 8]`) — from its
+/// entries and the part's `x` (`x[stride·col0..]`: `stride` values per column), which go
+/// into their rows of `y`.
 #[inline(always)]
-pub(crate) fn sell_frame(
+pub(crate) fn sell_frame<S: LaneSums>(
     m: &Sell,
     x: &[f32],
+    stride: usize,
     y: &mut [f32],
-    slice: impl Fn(&[u16], &[f32], &[f32]) -> [f32; SELL_LANES],
+    slice: impl Fn(&[u16], &[f32], &[f32]) -> S,
 ) {
     for p in m.parts() {
-        let x = &x[p.col0()..];
+        let x = &x[stride * p.col0()..];
         for s in 0..p.slices() {
             let (cols, vals) = p.slice(s);
-            p.scatter(s, &slice(cols, vals, x), y);
+            slice(cols, vals, x).scatter(p, s, y);
         }
+    }
+}
+
+/// A slice's lane sums, for one vector or for four, and how they reach `y`.
+pub(crate) trait LaneSums {
+    /// Adds them into their rows of `y` (one output, or four back to back).
+    fn scatter(&self, p: &SellPart, s: usize, y: &mut [f32]);
+}
+
+impl LaneSums for [f32; SELL_LANES] {
+    #[inline(always)]
+    fn scatter(&self, p: &SellPart, s: usize, y: &mut [f32]) {
+        p.scatter(s, self, y)
+    }
+}
+
+impl LaneSums for [[f32; 4]; SELL_LANES] {
+    #[inline(always)]
+    fn scatter(&self, p: &SellPart, s: usize, y: &mut [f32]) {
+        p.scatter4(s, self, y)
     }
 }
 
@@ -335,6 +374,10 @@ pub(crate) fn gemm_q8_frame(
 /// - `sell(m, x, y)`: `y += M·x` for a sparse [`Sell`] matrix, each row of each part
 ///   summed in the order of its entries (one lane, no reassociation) and added to `y`; `x` shorter than the matrix's
 ///   [`Sell::col_bound`] is a caller's error (the scalar set then panics);
+/// - `sell4(m, x4, y)`: `sell` on four vectors at once, each output bit for bit what
+///   `sell` gives for its vector alone; `x4` holds them interleaved (`x4[4c + t]` is
+///   vector `t`'s `x[c]`, so that one load reads an entry's column of all four) and `y`
+///   the four outputs back to back; `x4` shorter than `4·col_bound` is a caller's error;
 /// - `sigmoid(v)`, `tanh(v)`: in place;
 /// - `log_softmax(v)`: in place, `v[i] - ln Σ exp v[j]`.
 #[derive(Clone, Copy)]
@@ -351,6 +394,8 @@ pub struct Kernels {
     pub axpy: fn(a: f32, x: &[f32], y: &mut [f32]),
     /// Sparse (SELL-8) matrix × vector, accumulating.
     pub sell: fn(m: &Sell, x: &[f32], y: &mut [f32]),
+    /// Sparse (SELL-8) matrix × four interleaved vectors, accumulating.
+    pub sell4: fn(m: &Sell, x4: &[f32], y: &mut [f32]),
     /// Logistic sigmoid in place.
     pub sigmoid: fn(v: &mut [f32]),
     /// Hyperbolic tangent in place.

@@ -3,7 +3,8 @@
 use super::{Kernels, Sell, Q8, SELL_LANES};
 
 /// The scalar kernel table.
-pub const KERNELS: Kernels = Kernels { name: "scalar", gemv, gemm, gemm_q8, axpy, sell, sigmoid, tanh, log_softmax };
+pub const KERNELS: Kernels =
+    Kernels { name: "scalar", gemv, gemm, gemm_q8, axpy, sell, sell4, sigmoid, tanh, log_softmax };
 
 /// Dense matrix × vector, accumulating into `y`.
 pub fn gemv(w: &[f32], x: &[f32], y: &mut [f32]) {
@@ -86,11 +87,25 @@ pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 
 /// Sparse matrix × vector: each lane of a slice is one row, summed in entry order.
 pub fn sell(m: &Sell, x: &[f32], y: &mut [f32]) {
-    super::sell_frame(m, x, y, |cols, vals, x| {
+    sell_strided(m, x, 1, y);
+}
+
+/// Sparse matrix × four interleaved vectors: `sell` on each, reading every fourth value.
+pub fn sell4(m: &Sell, x4: &[f32], y: &mut [f32]) {
+    assert!(x4.len() >= 4 * m.col_bound() && y.len().is_multiple_of(4), "sell4: x4 or y too short");
+    let rows = y.len() / 4;
+    for t in 0..4 {
+        sell_strided(m, &x4[t.min(x4.len())..], 4, &mut y[t * rows..(t + 1) * rows]);
+    }
+}
+
+/// `sell` of the vector `x[0], x[stride], x[2·stride], …`.
+fn sell_strided(m: &Sell, x: &[f32], stride: usize, y: &mut [f32]) {
+    super::sell_frame(m, x, stride, y, |cols, vals, x| {
         let mut acc = [0.0f32; SELL_LANES];
         for (c, v) in cols.chunks_exact(SELL_LANES).zip(vals.chunks_exact(SELL_LANES)) {
             for l in 0..SELL_LANES {
-                acc[l] += v[l] * x[c[l] as usize];
+                acc[l] += v[l] * x[stride * c[l] as usize];
             }
         }
         acc

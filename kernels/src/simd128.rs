@@ -11,7 +11,8 @@ use super::{scalar, Kernels, Sell, Q8, SELL_LANES};
 use core::arch::wasm32::*;
 
 /// The SIMD128 kernel table.
-pub const KERNELS: Kernels = Kernels { name: "simd128", gemv, gemm, gemm_q8, axpy, sell, sigmoid, tanh, log_softmax };
+pub const KERNELS: Kernels =
+    Kernels { name: "simd128", gemv, gemm, gemm_q8, axpy, sell, sell4, sigmoid, tanh, log_softmax };
 
 /// Loads four f32 from the start of `s`.
 #[inline(always)]
@@ -173,12 +174,11 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// scalar, not as a vector whose lanes are then extracted: an extract and a lane load
 /// both take x86's one shuffle port, and that port was the kernel's bottleneck.
 pub fn sell(m: &Sell, x: &[f32], y: &mut [f32]) {
-    if x.len() < m.col_bound() {
-        return scalar::sell(m, x, y); // a caller's error: the scalar set reports it
-    }
+    // A caller's error (`MatVec` passes x as wide as the matrix), reported as the scalar set would.
+    assert!(x.len() >= m.col_bound(), "sell: x shorter than the matrix's column bound");
     // Each part's x is inside the whole x: a part exists only for columns that hold
     // entries, all below col_bound.
-    super::sell_frame(m, x, y, |cols, vals, x| {
+    super::sell_frame(m, x, 1, y, |cols, vals, x| {
         let gather = |cols: &[u16]| -> v128 {
             let at = |c: u16| x.as_ptr().wrapping_add(c as usize).cast::<u32>();
             // SAFETY: every index plus col0 is below m.col_bound() ≤ the whole x's length
@@ -200,6 +200,33 @@ pub fn sell(m: &Sell, x: &[f32], y: &mut [f32]) {
         store(&mut sums[..4], lo);
         store(&mut sums[4..], hi);
         sums
+    });
+}
+
+/// Sparse matrix × four vectors: what SIMD128 lacks for one vector, a gather, four
+/// vectors do not need. Their values of a column lie side by side in the interleaved
+/// `x4`, so an entry is one load of four, one splat of its value, a multiply and an add
+/// into its row's accumulator (lane `t`: vector `t`), where one vector takes a lane load
+/// per entry. Each lane's products and sums are those of [`sell`], in the same order.
+pub fn sell4(m: &Sell, x4: &[f32], y: &mut [f32]) {
+    // A caller's error (`Csr::matmat` in `dkp_lstm` sizes both), reported as the scalar set would.
+    assert!(x4.len() >= 4 * m.col_bound() && y.len().is_multiple_of(4), "sell4: x4 or y too short");
+    super::sell_frame(m, x4, 4, y, |cols, vals, x4| {
+        let mut acc = [f32x4_splat(0.0); SELL_LANES];
+        for (c, v) in cols.chunks_exact(SELL_LANES).zip(vals.chunks_exact(SELL_LANES)) {
+            for (l, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: every index plus col0 is below m.col_bound(), and the whole x4
+                // holds 4·col_bound values (checked above), so the four values at 4·c[l]
+                // of the part's x4 are inside it; no alignment requirement.
+                let xv = unsafe { v128_load(x4.as_ptr().add(4 * c[l] as usize).cast()) };
+                *acc = f32x4_add(*acc, f32x4_mul(f32x4_splat(v[l]), xv));
+            }
+        }
+        acc.map(|a| {
+            let mut sums = [0.0f32; 4];
+            store(&mut sums, a);
+            sums
+        })
     });
 }
 

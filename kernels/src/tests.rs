@@ -337,6 +337,37 @@ fn sell_matches_scalar() {
     }
 }
 
+/// Four vectors interleaved as `sell4` reads them: `x4[4c + t] = xs[t][c]`.
+fn interleave4(xs: &[Vec<f32>]) -> Vec<f32> {
+    (0..xs[0].len()).flat_map(|c| xs.iter().map(move |x| x[c])).collect()
+}
+
+/// `sell4` of every set gives each of its four vectors the bits that set's `sell` gives
+/// that vector alone (the batched scoring path relies on it), on every shape and
+/// density, and the scalar set's `sell4` agrees with the scalar `sell` likewise.
+#[test]
+fn sell4_matches_sell_bit_for_bit() {
+    let mut rng = Rng::new(6);
+    for (rows, cols) in SHAPES {
+        for density in [0.0, 0.05, 0.3, 1.0] {
+            let (row_ptr, col_idx, values) = random_csr(&mut rng, rows, cols, density);
+            let m = Sell::from_csr(rows, &row_ptr, &col_idx, &values);
+            let xs: Vec<Vec<f32>> = (0..4).map(|_| random_vec(&mut rng, cols, 1.0)).collect();
+            let y0 = random_vec(&mut rng, 4 * rows, 1.0);
+            for k in sets() {
+                let mut want = y0.clone();
+                for (x, y) in xs.iter().zip(want.chunks_exact_mut(rows.max(1))) {
+                    (k.sell)(&m, x, &mut y[..rows]);
+                }
+                let mut got = y0.clone();
+                (k.sell4)(&m, &interleave4(&xs), &mut got);
+                let same = got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits());
+                assert!(same, "{} sell4 {rows}x{cols} density {density}: {got:?} vs {want:?}", k.name);
+            }
+        }
+    }
+}
+
 #[test]
 fn sell_reads_no_column_beyond_its_bound() {
     // 3×6 with nothing in columns 4 and 5: the layout's bound is 4, so every set may be
@@ -348,6 +379,9 @@ fn sell_reads_no_column_beyond_its_bound() {
         let mut y = [0.5; 3];
         (k.sell)(&m, &x, &mut y);
         assert_eq!(y, [2001.5, 0.5, 430.5], "{}", k.name);
+        let mut y4 = [0.5; 12];
+        (k.sell4)(&m, &interleave4(&[x.to_vec(), x.to_vec(), x.to_vec(), x.to_vec()]), &mut y4);
+        assert_eq!(y4, [2001.5, 0.5, 430.5].repeat(4).as_slice(), "{} sell4", k.name);
     }
     let empty = Sell::from_csr(2, &[0, 0, 0], &[], &[]);
     assert_eq!(empty.col_bound(), 0);
@@ -383,10 +417,17 @@ fn sell_splits_wide_matrices_into_parts_of_16_bit_columns() {
     let x: Vec<f32> = (0..200_000).map(|c| (c % 7) as f32 - 3.0).collect();
     let want: Vec<f32> =
         entries.iter().map(|row| 0.5 + row.iter().map(|&(c, v)| v * x[c as usize]).sum::<f32>()).collect();
+    let xs = [x.clone(), x.iter().map(|v| -v).collect(), x.iter().map(|v| 2.0 * v).collect(), vec![0.0; 200_000]];
+    let x4 = interleave4(&xs);
     for k in sets() {
         let mut y = [0.5; 5];
         (k.sell)(&m, &x, &mut y);
         assert_eq!(y.as_slice(), want.as_slice(), "{}", k.name);
+        let mut y4 = [0.5; 20];
+        (k.sell4)(&m, &x4, &mut y4);
+        let want4: Vec<f32> =
+            [1.0, -1.0, 2.0, 0.0].iter().flat_map(|&f| want.iter().map(move |w| 0.5 + f * (w - 0.5))).collect();
+        assert_eq!(y4.as_slice(), want4.as_slice(), "{} sell4", k.name);
     }
 }
 

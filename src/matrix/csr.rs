@@ -115,8 +115,35 @@ impl MatVec for Csr {
     fn cols(&self) -> usize {
         self.cols
     }
+    /// Room for four inputs interleaved ([`MatVec::matmat`]), up to the last column
+    /// that holds entries.
+    fn scratch_len(&self) -> usize {
+        4 * self.sell.col_bound()
+    }
     fn matvec(&self, k: &Kernels, x: &[f32], y: &mut [f32], _scratch: &mut [f32]) {
         (k.sell)(&self.sell, x, y);
+    }
+    // Four vectors at a time through `sell4`, which reads an entry's column of all four
+    // with one load where one vector takes a lane load per entry (SIMD128 has no gather;
+    // docs/benchmarks.md has what it buys); each output is bit for bit `matvec`'s.
+    fn matmat(&self, k: &Kernels, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        let (rows, cols) = (self.rows, self.cols);
+        if rows == 0 || cols == 0 {
+            return;
+        }
+        let x4 = &mut scratch[..4 * self.sell.col_bound()];
+        let (mut xs, mut ys) = (x.chunks_exact(4 * cols), y.chunks_exact_mut(4 * rows));
+        for (xb, yb) in (&mut xs).zip(&mut ys) {
+            for (c, quad) in x4.chunks_exact_mut(4).enumerate() {
+                for (t, v) in quad.iter_mut().enumerate() {
+                    *v = xb[t * cols + c];
+                }
+            }
+            (k.sell4)(&self.sell, x4, yb);
+        }
+        for (xt, yt) in xs.remainder().chunks_exact(cols).zip(ys.into_remainder().chunks_exact_mut(rows)) {
+            (k.sell)(&self.sell, xt, yt);
+        }
     }
     fn row(&self, r: usize, out: &mut [f32]) {
         out.fill(0.0);

@@ -212,7 +212,7 @@ impl MatVec for Doped {
         self.s.cols()
     }
     fn scratch_len(&self) -> usize {
-        self.base.scratch_len()
+        self.base.scratch_len().max(self.s.scratch_len())
     }
     fn matvec(&self, k: &Kernels, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
         self.base.matvec(k, x, y, scratch);
