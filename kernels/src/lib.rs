@@ -373,11 +373,12 @@ pub(crate) fn gemm_q8_frame(
 /// - `axpy(a, x, y)`: `y[i] += a·x[i]`;
 /// - `sell(m, x, y)`: `y += M·x` for a sparse [`Sell`] matrix, each row of each part
 ///   summed in the order of its entries (one lane, no reassociation) and added to `y`; `x` shorter than the matrix's
-///   [`Sell::col_bound`] is a caller's error (the scalar set then panics);
+///   [`Sell::col_bound`] is a caller's error (every set then panics);
 /// - `sell4(m, x4, y)`: `sell` on four vectors at once, each output bit for bit what
 ///   `sell` gives for its vector alone; `x4` holds them interleaved (`x4[4c + t]` is
 ///   vector `t`'s `x[c]`, so that one load reads an entry's column of all four) and `y`
-///   the four outputs back to back; `x4` shorter than `4·col_bound` is a caller's error;
+///   the four outputs back to back; `x4` shorter than `4·col_bound` (or `y` not four
+///   outputs) is a caller's error, as for `sell`;
 /// - `sigmoid(v)`, `tanh(v)`: in place;
 /// - `log_softmax(v)`: in place, `v[i] - ln Σ exp v[j]`.
 #[derive(Clone, Copy)]

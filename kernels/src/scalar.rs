@@ -95,7 +95,8 @@ pub fn sell4(m: &Sell, x4: &[f32], y: &mut [f32]) {
     assert!(x4.len() >= 4 * m.col_bound() && y.len().is_multiple_of(4), "sell4: x4 or y too short");
     let rows = y.len() / 4;
     for t in 0..4 {
-        sell_strided(m, &x4[t.min(x4.len())..], 4, &mut y[t * rows..(t + 1) * rows]);
+        // Vector t starts at x4[t]; x4 is empty only for a matrix without entries.
+        sell_strided(m, x4.get(t..).unwrap_or_default(), 4, &mut y[t * rows..(t + 1) * rows]);
     }
 }
 
