@@ -93,10 +93,15 @@ impl Sell {
         // the caller passed.
         let col_bound = col_idx.iter().max().map_or(0, |&c| c as usize + 1);
         // One part for every 65 536 columns that hold entries (and one for a matrix without).
-        let parts = (0..col_bound.div_ceil(SELL_PART_COLS).max(1))
-            .map(|p| SellPart::new(p * SELL_PART_COLS, rows, row_ptr, col_idx, values))
-            .filter(|part| part.col0 == 0 || part.slice_ptr.last() != Some(&0))
-            .collect();
+        // (Loops rather than iterator adaptors, here and in `SellPart::new`: this crate is
+        // built for speed, and the adaptors unrolled cost the WebAssembly module 0.5 KB.)
+        let mut parts = vec![];
+        for p in 0..col_bound.div_ceil(SELL_PART_COLS).max(1) {
+            let part = SellPart::new(p * SELL_PART_COLS, rows, row_ptr, col_idx, values);
+            if p == 0 || part.slice_ptr.last() != Some(&0) {
+                parts.push(part);
+            }
+        }
         Sell { parts, col_bound }
     }
 
@@ -123,14 +128,15 @@ impl SellPart {
     /// (the slices' length differences telescope), rather than up to eight times the
     /// entries.
     fn new(col0: usize, rows: usize, row_ptr: &[u32], col_idx: &[u32], values: &[f32]) -> SellPart {
-        // Row r's entries in this part's columns, in their order: (column from col0, value).
-        let entries = |r: usize| {
-            (row_ptr[r] as usize..row_ptr[r + 1] as usize).filter_map(move |k| {
-                let c = u16::try_from((col_idx[k] as usize).wrapping_sub(col0)).ok()?;
-                Some((c, values[k]))
-            })
-        };
-        let len: Vec<usize> = (0..rows).map(|r| entries(r).count()).collect();
+        // Entry k's column from col0, if it lies in this part.
+        let local = |k: usize| u16::try_from((col_idx[k] as usize).wrapping_sub(col0)).ok();
+        let entries = |r: usize| row_ptr[r] as usize..row_ptr[r + 1] as usize;
+        let mut len = vec![0usize; rows];
+        for (r, len) in len.iter_mut().enumerate() {
+            for k in entries(r) {
+                *len += local(k).is_some() as usize;
+            }
+        }
         // A counting sort by length: stable, linear, and no sort routine in the WebAssembly
         // module (a generic one costs it 3–6 KB).
         let longest = len.iter().copied().max().unwrap_or(0);
@@ -156,12 +162,15 @@ impl SellPart {
         let (mut cols, mut vals) = (vec![0u16; lanes], vec![0.0f32; lanes]);
         let mut out_rows = vec![NO_ROW; slices * SELL_LANES];
         for (i, &r) in order.iter().enumerate() {
-            let (s, l) = (i / SELL_LANES, i % SELL_LANES);
             out_rows[i] = r;
-            for (t, (c, v)) in entries(r as usize).enumerate() {
-                let at = (slice_ptr[s] as usize + t) * SELL_LANES + l;
-                cols[at] = c;
-                vals[at] = v;
+            // The row's t-th entry goes to step t of its slice, in its lane.
+            let mut at = slice_ptr[i / SELL_LANES] as usize * SELL_LANES + i % SELL_LANES;
+            for k in entries(r as usize) {
+                if let Some(c) = local(k) {
+                    cols[at] = c;
+                    vals[at] = values[k];
+                    at += SELL_LANES;
+                }
             }
         }
         SellPart { col0, slice_ptr, col_idx: cols, values: vals, rows: out_rows }

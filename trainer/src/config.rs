@@ -136,11 +136,14 @@ pub struct DopingConfig {
     pub end_epoch: f64,
     /// Steps between mask updates.
     pub mask_every: usize,
+    /// Entries kept in aligned runs of this many columns of a row (1: one by one); the
+    /// hidden and embedding sizes must be multiples of it.
+    pub run: usize,
 }
 
 impl Default for DopingConfig {
     fn default() -> Self {
-        DopingConfig { start_density: 1.0, start_epoch: 1.0, end_epoch: 8.0, mask_every: 100 }
+        DopingConfig { start_density: 1.0, start_epoch: 1.0, end_epoch: 8.0, mask_every: 100, run: 1 }
     }
 }
 
@@ -324,6 +327,12 @@ impl TrainConfig {
                 "need 0 ≤ start_density ≤ 1, 0 ≤ start_epoch ≤ end_epoch and mask_every ≥ 1",
             ));
         }
+        // Every masked matrix's width is a hidden or an embedding size (or their sum).
+        let widths = [Some(m.hidden), m.embedding_dim];
+        if d.run == 0 || widths.into_iter().flatten().any(|w| !w.is_multiple_of(d.run)) {
+            let reason = format!("{} must be ≥ 1 and divide the hidden and embedding sizes", d.run);
+            return Err(config_err("doping.run", reason));
+        }
         for (name, w) in [("lstm", &self.lstm), ("output", &self.output), ("embedding", &self.embedding)] {
             if !(w.cf.is_finite() && w.cf >= 1.0) {
                 return Err(config_err(format!("{name}.cf"), format!("{} is not a number ≥ 1", w.cf)));
@@ -365,6 +374,20 @@ mod tests {
         assert_eq!(c.lstm.cf, 25.0);
         assert_eq!(c.cmr.mode, CmrMode::Element);
         assert!(TrainConfig::default().with_overrides(&["nope=1".into()]).is_err());
+    }
+
+    #[test]
+    fn doping_runs_must_tile_every_width() {
+        let with = |o: &[&str]| {
+            let data = ["data.kind=\"char\"", "data.file=\"t.txt\""];
+            let o: Vec<String> = data.iter().chain(o).map(|s| s.to_string()).collect();
+            TrainConfig::default().with_overrides(&o).unwrap().validate()
+        };
+        with(&["model.hidden=200", "doping.run=4"]).unwrap();
+        let err = with(&["model.hidden=200", "doping.run=3"]).unwrap_err().to_string();
+        assert!(err.contains("doping.run"), "{err}");
+        assert!(with(&["model.hidden=200", "model.embedding_dim=198", "doping.run=4"]).is_err());
+        assert!(with(&["doping.run=0"]).is_err());
     }
 
     #[test]

@@ -272,7 +272,7 @@ impl Trainer {
                 continue;
             };
             let density = target + (d_i.max(target) - target) * (1.0 - progress).powi(3);
-            if let Some(mask) = w.update_mask(density)? {
+            if let Some(mask) = w.update_mask_in_runs(density, self.cfg.doping.run)? {
                 let name = w.vars().last().expect("masked weights have a var").0.clone();
                 self.opt.apply_mask(&name, &mask)?;
             }
