@@ -283,7 +283,8 @@ impl WeightParam {
 
     /// [`update_mask`](Self::update_mask) with the entries kept in aligned runs of `run`
     /// columns of a row (columns `run·j .. run·j + run`), chosen by their L1 norm: a kernel
-    /// can then read a run's inputs with one vector load instead of a gather per entry.
+    /// could read a run's inputs with one vector load instead of a gather per entry
+    /// (docs/benchmarks.md, *Doping in runs of four*).
     /// Keeps as many runs as hold the entries `update_mask` would keep, rounded up.
     pub fn update_mask_in_runs(&mut self, density: f64, run: usize) -> Result<Option<Tensor>> {
         let (rows, cols) = (self.rows, self.cols);
@@ -299,6 +300,7 @@ impl WeightParam {
         let s: Vec<f32> = m.var.as_tensor().mul(&m.mask)?.flatten_all()?.to_vec1()?;
         // A run's score: the sum of its entries' magnitudes (one entry when `run` is 1).
         let score: Vec<f32> = s.chunks_exact(run).map(|r| r.iter().map(|v| v.abs()).sum()).collect();
+        // k ≤ rows·cols, so keep ≤ n.
         let (n, keep) = (score.len(), k.div_ceil(run));
         let mut order: Vec<u32> = (0..n as u32).collect();
         if keep < n {
@@ -307,7 +309,7 @@ impl WeightParam {
                 .select_nth_unstable_by(keep, |&i, &j| score[j as usize].total_cmp(&score[i as usize]).then(i.cmp(&j)));
         }
         let mut mask = vec![0f32; total];
-        for &i in &order[..keep.min(n)] {
+        for &i in &order[..keep] {
             mask[i as usize * run..][..run].fill(1.0);
         }
         let kept: Vec<f32> = s.iter().zip(&mask).map(|(v, k)| v * k).collect();
@@ -396,12 +398,15 @@ mod tests {
         }
     }
 
+    /// A 16×16 DKP weight at 4x, S dense (mask all ones).
+    fn doped_16x16() -> WeightParam {
+        WeightParam::new("w", WeightKind::Dkp, 16, 16, 4.0, Accounting::Values, 0.1, &mut Rng::new(1), &Device::Cpu)
+            .unwrap()
+    }
+
     #[test]
     fn mask_in_runs_keeps_whole_aligned_runs_by_their_norm() {
-        let dev = Device::Cpu;
-        let mut w =
-            WeightParam::new("w", WeightKind::Dkp, 16, 16, 4.0, Accounting::Values, 0.1, &mut Rng::new(1), &dev)
-                .unwrap();
+        let (dev, mut w) = (Device::Cpu, doped_16x16());
         w.masked.as_mut().unwrap().target_nnz = 4;
         // One run of four middling entries outweighs a single large entry in the next run.
         let mut s = vec![0.01f32; 256];
@@ -423,10 +428,7 @@ mod tests {
 
     #[test]
     fn mask_keeps_the_largest_entries_down_to_the_budget() {
-        let dev = Device::Cpu;
-        let mut w =
-            WeightParam::new("w", WeightKind::Dkp, 16, 16, 4.0, Accounting::Values, 0.1, &mut Rng::new(1), &dev)
-                .unwrap();
+        let mut w = doped_16x16();
         let target = w.masked.as_ref().unwrap().target_nnz;
         w.update_mask(0.5).unwrap();
         assert_eq!(w.nnz().unwrap(), 128);
