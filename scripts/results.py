@@ -58,6 +58,8 @@ ROWS_2X650 = [
     ("DKP 25x, CMR on the whole term", "runs/dkp-25x-2x650-cmr-term/model.safetensors", "`experiments/dkp-25x-2x650-cmr-term.toml`", "–"),
     ("Low-rank (LMF) 25x", "runs/lowrank-25x-2x650/model.safetensors", "`experiments/lowrank-25x-2x650.toml`", "+27 %"),
     ("Kronecker (KP) 25x", "runs/kp-25x-2x650/model.safetensors", "`experiments/kp-25x-2x650.toml`", "–"),
+    ("DKP 25x, no CMR, early anneal", "runs/dkp-25x-2x650-early/model.safetensors", "`experiments/dkp-25x-2x650-early.toml`", "–"),
+    ("Magnitude pruning 25x, early anneal", "runs/pruned-25x-2x650-early/model.safetensors", "`experiments/pruned-25x-2x650-early.toml`", "–"),
     ("HMD 25x", "runs/hmd-25x-2x650/model.safetensors", "`experiments/hmd-25x-2x650.toml`", "+15 %"),
     ("Doped HMD 25x, no CMR", "runs/dhmd-25x-2x650/model.safetensors", "`experiments/dhmd-25x-2x650.toml`", "–"),
 ]
@@ -138,14 +140,23 @@ def kept_lines(doc, name):
     return {line.split(" | ", 1)[0][2:]: line for line in block.splitlines() if line.startswith("| ")}
 
 
+def kept_base(line, head):
+    """The baseline's test perplexity and parameter count from its kept row, for when its
+    run directory is gone (runs/ does not always survive a session) but later rows are new."""
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    return {"test": float(cells[head.index("test ppl")]), "params": int(cells[head.index("params")].replace(",", ""))}
+
+
 def table(results, rows, kept):
-    base = results.get(rows[0][1])
     paper = len(rows[0]) > 3
     head = [
         "method", "valid ppl", "test ppl", "test vs dense", *(["paper (medium, 39 epochs)"] if paper else []),
         "LSTM CF", "LSTM CF+idx", "model CF", "model CF+idx", "params", "file bytes",
         "µs/token LSTM", "µs/token all", "made by",
     ]
+    base = results.get(rows[0][1])
+    if base is None and rows[0][0] in kept:
+        base = kept_base(kept[rows[0][0]], head)
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 2) + "---|"]
     for label, path, how, *theirs in rows:
         r = results.get(path)
