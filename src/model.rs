@@ -21,7 +21,8 @@ pub enum Embedding {
 ///
 /// The methods that touch files live with the format, so that this module does not
 /// import it (the format imports the model): [`Model::from_bytes`], [`Model::to_bytes`],
-/// [`Model::config`] and [`Model::tensor_bytes`] in `src/format/mod.rs`;
+/// [`Model::config`] and [`Model::tensor_bytes`] in `src/format/mod.rs` (reading in
+/// `read.rs`, writing in `write.rs`);
 /// [`Model::info`] in `src/info.rs`.
 #[derive(Debug, Clone)]
 pub struct Model {

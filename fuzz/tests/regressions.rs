@@ -33,7 +33,7 @@ fn check(seed: &str, mutations: &[Mutation]) -> Report {
 }
 
 /// `provenance` is free-form JSON, read into a `serde_json::Map` (`Config::provenance`
-/// in src/format/config.rs, parsed by `read_config` in src/format/mod.rs): every object
+/// in src/format/config.rs, parsed by `read_config` in src/format/read.rs): every object
 /// there is a B-tree node of about 630 bytes, from as little as 7 bytes of config text
 /// (`{\"\":` … `}`), so nested objects cost ~90 bytes of heap per byte of file — a
 /// 0.7 MB file takes 64 MB, and is accepted. Run 1: cases 7344 (`Ok`),
@@ -74,9 +74,9 @@ fn embedding_spec_with_nested_objects_stays_within_the_bound() {
 
 /// When safetensors refuses a header because the data section does not end where the
 /// offsets say (`MetadataIncompleteBuffer`), the reader parses the whole header again
-/// into a `serde_json::Value` (`data_end` in src/format/mod.rs) to tell a truncated
-/// file from one with bytes after the data. safetensors ignores unknown fields of a
-/// tensor entry, so nested objects there pass its parse and then cost one B-tree node
+/// into a `serde_json::Value` (`data_end`, since replaced by the reader's own header
+/// parser in src/format/container.rs) to tell a truncated file from one with bytes
+/// after the data. safetensors ignores unknown fields of a tensor entry, so nested objects there pass its parse and then cost one B-tree node
 /// (~630 bytes) per 5 bytes of header in that second parse: ~126x the file
 /// (0.5 MB of file, 63 MB of heap, for an error). Run 1: cases 280 (`Truncated`), 2230
 /// and 237645 (`NotSafetensors`); 829 cases in all.
