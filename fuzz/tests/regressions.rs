@@ -76,9 +76,10 @@ fn embedding_spec_with_nested_objects_stays_within_the_bound() {
 /// offsets say (`MetadataIncompleteBuffer`), the reader parses the whole header again
 /// into a `serde_json::Value` (`data_end`, since replaced by the reader's own header
 /// parser in src/format/container.rs) to tell a truncated file from one with bytes
-/// after the data. safetensors ignores unknown fields of a tensor entry, so nested objects there pass its parse and then cost one B-tree node
-/// (~630 bytes) per 5 bytes of header in that second parse: ~126x the file
-/// (0.5 MB of file, 63 MB of heap, for an error). Run 1: cases 280 (`Truncated`), 2230
+/// after the data. safetensors ignores unknown fields of a tensor entry, so nested
+/// objects there pass its parse and then cost one B-tree node (~630 bytes) per 5 bytes
+/// of header in that second parse: ~126x the file (0.5 MB of file, 63 MB of heap, for
+/// an error). Run 1: cases 280 (`Truncated`), 2230
 /// and 237645 (`NotSafetensors`); 829 cases in all.
 #[test]
 fn header_reparsed_for_an_error_stays_within_the_bound() {
