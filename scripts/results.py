@@ -59,7 +59,6 @@ ROWS_2X650 = [
     ("Low-rank (LMF) 25x", "runs/lowrank-25x-2x650/model.safetensors", "`experiments/lowrank-25x-2x650.toml`", "+27 %"),
     ("Kronecker (KP) 25x", "runs/kp-25x-2x650/model.safetensors", "`experiments/kp-25x-2x650.toml`", "–"),
     ("DKP 25x, no CMR, early anneal", "runs/dkp-25x-2x650-early/model.safetensors", "`experiments/dkp-25x-2x650-early.toml`", "–"),
-    ("Magnitude pruning 25x, early anneal", "runs/pruned-25x-2x650-early/model.safetensors", "`experiments/pruned-25x-2x650-early.toml`", "–"),
     ("HMD 25x", "runs/hmd-25x-2x650/model.safetensors", "`experiments/hmd-25x-2x650.toml`", "+15 %"),
     ("Doped HMD 25x, no CMR", "runs/dhmd-25x-2x650/model.safetensors", "`experiments/dhmd-25x-2x650.toml`", "–"),
 ]
