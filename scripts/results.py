@@ -61,6 +61,7 @@ ROWS_2X650 = [
     ("DKP 25x, no CMR, early anneal", "runs/dkp-25x-2x650-early/model.safetensors", "`experiments/dkp-25x-2x650-early.toml`", "–"),
     ("HMD 25x", "runs/hmd-25x-2x650/model.safetensors", "`experiments/hmd-25x-2x650.toml`", "+15 %"),
     ("Doped HMD 25x, no CMR", "runs/dhmd-25x-2x650/model.safetensors", "`experiments/dhmd-25x-2x650.toml`", "–"),
+    ("DKP 25x, no CMR, late anneal", "runs/dkp-25x-2x650-late/model.safetensors", "`experiments/dkp-25x-2x650-late.toml`", "–"),
 ]
 
 # (markers in the document, rows; the first row is the baseline the others are compared with)
