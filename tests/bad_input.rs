@@ -559,6 +559,28 @@ fn nan_in_f16_weights() {
     assert_eq!(f.load().unwrap_err(), Error::NonFinite { name: "output.weight".into(), index: 5 });
 }
 
+/// Subnormal weights are no error: they read as zeros (docs/format.md), the model then
+/// being the one whose file has zeros in their place.
+#[test]
+fn subnormal_weights_read_as_zero() {
+    let places = [("output.bias", 3), ("layers.0.w.a", 2), ("layers.1.w.s.values", 7), ("embedding.weight", 0)];
+    let with = |x: f32| {
+        let mut f = File::of("dkp", 4.0);
+        for (name, index) in places {
+            let mut v = f.f32s(name);
+            v[index] = x;
+            f.set_f32s(name, &v);
+        }
+        f
+    };
+    let (tiny, zero) = (with(-f32::MIN_POSITIVE / 3.0), with(0.0));
+    assert_ne!(tiny.bytes(), zero.bytes());
+    assert_eq!(tiny.load().unwrap().to_bytes().unwrap(), zero.load().unwrap().to_bytes().unwrap());
+    // The smallest normal number is kept.
+    let least = with(f32::MIN_POSITIVE).load().unwrap().to_bytes().unwrap();
+    assert_ne!(least, zero.load().unwrap().to_bytes().unwrap());
+}
+
 /// A file stored in `dtype` (dkp gates, dense embedding and output) taken apart.
 fn quantised_file(dtype: dkp_lstm::ValueType, hidden: usize, vocab: usize) -> File {
     let spec = RandomSpec { kind: WeightKind::Dkp, cf: 4.0, dtype, hidden, vocab, seed: 5, ..RandomSpec::default() };

@@ -9,7 +9,7 @@ use super::{le, parse, MAX_ELEMENTS};
 
 use crate::error::{config_err, Dims, Error, Result};
 use crate::lstm::{Gates, LstmLayer};
-use crate::matrix::{checked, dense_bounds, dequantise, dequantise4, unpack4, Q_MAX};
+use crate::matrix::{checked, dense_bounds, dequantise, dequantise4, normal_or_zero, unpack4, Q_MAX};
 use crate::matrix::{Csr, Dense, DenseI8, Doped, Hmd, Kron, LowRank, Matrix, ValueType, Weight, WeightKind};
 use crate::model::{Embedding, Model, MAX_DIM, MAX_LAYERS};
 use crate::tokenizer::Tokenizer;
@@ -378,7 +378,8 @@ impl<'a, 'd> Reader<'a, 'd> {
         self.typed_values(name, shape, None)
     }
 
-    /// Reads an f32 or f16 tensor (the dtype the config declares, when it declares one).
+    /// Reads an f32 or f16 tensor (the dtype the config declares, when it declares one), an
+    /// f32 subnormal as 0 (f16's subnormals are normal f32 numbers).
     fn typed_values(&mut self, name: &str, shape: &[usize], dtype: Option<ValueType>) -> Result<Vec<f32>> {
         let t = self.tensor(name, shape)?;
         let wrong = || Error::WrongDtype {
@@ -394,7 +395,7 @@ impl<'a, 'd> Reader<'a, 'd> {
         };
         let v: Vec<f32> = match (t.dtype, dtype) {
             (Dtype::F32, None | Some(ValueType::F32)) => {
-                t.data.chunks_exact(4).map(|b| f32::from_le_bytes(le(b))).collect()
+                t.data.chunks_exact(4).map(|b| normal_or_zero(f32::from_le_bytes(le(b)))).collect()
             }
             (Dtype::F16, None | Some(ValueType::F16)) => {
                 t.data.chunks_exact(2).map(|b| half::f16::from_le_bytes(le(b)).to_f32()).collect()

@@ -13,6 +13,7 @@
 //! model read from an `I4` file writes the same file again.
 
 use super::int8::{f16_normal, Quantised};
+use super::normal_or_zero;
 
 /// The largest magnitude of an `I4` integer: the range is `−7..=7`.
 pub const Q4_MAX: i8 = 7;
@@ -86,7 +87,7 @@ pub fn scales4(values: &[f32], bounds: &[usize]) -> Vec<f32> {
 pub fn dequantise4(q: &[i8], scale: &[f32], bounds: &[usize]) -> Vec<f32> {
     let mut out = Vec::with_capacity(q.len());
     for (b, &s) in bounds.windows(2).zip(scale) {
-        out.extend(q[b[0]..b[1]].iter().map(|&q| s * level4(q)));
+        out.extend(q[b[0]..b[1]].iter().map(|&q| normal_or_zero(s * level4(q))));
     }
     out
 }

@@ -7,7 +7,7 @@
 //! values finds the same absmax (it is one of the values) and the same integers, so a
 //! model read from an `I8` file writes the same file again.
 
-use super::{Dense, MatVec, Storage};
+use super::{normal_or_zero, Dense, MatVec, Storage};
 pub use crate::kernels::Q_MAX;
 use crate::kernels::{Kernels, Q8};
 
@@ -73,7 +73,7 @@ pub fn absmaxes(values: &[f32], bounds: &[usize]) -> Vec<f32> {
 pub fn dequantise(q: &[i8], absmax: &[f32], bounds: &[usize]) -> Vec<f32> {
     let mut out = Vec::with_capacity(q.len());
     for (b, &m) in bounds.windows(2).zip(absmax) {
-        out.extend(q[b[0]..b[1]].iter().map(|&q| m * level(q)));
+        out.extend(q[b[0]..b[1]].iter().map(|&q| normal_or_zero(m * level(q))));
     }
     out
 }
@@ -194,6 +194,18 @@ pub(super) mod tests {
             bounds.push(values.len());
         }
         (values, bounds)
+    }
+
+    #[test]
+    fn dequantised_values_below_the_smallest_normal_are_zero() {
+        // A row whose absmax is the smallest normal number: q / 127 of it is subnormal
+        // except at ±127, and so are int4's q / 7 of it except at ±7.
+        let m = f32::MIN_POSITIVE;
+        assert_eq!(dequantise(&[1, -126, 127, -127, 0], &[m], &[0, 5]), [0.0, 0.0, m, -m, 0.0]);
+        assert_eq!(super::super::dequantise4(&[1, -6, 7, -7], &[m], &[0, 4]), [0.0, 0.0, m, -m]);
+        // A larger absmax keeps its smallest levels.
+        let big = 127.0 * m;
+        assert!(dequantise(&[1, -1], &[big], &[0, 2]).iter().all(|v| v.is_normal()));
     }
 
     #[test]
