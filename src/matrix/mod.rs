@@ -27,7 +27,7 @@ use crate::kernels::Kernels;
 /// show, while x86 cores take a slow microcode assist for every multiplication that meets
 /// one, and so do the browsers' wasm engines on them (a low-rank LSTM with 30 % of its
 /// factors' values subnormal ran 27x slower).
-pub fn normal_or_zero(x: f32) -> f32 {
+pub(crate) fn normal_or_zero(x: f32) -> f32 {
     if x.is_subnormal() {
         0.0
     } else {
