@@ -137,7 +137,13 @@ def kept_lines(doc, name):
         return {}
     begin, end = markers(name)
     block = doc.split(begin, 1)[-1].split(end, 1)[0] if begin in doc else ""
-    return {line.split(" | ", 1)[0][2:]: line for line in block.splitlines() if line.startswith("| ")}
+    rows = (line for line in block.splitlines() if line.startswith("| "))
+    # A row that said how far a run had got is not a result to keep.
+    return {
+        line.split(" | ", 1)[0][2:]: line
+        for line in rows
+        if not line.split(" | ")[1].startswith(("training (", "not run yet"))
+    }
 
 
 def kept_base(line, head):
