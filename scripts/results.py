@@ -62,6 +62,7 @@ ROWS_2X650 = [
     ("HMD 25x", "runs/hmd-25x-2x650/model.safetensors", "`experiments/hmd-25x-2x650.toml`", "+15 %"),
     ("Doped HMD 25x, no CMR", "runs/dhmd-25x-2x650/model.safetensors", "`experiments/dhmd-25x-2x650.toml`", "–"),
     ("DKP 25x, no CMR, late anneal", "runs/dkp-25x-2x650-late/model.safetensors", "`experiments/dkp-25x-2x650-late.toml`", "–"),
+    ("Magnitude pruning 25x, late anneal", "runs/pruned-25x-2x650-late/model.safetensors", "`experiments/pruned-25x-2x650-late.toml`", "–"),
 ]
 
 # (markers in the document, rows; the first row is the baseline the others are compared with)
