@@ -241,6 +241,16 @@ pub struct OptimConfig {
     pub beta2: f64,
     /// AdamW ε.
     pub eps: f64,
+    /// Factor on the learning rate of every doped weight's sparse part S (`dkp`,
+    /// `dlowrank`, `dhmd`), so that S can train at a rate its structured part stalls at
+    /// (doped HMD at 2×650, docs/results.md). Left out of a config when 1, so that
+    /// checkpoints of runs from before it keep their identity.
+    #[serde(skip_serializing_if = "is_one")]
+    pub sparse_lr_scale: f64,
+}
+
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
 }
 
 impl Default for OptimConfig {
@@ -255,6 +265,7 @@ impl Default for OptimConfig {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
+            sparse_lr_scale: 1.0,
         }
     }
 }
@@ -315,6 +326,10 @@ impl TrainConfig {
         }
         if self.epochs == 0 || self.batch_size == 0 || self.bptt == 0 || self.log_every == 0 {
             return Err(config_err("epochs/batch_size/bptt/log_every", "must be at least 1"));
+        }
+        let s = self.optim.sparse_lr_scale;
+        if !(s.is_finite() && s > 0.0) {
+            return Err(config_err("optim.sparse_lr_scale", format!("{s} is not a positive number")));
         }
         let d = &self.doping;
         if !(0.0..=1.0).contains(&d.start_density)

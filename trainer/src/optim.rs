@@ -83,11 +83,16 @@ impl Optimizer {
         Optimizer { cfg, step: 0, moments: BTreeMap::new() }
     }
 
-    /// Clips the gradients to the configured global norm and updates every variable.
-    /// Returns each variable's gradient norm before clipping (the global norm is their
-    /// root sum of squares): which parameters dominate the norm decides how much
-    /// clipping slows all the others.
-    pub fn step(&mut self, vars: &[(String, Var)], grads: &GradStore, lr: f64) -> Result<BTreeMap<String, f64>> {
+    /// Clips the gradients to the configured global norm and updates every variable at
+    /// its learning rate, `lr(name)`. Returns each variable's gradient norm before
+    /// clipping (the global norm is their root sum of squares): which parameters dominate
+    /// the norm decides how much clipping slows all the others.
+    pub fn step(
+        &mut self,
+        vars: &[(String, Var)],
+        grads: &GradStore,
+        lr: impl Fn(&str) -> f64,
+    ) -> Result<BTreeMap<String, f64>> {
         let present: Vec<(&String, &Var, Tensor)> =
             vars.iter().filter_map(|(n, v)| grads.get(v).map(|g| (n, v, g.clone()))).collect();
         let mut norms = BTreeMap::new();
@@ -101,6 +106,7 @@ impl Optimizer {
         let c = self.cfg;
         for (name, var, g) in present {
             let g = g.contiguous()?;
+            let lr = lr(name);
             match c.kind {
                 OptimKind::Sgd => axpby_in_place(var.as_tensor(), 1.0, -(lr * scale) as f32, &g)?,
                 OptimKind::Adamw => {
@@ -186,7 +192,7 @@ mod tests {
         .unwrap()
             * 0.5)
             .unwrap();
-        let norms = Optimizer::new(cfg).step(&vars, &loss.backward().unwrap(), 1.0).unwrap();
+        let norms = Optimizer::new(cfg).step(&vars, &loss.backward().unwrap(), |_| 1.0).unwrap();
         assert_eq!(norms.len(), 2);
         assert!((norms["a"] - 5.0).abs() < 1e-9 && (norms["b"] - 12.0).abs() < 1e-9, "{norms:?}");
         // Global norm 13: each parameter moved by 1/13 of its gradient.
@@ -206,7 +212,7 @@ mod tests {
         let (mut m, mut v) = ([0.0f64; 2], [0.0f64; 2]);
         for t in 1..=2 {
             let loss = (w.as_tensor().sqr().unwrap().sum_all().unwrap() * 0.5).unwrap();
-            opt.step(&vars, &loss.backward().unwrap(), lr).unwrap();
+            opt.step(&vars, &loss.backward().unwrap(), |_| lr).unwrap();
             for i in 0..2 {
                 let g = expect[i];
                 m[i] = b1 * m[i] + (1.0 - b1) * g;

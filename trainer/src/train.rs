@@ -312,7 +312,10 @@ impl Trainer {
         // learning rate and clip assume that scale.
         let scaled = loss.affine((y.len() / self.cfg.batch_size) as f64, 0.0)?;
         let grads = scaled.backward()?;
-        let grad_norms = self.opt.step(&self.lm.vars(), &grads, lr)?;
+        let co_matrices: Vec<String> = self.lm.weights().iter().filter_map(|w| w.co_matrix_name()).collect();
+        let sparse_lr = lr * self.cfg.optim.sparse_lr_scale;
+        let lr_of = |name: &str| if co_matrices.iter().any(|c| c == name) { sparse_lr } else { lr };
+        let grad_norms = self.opt.step(&self.lm.vars(), &grads, lr_of)?;
         self.state.detach();
         self.pos.step += 1;
         self.pos.window += 1;

@@ -188,10 +188,16 @@ impl WeightParam {
             None => {}
         }
         if let Some(m) = &self.masked {
-            let suffix = if self.base.is_some() { "s" } else { names::DENSE };
-            v.push((n(suffix), m.var.clone()));
+            let name = self.co_matrix_name().unwrap_or_else(|| n(names::DENSE));
+            v.push((name, m.var.clone()));
         }
         v
+    }
+
+    /// The full name of S (`prefix.s`) if this is a doped weight: a structured part and
+    /// a sparse one.
+    pub fn co_matrix_name(&self) -> Option<String> {
+        (self.base.is_some() && self.masked.is_some()).then(|| names::join(&self.name, "s"))
     }
 
     /// `S ⊙ M`, if the weight has a sparse part.

@@ -203,6 +203,41 @@ fn the_best_model_is_the_best_epoch_at_the_target_sparsity() {
     assert_eq!(model.provenance().to_map().unwrap()["best_epoch"].as_u64(), Some(epoch));
 }
 
+/// `optim.sparse_lr_scale` moves every doped weight's S that many times as far in one SGD
+/// step, and leaves the other parameters' steps as they were.
+#[test]
+fn the_co_matrix_trains_at_its_own_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_corpus(dir.path(), 60);
+    let mut cfg = tiny_config(data, dir.path(), WeightKind::DHmd);
+    (cfg.output.kind, cfg.output.cf) = (WeightKind::Dkp, 2.0);
+    cfg.model.dropout = 0.0;
+    let step = |scale: f64| {
+        let mut c = cfg.clone();
+        c.optim.sparse_lr_scale = scale;
+        let mut t = Trainer::new(c, false).unwrap();
+        let values = |t: &Trainer| -> BTreeMap<String, Vec<f32>> {
+            t.lm().vars().into_iter().map(|(n, v)| (n, v.flatten_all().unwrap().to_vec1().unwrap())).collect()
+        };
+        let before = values(&t);
+        t.step(false).unwrap();
+        let after = values(&t);
+        before.into_iter().map(|(n, b)| (n.clone(), b.iter().zip(&after[&n]).map(|(b, a)| a - b).collect())).collect()
+    };
+    let (one, three): (BTreeMap<String, Vec<f32>>, BTreeMap<String, Vec<f32>>) = (step(1.0), step(3.0));
+    let co_matrices = ["layers.0.w.s", "layers.1.w.s", "output.s"];
+    for (name, d1) in &one {
+        let factor = if co_matrices.contains(&name.as_str()) { 3.0 } else { 1.0 };
+        assert!(d1.iter().any(|&d| d != 0.0), "{name} did not move");
+        for (a, b) in d1.iter().zip(&three[name]) {
+            assert!((b - factor * a).abs() <= 1e-5 * (1.0 + a.abs()), "{name}: {b} against {factor} × {a}");
+        }
+    }
+    assert!(co_matrices.iter().all(|c| one.contains_key(*c)), "{:?}", one.keys());
+    cfg.optim.sparse_lr_scale = 0.0;
+    assert!(Trainer::new(cfg, false).is_err(), "a zero scale is refused");
+}
+
 fn final_params(t: &Trainer) -> BTreeMap<String, Vec<f32>> {
     t.lm().state_tensors().into_iter().map(|(n, v)| (n, v.flatten_all().unwrap().to_vec1().unwrap())).collect()
 }
