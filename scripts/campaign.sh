@@ -26,12 +26,13 @@ cd "$(dirname "$0")/.."
     # element, on the whole term; their rate from the probe their configs describe), low
     # rank and plain KP at 2×650, DKP at 2×650 with its anneal moved early (epochs
     # 0.25–1.75), HMD and doped HMD at 2×650, DKP at 2×650 with a later, longer anneal
-    # (epochs 1–5) and pruning on that anneal, both again with a second seed, the whole
-    # model distilled from a dense 2×650 snapshot (its teacher file must exist:
-    # docs/results.md, "The paper's scale"), the character-level pair, the 2×650 whole
-    # model distilled from the same teacher, the ≤ 1 MB whole model (CF 5/4) distilled from
-    # it too, then the ≤ 400 KB one (CF 12/12) and the ≤ 2 MB one (2×400, CF 5/4) distilled
-    # from the committed dense 2×650 (models/), then its control without a teacher.
+    # (epochs 1–5) and pruning on that anneal, both again with a second seed, doped HMD at
+    # 2×650 with S at five times its factors' learning rate, the whole model distilled from
+    # a dense 2×650 snapshot (its teacher file must exist: docs/results.md, "The paper's
+    # scale"), the character-level pair, the 2×650 whole model distilled from the same
+    # teacher, the ≤ 1 MB whole model (CF 5/4) distilled from it too, then the ≤ 400 KB one
+    # (CF 12/12) and the ≤ 2 MB one (2×400, CF 5/4) distilled from the committed dense
+    # 2×650 (models/), then its control without a teacher.
     ORDER=(dense-2x200 dkp-25x-cmr dkp-25x-nocmr pruned-25x lowrank-25x kp-25x
            dkp-10x-cmr dkp-25x-cmr-term dkp-25x-cmr-element-0.3 whole-model-1mb
            dkp-25x-nocmr-13ep pruned-25x-13ep whole-model-1mb-v2
@@ -39,7 +40,7 @@ cd "$(dirname "$0")/.."
            dkp-25x-2x650-cmr-element dkp-25x-2x650-cmr-term
            lowrank-25x-2x650 kp-25x-2x650 dkp-25x-2x650-early
            hmd-25x-2x650 dhmd-25x-2x650 dkp-25x-2x650-late pruned-25x-2x650-late
-           dkp-25x-2x650-late-seed2 pruned-25x-2x650-late-seed2
+           dkp-25x-2x650-late-seed2 pruned-25x-2x650-late-seed2 dhmd-25x-2x650-s5
            whole-model-distill char-dense-2x384 char-whole-dkp-2x384 whole-model-2mb-2x650-distill
            whole-model-1mb-distill whole-model-400k-distill whole-model-2mb-distill whole-model-2mb)
     if (($#)); then runs=("$@"); else runs=("${ORDER[@]}"); fi

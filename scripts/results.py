@@ -65,6 +65,7 @@ ROWS_2X650 = [
     ("Magnitude pruning 25x, late anneal", "runs/pruned-25x-2x650-late/model.safetensors", "`experiments/pruned-25x-2x650-late.toml`", "–"),
     ("DKP 25x, no CMR, late anneal, seed 2", "runs/dkp-25x-2x650-late-seed2/model.safetensors", "`experiments/dkp-25x-2x650-late-seed2.toml`", "–"),
     ("Magnitude pruning 25x, late anneal, seed 2", "runs/pruned-25x-2x650-late-seed2/model.safetensors", "`experiments/pruned-25x-2x650-late-seed2.toml`", "–"),
+    ("Doped HMD 25x, no CMR, S at lr 1", "runs/dhmd-25x-2x650-s5/model.safetensors", "`experiments/dhmd-25x-2x650-s5.toml`", "–"),
 ]
 
 # (markers in the document, rows; the first row is the baseline the others are compared with)
