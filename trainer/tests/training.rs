@@ -230,7 +230,8 @@ fn the_co_matrix_trains_at_its_own_rate() {
         let factor = if co_matrices.contains(&name.as_str()) { 3.0 } else { 1.0 };
         assert!(d1.iter().any(|&d| d != 0.0), "{name} did not move");
         for (a, b) in d1.iter().zip(&three[name]) {
-            assert!((b - factor * a).abs() <= 1e-5 * (1.0 + a.abs()), "{name}: {b} against {factor} × {a}");
+            // A step is the difference of two f32 weights of up to ~0.1: a few 1e-8 off.
+            assert!((b - factor * a).abs() <= 1e-3 * (factor * a).abs() + 3e-8, "{name}: {b} against {factor} × {a}");
         }
     }
     assert!(co_matrices.iter().all(|c| one.contains_key(*c)), "{:?}", one.keys());
