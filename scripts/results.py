@@ -66,6 +66,8 @@ ROWS_2X650 = [
     ("DKP 25x, no CMR, late anneal, seed 2", "runs/dkp-25x-2x650-late-seed2/model.safetensors", "`experiments/dkp-25x-2x650-late-seed2.toml`", "–"),
     ("Magnitude pruning 25x, late anneal, seed 2", "runs/pruned-25x-2x650-late-seed2/model.safetensors", "`experiments/pruned-25x-2x650-late-seed2.toml`", "–"),
     ("Doped HMD 25x, no CMR, S at lr 1", "runs/dhmd-25x-2x650-s5/model.safetensors", "`experiments/dhmd-25x-2x650-s5.toml`", "–"),
+    ("DKP 25x, no CMR, late anneal, distilled from dense", "runs/dkp-25x-2x650-late-distill/model.safetensors", "`experiments/dkp-25x-2x650-late-distill.toml`", "–"),
+    ("Magnitude pruning 25x, late anneal, distilled from dense", "runs/pruned-25x-2x650-late-distill/model.safetensors", "`experiments/pruned-25x-2x650-late-distill.toml`", "–"),
 ]
 
 # (markers in the document, rows; the first row is the baseline the others are compared with)
