@@ -28,7 +28,8 @@ cd "$(dirname "$0")/.."
     # 0.25–1.75), HMD and doped HMD at 2×650, DKP at 2×650 with a later, longer anneal
     # (epochs 1–5) and pruning on that anneal, both again with a second seed, doped HMD at
     # 2×650 with S at five times its factors' learning rate, DKP and pruning on the later
-    # anneal distilled from the committed dense 2×650, the whole model distilled from
+    # anneal distilled from the committed dense 2×650 and the dense 2×650 distilled from it
+    # (their control), the whole model distilled from
     # a dense 2×650 snapshot (its teacher file must exist: docs/results.md, "The paper's
     # scale"), the character-level pair, the 2×650 whole model distilled from the same
     # teacher, the ≤ 1 MB whole model (CF 5/4) distilled from it too, then the ≤ 400 KB one
@@ -42,7 +43,7 @@ cd "$(dirname "$0")/.."
            lowrank-25x-2x650 kp-25x-2x650 dkp-25x-2x650-early
            hmd-25x-2x650 dhmd-25x-2x650 dkp-25x-2x650-late pruned-25x-2x650-late
            dkp-25x-2x650-late-seed2 pruned-25x-2x650-late-seed2 dhmd-25x-2x650-s5
-           dkp-25x-2x650-late-distill pruned-25x-2x650-late-distill
+           dkp-25x-2x650-late-distill pruned-25x-2x650-late-distill dense-2x650-distill
            whole-model-distill char-dense-2x384 char-whole-dkp-2x384 whole-model-2mb-2x650-distill
            whole-model-1mb-distill whole-model-400k-distill whole-model-2mb-distill whole-model-2mb)
     if (($#)); then runs=("$@"); else runs=("${ORDER[@]}"); fi

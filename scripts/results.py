@@ -68,6 +68,7 @@ ROWS_2X650 = [
     ("Doped HMD 25x, no CMR, S at lr 1", "runs/dhmd-25x-2x650-s5/model.safetensors", "`experiments/dhmd-25x-2x650-s5.toml`", "–"),
     ("DKP 25x, no CMR, late anneal, distilled from dense", "runs/dkp-25x-2x650-late-distill/model.safetensors", "`experiments/dkp-25x-2x650-late-distill.toml`", "–"),
     ("Magnitude pruning 25x, late anneal, distilled from dense", "runs/pruned-25x-2x650-late-distill/model.safetensors", "`experiments/pruned-25x-2x650-late-distill.toml`", "–"),
+    ("Dense 2×650, distilled from itself", "runs/dense-2x650-distill/model.safetensors", "`experiments/dense-2x650-distill.toml`", "–"),
 ]
 
 # (markers in the document, rows; the first row is the baseline the others are compared with)
