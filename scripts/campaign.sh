@@ -7,9 +7,10 @@
 #   bash scripts/campaign.sh kp-25x lowrank-25x  # just these
 #   JOBS=1 bash scripts/campaign.sh dkp-25x-2x650-nocmr pruned-25x-2x650  # one after the other
 #
-# At 2×650, one run at a time gets more done: a run drops from ~1 090 tokens/s alone to
-# ~435 beside a second training, and two threads buy it only 5 % (docs/benchmarks.md,
-# "At the paper's scale"); small models still gain from running two at a time.
+# At 2×650 it depends on the host (docs/benchmarks.md, "At the paper's scale"): where two
+# vCPUs are one core's worth of arithmetic a run drops from ~1 090 tokens/s alone to ~435
+# beside a second (use JOBS=1); on two real cores (lscpu: one thread per core) two runs
+# keep ~900 each. Small models gain from running two at a time everywhere.
 #
 # Needs ../shared/data/ptb. Afterwards: python3 scripts/results.py --write docs/results.md
 set -euo pipefail
@@ -34,7 +35,8 @@ cd "$(dirname "$0")/.."
     # scale"), the character-level pair, the 2×650 whole model distilled from the same
     # teacher, the ≤ 1 MB whole model (CF 5/4) distilled from it too, then the ≤ 400 KB one
     # (CF 12/12) and the ≤ 2 MB one (2×400, CF 5/4) distilled from the committed dense
-    # 2×650 (models/), then its control without a teacher.
+    # 2×650 (models/), then its control without a teacher; last, dense, DKP and pruning at
+    # 2×650 on a 16-epoch budget (hours each: they resume across sessions).
     ORDER=(dense-2x200 dkp-25x-cmr dkp-25x-nocmr pruned-25x lowrank-25x kp-25x
            dkp-10x-cmr dkp-25x-cmr-term dkp-25x-cmr-element-0.3 whole-model-1mb
            dkp-25x-nocmr-13ep pruned-25x-13ep whole-model-1mb-v2
@@ -45,7 +47,8 @@ cd "$(dirname "$0")/.."
            dkp-25x-2x650-late-seed2 pruned-25x-2x650-late-seed2 dhmd-25x-2x650-s5
            dkp-25x-2x650-late-distill pruned-25x-2x650-late-distill dense-2x650-distill
            whole-model-distill char-dense-2x384 char-whole-dkp-2x384 whole-model-2mb-2x650-distill
-           whole-model-1mb-distill whole-model-400k-distill whole-model-2mb-distill whole-model-2mb)
+           whole-model-1mb-distill whole-model-400k-distill whole-model-2mb-distill whole-model-2mb
+           dense-2x650-16ep dkp-25x-2x650-16ep pruned-25x-2x650-16ep)
     if (($#)); then runs=("$@"); else runs=("${ORDER[@]}"); fi
     for name in "${runs[@]}"; do
         [[ -f experiments/$name.toml ]] || { echo "no experiments/$name.toml" >&2; exit 1; }
