@@ -188,7 +188,7 @@ def table(results, rows, kept):
                 lines.append(f"| {label} | {progress(path)} |" + " |" * (len(head) - 3) + f" {how} |")
             continue
         lstm = r["lstm"]
-        delta = f"{100 * (r['test'] / base['test'] - 1):+.1f} %" if base else "–"
+        delta = f"{100 * (r['test'] / base['test'] - 1):+.1f} %".replace("-", "−") if base else "–"
         # The whole model is compared with the dense baseline's parameter count.
         dense = base["params"] if base else float("nan")
         n = r.get("epochs")
