@@ -48,7 +48,8 @@ cd "$(dirname "$0")/.."
            dkp-25x-2x650-late-distill pruned-25x-2x650-late-distill dense-2x650-distill
            whole-model-distill char-dense-2x384 char-whole-dkp-2x384 whole-model-2mb-2x650-distill
            whole-model-1mb-distill whole-model-400k-distill whole-model-2mb-distill whole-model-2mb
-           dense-2x650-16ep dkp-25x-2x650-16ep pruned-25x-2x650-16ep)
+           dense-2x650-16ep dkp-25x-2x650-16ep pruned-25x-2x650-16ep
+           dkp-25x-2x650-16ep-distill pruned-25x-2x650-16ep-distill)
     if (($#)); then runs=("$@"); else runs=("${ORDER[@]}"); fi
     for name in "${runs[@]}"; do
         [[ -f experiments/$name.toml ]] || { echo "no experiments/$name.toml" >&2; exit 1; }
