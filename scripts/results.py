@@ -77,6 +77,8 @@ ROWS_2X650_16EP = [
     ("Dense 2×650, 16 epochs (baseline)", "runs/dense-2x650-16ep/model.safetensors", "`experiments/dense-2x650-16ep.toml`", "test 82.7 (Zaremba)"),
     ("DKP 25x, no CMR, 16 epochs", "runs/dkp-25x-2x650-16ep/model.safetensors", "`experiments/dkp-25x-2x650-16ep.toml`", "– (with CMR: +1.4 %)"),
     ("Magnitude pruning 25x, 16 epochs", "runs/pruned-25x-2x650-16ep/model.safetensors", "`experiments/pruned-25x-2x650-16ep.toml`", "+7.9 %"),
+    ("DKP 25x, no CMR, 16 epochs, distilled from dense", "runs/dkp-25x-2x650-16ep-distill/model.safetensors", "`experiments/dkp-25x-2x650-16ep-distill.toml`", "–"),
+    ("Magnitude pruning 25x, 16 epochs, distilled from dense", "runs/pruned-25x-2x650-16ep-distill/model.safetensors", "`experiments/pruned-25x-2x650-16ep-distill.toml`", "–"),
 ]
 
 # (markers in the document, rows; the first row is the baseline the others are compared with)
