@@ -69,6 +69,7 @@ ROWS_2X650 = [
     ("DKP 25x, no CMR, late anneal, distilled from dense", "runs/dkp-25x-2x650-late-distill/model.safetensors", "`experiments/dkp-25x-2x650-late-distill.toml`", "–"),
     ("Magnitude pruning 25x, late anneal, distilled from dense", "runs/pruned-25x-2x650-late-distill/model.safetensors", "`experiments/pruned-25x-2x650-late-distill.toml`", "–"),
     ("Dense 2×650, distilled from itself", "runs/dense-2x650-distill/model.safetensors", "`experiments/dense-2x650-distill.toml`", "–"),
+    ("DKP 25x, no CMR, late anneal, dropout 0.3", "runs/dkp-25x-2x650-late-drop03/model.safetensors", "`experiments/dkp-25x-2x650-late-drop03.toml`", "–"),
 ]
 
 # The same model on a 16-epoch budget (docs/results.md, "A longer budget"): a table of its
