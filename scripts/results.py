@@ -70,6 +70,8 @@ ROWS_2X650 = [
     ("Magnitude pruning 25x, late anneal, distilled from dense", "runs/pruned-25x-2x650-late-distill/model.safetensors", "`experiments/pruned-25x-2x650-late-distill.toml`", "–"),
     ("Dense 2×650, distilled from itself", "runs/dense-2x650-distill/model.safetensors", "`experiments/dense-2x650-distill.toml`", "–"),
     ("DKP 25x, no CMR, late anneal, dropout 0.3", "runs/dkp-25x-2x650-late-drop03/model.safetensors", "`experiments/dkp-25x-2x650-late-drop03.toml`", "–"),
+    ("Magnitude pruning 25x, late anneal, dropout 0.3", "runs/pruned-25x-2x650-late-drop03/model.safetensors", "`experiments/pruned-25x-2x650-late-drop03.toml`", "–"),
+    ("Dense 2×650, dropout 0.3", "runs/dense-2x650-drop03/model.safetensors", "`experiments/dense-2x650-drop03.toml`", "–"),
 ]
 
 # The same model on a 16-epoch budget (docs/results.md, "A longer budget"): a table of its
@@ -80,6 +82,7 @@ ROWS_2X650_16EP = [
     ("Magnitude pruning 25x, 16 epochs", "runs/pruned-25x-2x650-16ep/model.safetensors", "`experiments/pruned-25x-2x650-16ep.toml`", "+7.9 %"),
     ("DKP 25x, no CMR, 16 epochs, distilled from dense", "runs/dkp-25x-2x650-16ep-distill/model.safetensors", "`experiments/dkp-25x-2x650-16ep-distill.toml`", "–"),
     ("Magnitude pruning 25x, 16 epochs, distilled from dense", "runs/pruned-25x-2x650-16ep-distill/model.safetensors", "`experiments/pruned-25x-2x650-16ep-distill.toml`", "–"),
+    ("DKP 25x, no CMR, 16 epochs, dropout 0.3, distilled from dense", "runs/dkp-25x-2x650-16ep-drop03-distill/model.safetensors", "`experiments/dkp-25x-2x650-16ep-drop03-distill.toml`", "–"),
 ]
 
 # (markers in the document, rows; the first row is the baseline the others are compared with)
