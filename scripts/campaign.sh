@@ -38,7 +38,8 @@ cd "$(dirname "$0")/.."
     # 2×650 (models/), then its control without a teacher; last, dense, DKP and pruning at
     # 2×650 on a 16-epoch budget (hours each: they resume across sessions), their distilled
     # pair, and DKP on the late anneal with dropout 0.3 instead of 0.5; then DKP distilled on
-    # 16 epochs at that dropout, and the 6-epoch controls at 0.3: dense and pruning.
+    # 16 epochs at that dropout and pruning beside it, and the 6-epoch controls at 0.3: dense
+    # and pruning.
     ORDER=(dense-2x200 dkp-25x-cmr dkp-25x-nocmr pruned-25x lowrank-25x kp-25x
            dkp-10x-cmr dkp-25x-cmr-term dkp-25x-cmr-element-0.3 whole-model-1mb
            dkp-25x-nocmr-13ep pruned-25x-13ep whole-model-1mb-v2
@@ -52,7 +53,8 @@ cd "$(dirname "$0")/.."
            whole-model-1mb-distill whole-model-400k-distill whole-model-2mb-distill whole-model-2mb
            dense-2x650-16ep dkp-25x-2x650-16ep pruned-25x-2x650-16ep
            dkp-25x-2x650-16ep-distill pruned-25x-2x650-16ep-distill dkp-25x-2x650-late-drop03
-           dkp-25x-2x650-16ep-drop03-distill dense-2x650-drop03 pruned-25x-2x650-late-drop03)
+           dkp-25x-2x650-16ep-drop03-distill pruned-25x-2x650-16ep-drop03-distill
+           dense-2x650-drop03 pruned-25x-2x650-late-drop03)
     if (($#)); then runs=("$@"); else runs=("${ORDER[@]}"); fi
     for name in "${runs[@]}"; do
         [[ -f experiments/$name.toml ]] || { echo "no experiments/$name.toml" >&2; exit 1; }

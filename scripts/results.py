@@ -83,6 +83,7 @@ ROWS_2X650_16EP = [
     ("DKP 25x, no CMR, 16 epochs, distilled from dense", "runs/dkp-25x-2x650-16ep-distill/model.safetensors", "`experiments/dkp-25x-2x650-16ep-distill.toml`", "–"),
     ("Magnitude pruning 25x, 16 epochs, distilled from dense", "runs/pruned-25x-2x650-16ep-distill/model.safetensors", "`experiments/pruned-25x-2x650-16ep-distill.toml`", "–"),
     ("DKP 25x, no CMR, 16 epochs, dropout 0.3, distilled from dense", "runs/dkp-25x-2x650-16ep-drop03-distill/model.safetensors", "`experiments/dkp-25x-2x650-16ep-drop03-distill.toml`", "–"),
+    ("Magnitude pruning 25x, 16 epochs, dropout 0.3, distilled from dense", "runs/pruned-25x-2x650-16ep-drop03-distill/model.safetensors", "`experiments/pruned-25x-2x650-16ep-drop03-distill.toml`", "–"),
 ]
 
 # (markers in the document, rows; the first row is the baseline the others are compared with)
